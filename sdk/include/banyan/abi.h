@@ -1,0 +1,261 @@
+/* Banyan plugin ABI, version 1.
+ *
+ * This header is pure C: it is the whole contract between the Banyan host and a
+ * plugin shared library. No C++ type, exception or RTTI crosses it. Rules for
+ * changing it are in docs/plugins.md:
+ *   - adding a slot at the end of a struct, or a new enum value, bumps the minor;
+ *   - anything else (removing, reordering, changing a signature) bumps the major.
+ * The host refuses a plugin built for another major, or for a newer minor than the
+ * host's; struct_size lets an older plugin be read safely by a newer host.
+ *
+ * Ownership: every pointer passed into a slot is borrowed for the duration of the
+ * call unless the slot's comment says otherwise. Every fallible slot returns 0 on
+ * success and a non-zero BanyanStatusCode on failure, after writing a message into
+ * the BanyanError it was given.
+ */
+#ifndef BANYAN_ABI_H
+#define BANYAN_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BANYAN_ABI_MAJOR 1
+#define BANYAN_ABI_MINOR 0
+
+#if defined(_WIN32)
+#define BANYAN_EXPORT __declspec(dllexport)
+#else
+#define BANYAN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------- status ---- */
+typedef enum BanyanStatusCode {
+  BANYAN_OK = 0,
+  BANYAN_INVALID_ARGUMENT = 1, /* bad input from a user, a file or a request */
+  BANYAN_NOT_FOUND = 2,        /* a tensor, file, adapter or key is missing */
+  BANYAN_UNSUPPORTED = 3,      /* valid, but this plugin/backend cannot do it */
+  BANYAN_OUT_OF_MEMORY = 4,
+  BANYAN_INTERNAL = 5          /* a bug: an invariant broke */
+} BanyanStatusCode;
+
+/* A fixed buffer a callee fills with a message on failure. */
+#define BANYAN_ERROR_MESSAGE_SIZE 1024
+typedef struct BanyanError {
+  int32_t code; /* BanyanStatusCode */
+  char message[BANYAN_ERROR_MESSAGE_SIZE];
+} BanyanError;
+
+/* ---------------------------------------------------------------- tensors --- */
+typedef enum BanyanDType {
+  BANYAN_BF16 = 0,
+  BANYAN_F16 = 1,
+  BANYAN_F32 = 2,
+  BANYAN_I8 = 3,
+  BANYAN_U8 = 4,
+  BANYAN_I32 = 5,
+  BANYAN_I64 = 6,
+  BANYAN_FP8_E4M3 = 7
+} BanyanDType;
+
+typedef enum BanyanDeviceType { BANYAN_CPU = 0, BANYAN_CUDA = 1 } BanyanDeviceType;
+
+#define BANYAN_MAX_DIMS 4
+
+/* A view of a dense, row-major (contiguous) tensor. Never owns its memory. */
+typedef struct BanyanTensor {
+  void* data;
+  int32_t dtype;       /* BanyanDType */
+  int32_t device_type; /* BanyanDeviceType */
+  int32_t device_index;
+  int32_t ndim;
+  int64_t shape[BANYAN_MAX_DIMS];
+} BanyanTensor;
+
+/* ---------------------------------------------------------------- logging --- */
+typedef enum BanyanLogLevel {
+  BANYAN_LOG_DEBUG = 0,
+  BANYAN_LOG_INFO = 1,
+  BANYAN_LOG_WARN = 2,
+  BANYAN_LOG_ERROR = 3
+} BanyanLogLevel;
+
+/* ---------------------------------------------------------------- ops ------- */
+/* Opaque per-forward-step context owned by the host: the backend, a scratch arena
+ * freed at the end of the step, the batch layout and the KV cache. */
+typedef struct BanyanStepContext BanyanStepContext;
+
+typedef enum BanyanActivation {
+  BANYAN_ACT_SILU = 0,
+  BANYAN_ACT_GELU = 1,      /* exact, erf */
+  BANYAN_ACT_GELU_TANH = 2, /* tanh approximation (GPT-2 "gelu_new") */
+  BANYAN_ACT_RELU = 3
+} BanyanActivation;
+
+typedef enum BanyanRopeType {
+  BANYAN_ROPE_DEFAULT = 0,
+  BANYAN_ROPE_LINEAR = 1,
+  BANYAN_ROPE_DYNAMIC = 2, /* dynamic NTK */
+  BANYAN_ROPE_LLAMA3 = 3,
+  BANYAN_ROPE_YARN = 4
+} BanyanRopeType;
+
+/* Rotary embedding parameters, as Hugging Face config.json names them. */
+typedef struct BanyanRopeSpec {
+  int32_t type;       /* BanyanRopeType */
+  int32_t head_dim;   /* size of one head */
+  int32_t rotary_dim; /* leading dims of a head that rotate (== head_dim usually) */
+  int32_t neox;       /* 1: rotate halves (Llama/HF); 0: interleaved pairs (GPT-J) */
+  double theta;       /* rope_theta */
+  double factor;      /* scaling factor (linear, dynamic, llama3, yarn) */
+  double low_freq_factor, high_freq_factor;          /* llama3 */
+  int64_t original_max_position;                      /* llama3, yarn, dynamic */
+  int64_t max_position;                               /* max_position_embeddings */
+  double beta_fast, beta_slow, attention_factor;      /* yarn; attention_factor<=0: default */
+} BanyanRopeSpec;
+
+typedef struct BanyanAttentionSpec {
+  int32_t layer;          /* index of the layer: selects its KV cache */
+  int32_t num_heads;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  float scale;            /* usually 1/sqrt(head_dim) */
+  int32_t sliding_window; /* 0: none; else each query sees the last N positions */
+} BanyanAttentionSpec;
+
+typedef enum BanyanLinearFlags {
+  BANYAN_LINEAR_DEFAULT = 0,
+  /* the checkpoint stores this weight as [in, out] (GPT-2 Conv1D), not [out, in] */
+  BANYAN_LINEAR_TRANSPOSED = 1
+} BanyanLinearFlags;
+
+/* The operations a model plugin computes with. Tensors are batched over a flat
+ * token dimension (all sequences of the step concatenated). Outputs are allocated
+ * by the caller with alloc() unless noted. Weights are named with the checkpoint's
+ * own names. The host decides the backend (CPU or CUDA); a model never sees it. */
+typedef struct BanyanOpsV1 {
+  uint32_t struct_size;
+
+  /* The step's input: token ids [T] (i32) and positions [T] (i32), device-resident. */
+  int32_t (*step_input)(BanyanStepContext* ctx, BanyanTensor* token_ids,
+                        BanyanTensor* positions, BanyanError* err);
+  /* A scratch tensor valid until the end of the step. */
+  int32_t (*alloc)(BanyanStepContext* ctx, int32_t dtype, int32_t ndim,
+                   const int64_t* shape, BanyanTensor* out, BanyanError* err);
+  /* A checkpoint tensor by name (read-only); code NOT_FOUND when absent. */
+  int32_t (*weight)(BanyanStepContext* ctx, const char* name, BanyanTensor* out,
+                    BanyanError* err);
+
+  /* out[t] = table[ids[t]]; table is the weight `name` [V, H]. */
+  int32_t (*embedding)(BanyanStepContext* ctx, const char* name, const BanyanTensor* ids,
+                       BanyanTensor* out, BanyanError* err);
+  /* If residual is non-null: residual += x, then out = rmsnorm(residual) * w;
+   * else out = rmsnorm(x) * w. weight_offset is added to w (Gemma uses 1). */
+  int32_t (*rms_norm)(BanyanStepContext* ctx, const BanyanTensor* x, BanyanTensor* residual,
+                      const char* weight_name, float eps, float weight_offset,
+                      BanyanTensor* out, BanyanError* err);
+  /* As rms_norm, with mean subtraction and an optional bias (bias_name may be null). */
+  int32_t (*layer_norm)(BanyanStepContext* ctx, const BanyanTensor* x, BanyanTensor* residual,
+                        const char* weight_name, const char* bias_name, float eps,
+                        BanyanTensor* out, BanyanError* err);
+  /* out = x · W^T (+ b) (+ each token's adapter delta). `name` is the module name
+   * ("model.layers.0.self_attn.q_proj"); the weight is name + ".weight" and the bias
+   * name + ".bias" when the checkpoint has one. Quantizers and adapters hook here. */
+  int32_t (*linear)(BanyanStepContext* ctx, const char* name, const BanyanTensor* x,
+                    uint32_t flags, BanyanTensor* out, BanyanError* err);
+  /* Rotates q [T, Hq*D] and k [T, Hk*D] in place at the step's positions. */
+  int32_t (*rotary)(BanyanStepContext* ctx, BanyanTensor* q, BanyanTensor* k,
+                    const BanyanRopeSpec* spec, BanyanError* err);
+  /* Writes k, v [T, Hk*D] into the layer's paged KV cache, then out [T, Hq*D] =
+   * causal attention of q over every cached position of each token's sequence. */
+  int32_t (*attention)(BanyanStepContext* ctx, const BanyanTensor* q, const BanyanTensor* k,
+                       const BanyanTensor* v, const BanyanAttentionSpec* spec,
+                       BanyanTensor* out, BanyanError* err);
+  /* out = act(gate) * up. */
+  int32_t (*act_mul)(BanyanStepContext* ctx, const BanyanTensor* gate, const BanyanTensor* up,
+                     int32_t activation, BanyanTensor* out, BanyanError* err);
+  /* out = act(x). */
+  int32_t (*activation)(BanyanStepContext* ctx, const BanyanTensor* x, int32_t activation,
+                        BanyanTensor* out, BanyanError* err);
+  /* out = a + b (same shape). out may alias a. */
+  int32_t (*add)(BanyanStepContext* ctx, const BanyanTensor* a, const BanyanTensor* b,
+                 BanyanTensor* out, BanyanError* err);
+  /* Final projection: selects the rows of hidden [T, H] whose logits the step needs
+   * (the last token of each sequence unless more were asked), multiplies by the
+   * linear `name` and returns logits [R, V] (f32), allocated by the host. */
+  int32_t (*logits)(BanyanStepContext* ctx, const BanyanTensor* hidden, const char* name,
+                    uint32_t flags, BanyanTensor* out, BanyanError* err);
+} BanyanOpsV1;
+
+/* ---------------------------------------------------------------- host ------ */
+/* What the host lends a plugin at creation. Valid for the plugin object's life. */
+typedef struct BanyanHostV1 {
+  uint32_t struct_size;
+  uint32_t abi_major, abi_minor;
+  void (*log)(int32_t level, const char* plugin, const char* message);
+  const BanyanOpsV1* ops;
+  /* Checkpoint tensors known before any step: shape and dtype (data may be null). */
+  void* weights_ctx;
+  int32_t (*weight_info)(void* weights_ctx, const char* name, BanyanTensor* out);
+} BanyanHostV1;
+
+/* ---------------------------------------------------------------- kinds ----- */
+typedef enum BanyanPluginKind {
+  BANYAN_KIND_MODEL = 0,
+  BANYAN_KIND_ADAPTER = 1,
+  BANYAN_KIND_QUANTIZER = 2,
+  BANYAN_KIND_DECODING = 3
+} BanyanPluginKind;
+
+/* What a model tells the host so it can size the KV cache and the vocabulary. */
+typedef struct BanyanModelSpec {
+  uint32_t struct_size;
+  int32_t num_layers;
+  int32_t num_kv_heads;
+  int32_t head_dim;
+  int32_t vocab_size;
+  int64_t max_position; /* max_position_embeddings */
+  int32_t sliding_window;
+  int32_t hidden_size;
+} BanyanModelSpec;
+
+/* Kind-specific interface of a model plugin (descriptor.iface). */
+typedef struct BanyanModelV1 {
+  uint32_t struct_size;
+  int32_t (*describe)(void* self, BanyanModelSpec* spec, BanyanError* err);
+  /* One forward step; *logits is set to a host-allocated [R, V] f32 tensor. */
+  int32_t (*forward)(void* self, const BanyanOpsV1* ops, BanyanStepContext* ctx,
+                     BanyanTensor* logits, BanyanError* err);
+} BanyanModelV1;
+
+/* ---------------------------------------------------------------- entry ----- */
+/* The descriptor a plugin library returns from banyan_plugin_entry(). It must
+ * stay valid while the library is loaded (a static object). */
+typedef struct BanyanPluginV1 {
+  uint32_t abi_major;   /* BANYAN_ABI_MAJOR the plugin was built with */
+  uint32_t abi_minor;   /* BANYAN_ABI_MINOR the plugin was built with */
+  uint32_t struct_size; /* sizeof(BanyanPluginV1) as the plugin saw it */
+  int32_t kind;         /* BanyanPluginKind */
+  const char* name;     /* unique per kind, matches plugin.yaml */
+  const char* version;  /* the plugin's own version, e.g. "0.1.0" */
+  /* Creates an instance. options_json is a JSON object: the validated plugin options
+   * plus kind-specific inputs (a model gets "model_dir" and "config", config.json's
+   * object). Returns null and fills err on failure. */
+  void* (*create)(const BanyanHostV1* host, const char* options_json, BanyanError* err);
+  void (*destroy)(void* instance);
+  /* Kind-specific function table: BanyanModelV1* for models, etc. */
+  const void* iface;
+} BanyanPluginV1;
+
+typedef const BanyanPluginV1* (*BanyanPluginEntryFn)(void);
+
+#define BANYAN_PLUGIN_ENTRY_SYMBOL "banyan_plugin_entry"
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* BANYAN_ABI_H */
