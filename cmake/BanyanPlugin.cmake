@@ -45,6 +45,6 @@ function(banyan_component name)
       BANYAN_SOURCE_DIR="${PROJECT_SOURCE_DIR}" BANYAN_BINARY_DIR="${PROJECT_BINARY_DIR}")
     banyan_warnings(banyan_${name}_tests)
     gtest_discover_tests(banyan_${name}_tests DISCOVERY_TIMEOUT 60
-      PROPERTIES ENVIRONMENT "BANYAN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+      PROPERTIES LABELS unit ENVIRONMENT "BANYAN_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
   endif()
 endfunction()
