@@ -163,8 +163,9 @@ def run_training(model, mix, seconds, lr, max_steps, eval_stream=None, tag=""):
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
     no_decay = [p for p in params if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=lr, betas=(0.9, 0.95), fused=torch.cuda.is_available())
+    groups = [g for g in ({"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0})
+              if g["params"]]
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), fused=torch.cuda.is_available())
     gen = torch.Generator(device="cpu").manual_seed(1)
     ar = torch.arange(SEQ_LEN + 1, device=mix[0][0].device)
     best = (float("inf"), None, 0)
