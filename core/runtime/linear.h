@@ -1,0 +1,111 @@
+// Linear layers as a hook point. A model names each linear layer with the
+// checkpoint's module name ("model.layers.0.self_attn.q_proj"); the registry maps
+// that name to a LinearProvider, which owns how the weight is stored and
+// multiplied. The default provider is dense (name.weight, optional name.bias).
+// Quantizers register a LinearFactory that builds their own provider from the
+// checkpoint; adapters (LoRA) register a LinearAdapterHook that adds each token's
+// delta after the base product. Neither needs model code.
+//
+// Thread-safety: used by the engine thread only.
+#pragma once
+
+#include "core/runtime/backend.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace banyan::core {
+
+class StepArena;
+class WeightStore;
+
+/// What a linear sees of the step it runs in.
+struct LinearContext {
+  Backend& backend;
+  StepArena& arena;        ///< scratch valid until the end of the step
+  const StepLayout& layout;
+  /// Adapter slot of each row of x (i32 [rows], device): the step's per-token
+  /// slots, or one per logits row for the final projection.
+  Tensor row_adapter_slots;
+  bool has_adapters = false;
+};
+
+class LinearProvider {
+ public:
+  virtual ~LinearProvider() = default;
+  virtual int64_t in_features() const = 0;
+  virtual int64_t out_features() const = 0;
+  /// out [T, out_features] = x [T, in_features] · W^T (+ bias). out is allocated.
+  virtual void forward(const LinearContext& ctx, const Tensor& x, Tensor& out) = 0;
+};
+
+/// Adds adapter contributions to a linear's output, per row of x.
+class LinearAdapterHook {
+ public:
+  virtual ~LinearAdapterHook() = default;
+  virtual void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
+                     Tensor& out) = 0;
+};
+
+/// Where a factory finds what it needs to build a provider for one module.
+struct LinearSource {
+  const std::string& module;  ///< e.g. "model.layers.0.mlp.down_proj"
+  uint32_t flags;             ///< BanyanLinearFlags
+  WeightStore& weights;       ///< device weights and (weights.checkpoint()) the host view
+  Backend& backend;
+};
+
+/// Returns a provider for the module, or null to leave it to the next factory.
+using LinearFactory = std::function<std::unique_ptr<LinearProvider>(const LinearSource&)>;
+
+/// The default: a dense weight on the device.
+class DenseLinear final : public LinearProvider {
+ public:
+  /// Throws Error(not_found) naming module.weight when the checkpoint lacks it.
+  DenseLinear(const LinearSource& source);
+  int64_t in_features() const override { return in_; }
+  int64_t out_features() const override { return out_; }
+  void forward(const LinearContext& ctx, const Tensor& x, Tensor& out) override;
+
+ private:
+  Tensor weight_, bias_;
+  bool transposed_;
+  int64_t in_ = 0, out_ = 0;
+};
+
+class LinearRegistry {
+ public:
+  LinearRegistry(WeightStore& weights, Backend& backend);
+
+  /// The provider of `module`, made on first use: one set() explicitly, else the
+  /// first factory (latest added first) that accepts it, else DenseLinear.
+  /// Throws when the module was resolved before with other flags.
+  LinearProvider& resolve(const std::string& module, uint32_t flags);
+  /// Replaces (or installs) the provider of one module.
+  void set(const std::string& module, std::unique_ptr<LinearProvider> provider);
+  void add_factory(LinearFactory factory);
+  /// Non-owning; null removes it. The hook runs on steps that have adapters.
+  void set_adapter_hook(LinearAdapterHook* hook) { hook_ = hook; }
+  LinearAdapterHook* adapter_hook() const { return hook_; }
+
+  /// resolve(), check shapes, run the provider, then the adapter hook.
+  void forward(const std::string& module, uint32_t flags, const LinearContext& ctx,
+               const Tensor& x, Tensor& out);
+
+ private:
+  struct Slot {
+    std::unique_ptr<LinearProvider> provider;
+    uint32_t flags;
+    bool explicit_provider;  // set(): flags are the provider's business
+  };
+  WeightStore& weights_;
+  Backend& backend_;
+  std::unordered_map<std::string, Slot> slots_;
+  std::vector<LinearFactory> factories_;
+  LinearAdapterHook* hook_ = nullptr;
+};
+
+}  // namespace banyan::core

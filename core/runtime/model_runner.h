@@ -1,0 +1,91 @@
+// The ModelRunner owns all device work of one model: the backend, the checkpoint's
+// weights, the model plugin, the paged KV cache storage and the step arena. The
+// engine builds a ForwardBatch per step (which blocks hold which sequence is the
+// engine's decision) and calls execute().
+//
+// Thread-safety: not thread-safe; one engine thread drives it. Not copyable.
+#pragma once
+
+#include "core/runtime/backend.h"
+#include "core/runtime/forward_batch.h"
+
+#include <banyan/abi.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace banyan::core {
+
+class PluginHost;
+class KvCache;
+class LinearRegistry;
+class WeightStore;
+
+struct ModelRunnerOptions {
+  /// A Hugging Face model directory: config.json, model.safetensors (or shards with
+  /// model.safetensors.index.json), optionally generation_config.json.
+  std::filesystem::path model_dir;
+  /// "cpu" (CUDA later: "cuda", "cuda:N").
+  std::string device = "cpu";
+  /// Model plugin name; empty: the model plugin whose "model_types" option lists
+  /// config.json's model_type, else the plugin named like the model_type.
+  std::string plugin;
+  /// Plugin options as a JSON object, validated against the plugin's manifest.
+  std::string plugin_options = "{}";
+  /// Tokens per KV block.
+  int32_t block_size = 16;
+  /// KV cache blocks. 0: as many as kv_cache_bytes holds.
+  int64_t num_blocks = 0;
+  /// KV cache budget in bytes, used when num_blocks is 0. 0: enough for four
+  /// sequences of max_position_embeddings tokens, capped at 1 GiB.
+  uint64_t kv_cache_bytes = 0;
+  /// Run one token through the model at construction so every weight is loaded
+  /// (and converted) before the first request.
+  bool warm_up = true;
+  CpuBackendOptions cpu;
+};
+
+class ModelRunner {
+ public:
+  /// Loads everything. Throws banyan::Error naming the file, tensor, key or plugin.
+  ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& options);
+  ~ModelRunner();
+  ModelRunner(const ModelRunner&) = delete;
+  ModelRunner& operator=(const ModelRunner&) = delete;
+
+  /// Runs one step and returns logits [R, V] f32 on the device, where
+  /// R = batch.num_logits_rows(): for each sequence in batch.seqs order, the logits
+  /// of its last logits_rows new tokens, in token order. Valid until the next call.
+  /// Throws banyan::Error (invalid_argument) on an inconsistent batch, before any
+  /// device work, and on a plugin failure (its message).
+  Tensor execute(const ForwardBatch& batch);
+  /// Copies a device tensor of f32 (e.g. the logits) into host memory.
+  std::vector<float> to_host(const Tensor& t);
+
+  const BanyanModelSpec& spec() const { return spec_; }
+  /// End-of-sequence ids: generation_config.json's eos_token_id, else config.json's.
+  const std::vector<int32_t>& eos_token_ids() const { return eos_; }
+  Device device() const;
+  const std::string& model_type() const { return model_type_; }
+  const std::string& plugin_name() const { return plugin_name_; }
+
+  int32_t block_size() const;
+  int64_t num_blocks() const;
+  Backend& backend();
+  KvCache& kv_cache();
+  /// Where quantizers (factories) and adapters (hook) plug into linear layers.
+  LinearRegistry& linears();
+  WeightStore& weights();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  BanyanModelSpec spec_{};
+  std::vector<int32_t> eos_;
+  std::string model_type_, plugin_name_;
+};
+
+}  // namespace banyan::core

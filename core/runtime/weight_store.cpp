@@ -1,0 +1,67 @@
+#include "core/runtime/weight_store.h"
+
+namespace banyan::core {
+
+WeightStore::WeightStore(const Checkpoint& checkpoint, Backend& backend)
+    : ckpt_(checkpoint), backend_(backend) {}
+
+Tensor WeightStore::describe(const SafetensorsTensor& st) const {
+  const std::string where =
+      "tensor \"" + st.name + "\" of " + ckpt_.file_of(st.name).string();
+  if (!st.dtype)
+    throw Error(Code::unsupported, where + " has dtype " + st.dtype_name +
+                                       ", which Banyan does not compute with");
+  if (st.shape.size() > BANYAN_MAX_DIMS)
+    throw Error(Code::unsupported, where + " has " + std::to_string(st.shape.size()) +
+                                       " dimensions (at most " +
+                                       std::to_string(BANYAN_MAX_DIMS) + " supported)");
+  Tensor t;
+  const int ndim = static_cast<int>(st.shape.size());
+  t.dtype = static_cast<int32_t>(backend_.weight_dtype(*st.dtype, ndim));
+  Device d = backend_.device();
+  t.device_type = static_cast<int32_t>(d.type);
+  t.device_index = d.index;
+  t.ndim = ndim;
+  for (int i = 0; i < ndim; ++i) t.shape[i] = st.shape[i];
+  if (ndim == 0) {  // a scalar: a 1-element vector
+    t.ndim = 1;
+    t.shape[0] = 1;
+  }
+  return t;
+}
+
+bool WeightStore::info(const std::string& name, Tensor* out) const {
+  if (auto it = loaded_.find(name); it != loaded_.end()) {
+    if (out) *out = it->second.tensor;
+    return true;
+  }
+  const SafetensorsTensor* st = ckpt_.find(name);
+  if (!st) return false;
+  if (out) {
+    *out = describe(*st);
+    out->data = nullptr;
+  }
+  return true;
+}
+
+const Tensor* WeightStore::find(const std::string& name) {
+  if (auto it = loaded_.find(name); it != loaded_.end()) return &it->second.tensor;
+  const SafetensorsTensor* st = ckpt_.find(name);
+  if (!st) return nullptr;
+  Entry e;
+  e.tensor = describe(*st);
+  e.buffer = DeviceBuffer(backend_, e.tensor.nbytes());
+  e.tensor.data = e.buffer.data();
+  backend_.load_weight(st->data, *st->dtype, e.tensor);
+  device_bytes_ += e.buffer.size();
+  return &loaded_.emplace(name, std::move(e)).first->second.tensor;
+}
+
+const Tensor& WeightStore::get(const std::string& name) {
+  if (const Tensor* t = find(name)) return *t;
+  throw Error(Code::not_found, "checkpoint " + ckpt_.dir().string() + " has no tensor \"" +
+                                   name + "\"");
+}
+
+}  // namespace banyan::core
+

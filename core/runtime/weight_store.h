@@ -1,0 +1,47 @@
+// Checkpoint tensors on the device. Each tensor is converted to the backend's
+// weight dtype (Backend::weight_dtype) and uploaded the first time it is asked
+// for, so that a quantizer or a provider that never asks for a dense copy of a
+// weight never pays its memory. ModelRunner asks for everything during warm-up.
+//
+// Thread-safety: used by the engine thread only (loading mutates the store).
+#pragma once
+
+#include "core/runtime/checkpoint.h"
+#include "core/runtime/device_buffer.h"
+
+#include <string>
+#include <unordered_map>
+
+namespace banyan::core {
+
+class WeightStore {
+ public:
+  WeightStore(const Checkpoint& checkpoint, Backend& backend);
+
+  /// The device tensor of `name`, loaded on first use. Throws Error(not_found)
+  /// naming the tensor and the checkpoint when absent, Error(unsupported) for a
+  /// dtype or rank the backend cannot hold.
+  const Tensor& get(const std::string& name);
+  /// Null when the checkpoint has no such tensor.
+  const Tensor* find(const std::string& name);
+  /// Shape and device dtype without loading (data is null unless loaded).
+  bool info(const std::string& name, Tensor* out) const;
+
+  const Checkpoint& checkpoint() const { return ckpt_; }
+  Backend& backend() const { return backend_; }
+  /// Device bytes of the tensors loaded so far.
+  size_t device_bytes() const { return device_bytes_; }
+
+ private:
+  struct Entry {
+    DeviceBuffer buffer;
+    Tensor tensor;
+  };
+  Tensor describe(const SafetensorsTensor& t) const;
+  const Checkpoint& ckpt_;
+  Backend& backend_;
+  std::unordered_map<std::string, Entry> loaded_;
+  size_t device_bytes_ = 0;
+};
+
+}  // namespace banyan::core
