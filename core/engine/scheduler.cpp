@@ -1,5 +1,7 @@
 #include "core/engine/scheduler.h"
 
+#include "core/engine/text_output.h"
+
 #include <banyan/error.h>
 
 #include <algorithm>
@@ -266,6 +268,7 @@ std::unique_ptr<Sequence> Scheduler::fork(const Sequence& parent, int64_t id) {
   child->cumulative_logprob = parent.cumulative_logprob;
   child->logprobs = parent.logprobs;
   child->text = parent.text;
+  if (parent.text_out) child->text_out = std::make_shared<TextOutput>(*parent.text_out);
   for (int32_t b : child->blocks) blocks_.take(b);
   return child;
 }

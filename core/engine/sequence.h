@@ -15,7 +15,7 @@
 
 namespace banyan::core {
 
-class IncrementalDetokenizer;
+class TextOutput;
 struct SequenceGroup;
 
 struct Sequence {
@@ -34,7 +34,8 @@ struct Sequence {
   std::optional<std::string> stop_reason;
 
   // Output bookkeeping (what the sink has been sent).
-  std::shared_ptr<IncrementalDetokenizer> detok;
+  std::shared_ptr<TextOutput> text_out;  ///< incremental decoder (deep-copied on fork)
+  bool finish_sent = false;
   std::string text;                 ///< decoded output so far (stop strings cut)
   size_t text_sent = 0;
   size_t tokens_sent = 0;
@@ -66,8 +67,13 @@ struct SequenceGroup {
   std::optional<std::string> error;  ///< set when the engine must fail the request
   bool prompt_logprobs_sent = false;
   std::vector<std::optional<TokenLogprob>> prompt_logprobs;
-  /// Beam search: finished hypotheses (sequence, score), best first at the end.
-  std::vector<std::pair<std::unique_ptr<Sequence>, double>> beam_done;
+  /// Beam search: finished hypotheses.
+  struct BeamHypothesis {
+    std::vector<int32_t> output;  ///< generated tokens
+    double score = 0;             ///< cumulative logprob / length^length_penalty
+    double cumulative_logprob = 0;
+  };
+  std::vector<BeamHypothesis> beam_done;
 
   std::vector<Sequence*> live() const {
     std::vector<Sequence*> out;

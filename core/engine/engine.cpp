@@ -1,0 +1,313 @@
+#include "core/engine/engine_impl.h"
+
+#include "core/common/logging.h"
+#include "core/runtime/kv_cache.h"
+
+#include <banyan/error.h>
+
+#include <chrono>
+
+namespace banyan::core {
+
+std::unique_ptr<Engine> Engine::create(const Config& config) {
+  return std::make_unique<EngineImpl>(config);
+}
+
+namespace {
+std::string resolve_device(const std::string& device) {
+  if (device != "auto") return device;
+  return "cpu";  // the CUDA backend registers itself as "cuda" when built and usable
+}
+}  // namespace
+
+EngineImpl::EngineImpl(const Config& config) : config_(config) {
+  if (!config.has("model.path") || config.get_string("model.path").empty())
+    throw Error(Code::invalid_argument, "no model: give --model DIR or model.path in the YAML");
+  const std::string model = config.get_string("model.path");
+  std::vector<std::filesystem::path> search = PluginHost::default_search_paths();
+  for (const auto& p : config.get_strings("plugins.search_paths")) search.emplace_back(p);
+  plugins_.scan(search);
+
+  std::string tok_dir = config.has("model.tokenizer") ? config.get_string("model.tokenizer") : model;
+  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
+
+  ModelRunnerOptions opt;
+  opt.model_dir = model;
+  opt.device = resolve_device(config.get_string("device"));
+  opt.block_size = static_cast<int32_t>(config.get_int("engine.block_size"));
+  opt.kv_cache_bytes = config.get_bytes("engine.cpu_kv_cache_bytes");
+  opt.cpu.threads = static_cast<int>(config.get_int("engine.num_threads"));
+  runner_ = std::make_unique<ModelRunner>(plugins_, opt);
+
+  blocks_ = std::make_unique<BlockManager>(static_cast<int32_t>(runner_->num_blocks()),
+                                           runner_->block_size(),
+                                           config.get_bool("engine.prefix_caching"));
+  SchedulerConfig sc;
+  sc.max_num_seqs = static_cast<int32_t>(config.get_int("engine.max_num_seqs"));
+  sc.max_num_batched_tokens = static_cast<int32_t>(config.get_int("engine.max_num_batched_tokens"));
+  sc.max_loras = static_cast<int32_t>(config.get_int("adapters.max_loras"));
+  sc.priority = config.get_string("engine.scheduling_policy") == "priority";
+  scheduler_ = std::make_unique<Scheduler>(sc, *blocks_);
+
+  max_model_len_ = runner_->spec().max_position > 0 ? runner_->spec().max_position : 2048;
+  if (config.has("model.max_model_len")) {
+    int64_t want = config.get_int("model.max_model_len");
+    if (want > max_model_len_)
+      throw Error(Code::invalid_argument,
+                  "model.max_model_len " + std::to_string(want) + " exceeds the model's " +
+                      "max_position_embeddings " + std::to_string(max_model_len_));
+    max_model_len_ = want;
+  }
+  served_name_ = config.has("model.served_model_name") ? config.get_string("model.served_model_name")
+                                                       : model;
+  eos_ = runner_->eos_token_ids();
+  if (eos_.empty()) eos_ = tokenizer_->eos_token_ids();
+  default_seed_ = static_cast<uint64_t>(config.get_int("engine.seed"));
+  seed_rng_.seed(default_seed_);
+  stats_.num_kv_blocks = runner_->num_blocks();
+  log_info("engine ready: model " + model + " (" + runner_->model_type() + ", plugin " +
+           runner_->plugin_name() + ") on " + opt.device + ", " +
+           std::to_string(runner_->num_blocks()) + " KV blocks of " +
+           std::to_string(runner_->block_size()) + " tokens, max_model_len " +
+           std::to_string(max_model_len_));
+  thread_ = std::thread([this] { loop(); });
+}
+
+EngineImpl::~EngineImpl() { shutdown(false); }
+
+void EngineImpl::submit(GenerationRequest req, RequestSink sink) {
+  const auto& p = req.params;
+  p.validate();
+  if (req.prompt_ids.empty()) throw Error(Code::invalid_argument, "prompt: must not be empty");
+  const int32_t vocab = runner_->spec().vocab_size;
+  for (int32_t t : req.prompt_ids)
+    if (t < 0 || t >= vocab)
+      throw Error(Code::invalid_argument, "prompt: token id " + std::to_string(t) +
+                                              " is out of range [0, " + std::to_string(vocab) + ")");
+  const int64_t total = static_cast<int64_t>(req.prompt_ids.size()) + p.max_tokens;
+  if (total > max_model_len_)
+    throw Error(Code::invalid_argument,
+                "This model's maximum context length is " + std::to_string(max_model_len_) +
+                    " tokens. However, you requested " + std::to_string(total) + " tokens (" +
+                    std::to_string(req.prompt_ids.size()) + " in the prompt, " +
+                    std::to_string(p.max_tokens) + " for the completion). Please reduce the length.");
+  const int64_t bs = runner_->block_size();
+  if ((total + bs - 1) / bs > runner_->num_blocks())
+    throw Error(Code::invalid_argument,
+                "the request needs " + std::to_string((total + bs - 1) / bs) +
+                    " KV blocks but the cache has " + std::to_string(runner_->num_blocks()));
+  if (!req.adapter.empty())
+    throw Error(Code::not_found, "The model `" + req.adapter + "` does not exist.");
+  for (int32_t t : p.stop_token_ids)
+    if (t < 0 || t >= vocab)
+      throw Error(Code::invalid_argument, "stop_token_ids: " + std::to_string(t) + " is out of range");
+
+  auto g = std::make_unique<SequenceGroup>();
+  g->sink = std::move(sink);
+  g->metrics.arrival = req.arrival;
+  if (p.use_beam_search) {
+    g->kind = GroupKind::beam;
+    g->width = p.n;
+  } else if (p.n > 1 || p.best_of.value_or(1) > 1) {
+    g->kind = GroupKind::parallel;
+    g->width = std::max(p.n, p.best_of.value_or(p.n));
+  }
+  auto s = std::make_unique<Sequence>();
+  s->group = g.get();
+  s->tokens = req.prompt_ids;
+  s->prompt_len = static_cast<int32_t>(req.prompt_ids.size());
+  g->request = std::move(req);
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) throw Error(Code::unsupported, "the engine is shutting down");
+    if (!known_ids_.insert(g->request.request_id).second)
+      throw Error(Code::invalid_argument, "request id " + g->request.request_id + " is already in use");
+    const uint64_t seed = g->request.params.seed ? *g->request.params.seed : seed_rng_();
+    s->rng.seed(seed);
+    s->id = next_seq_id();
+    g->seqs.push_back(std::move(s));
+    incoming_.push_back(std::move(g));
+  }
+  cv_.notify_one();
+}
+
+void EngineImpl::abort(const std::string& request_id) {
+  {
+    std::lock_guard lock(mu_);
+    if (!known_ids_.count(request_id)) return;
+    aborts_.push_back(request_id);
+  }
+  cv_.notify_one();
+}
+
+EngineStats EngineImpl::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+std::vector<AdapterInfo> EngineImpl::adapters() const { return {}; }
+
+void EngineImpl::load_adapter(const std::string& name, const std::string&) {
+  throw Error(Code::unsupported, "adapter \"" + name + "\": this engine was built without adapters");
+}
+void EngineImpl::unload_adapter(const std::string& name) {
+  throw Error(Code::not_found, "adapter \"" + name + "\" is not loaded");
+}
+
+void EngineImpl::shutdown(bool drain) {
+  {
+    std::lock_guard lock(mu_);
+    if (!stopping_) {
+      stopping_ = true;
+      drain_ = drain;
+    } else if (!drain) {
+      drain_ = false;
+    }
+  }
+  cv_.notify_one();
+  if (thread_.joinable() && std::this_thread::get_id() != thread_.get_id()) thread_.join();
+}
+
+void EngineImpl::take_incoming() {
+  std::deque<std::unique_ptr<SequenceGroup>> incoming;
+  std::vector<std::string> aborts;
+  {
+    std::lock_guard lock(mu_);
+    incoming.swap(incoming_);
+    aborts.swap(aborts_);
+  }
+  for (auto& g : incoming) scheduler_->add(std::move(g));
+  for (const auto& id : aborts) {
+    if (auto g = scheduler_->remove(id)) {
+      g->aborted = true;
+      finish_group(std::move(g));
+    }
+  }
+}
+
+void EngineImpl::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] {
+        return !incoming_.empty() || !aborts_.empty() || stopping_ || scheduler_->has_work();
+      });
+      if (stopping_ && !drain_) {
+        for (auto& g : incoming_) {
+          g->aborted = true;
+          scheduler_->add(std::move(g));
+        }
+        incoming_.clear();
+      }
+    }
+    take_incoming();
+    bool stop_now = false;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_ && !drain_) {
+        stop_now = true;
+      } else if (stopping_ && incoming_.empty() && !scheduler_->has_work()) {
+        break;
+      }
+    }
+    if (stop_now) {
+      for (SequenceGroup* g : scheduler_->groups()) g->aborted = true;
+      for (auto& g : scheduler_->collect_finished()) finish_group(std::move(g));
+      break;
+    }
+    try {
+      step();
+    } catch (const std::exception& e) {
+      // A failed step fails the requests it carried; the engine keeps serving.
+      log_error(std::string("engine step failed: ") + e.what());
+      for (SequenceGroup* g : scheduler_->groups())
+        if (!g->error) fail_group(*g, std::string("engine error: ") + e.what());
+      for (auto& g : scheduler_->collect_finished()) finish_group(std::move(g));
+    }
+  }
+}
+
+ForwardBatch EngineImpl::build_batch(const SchedulerOutput& out, std::vector<int32_t>& row_of) const {
+  ForwardBatch b;
+  const int32_t bs = runner_->block_size();
+  row_of.clear();
+  int32_t rows = 0;
+  for (const auto& ss : out.seqs) {
+    const Sequence& s = *ss.seq;
+    SeqSlice slice;
+    slice.query_start = b.num_tokens();
+    slice.query_len = ss.num_new;
+    slice.context_len = s.num_computed + ss.num_new;
+    slice.block_offset = static_cast<int32_t>(b.block_tables.size());
+    slice.num_blocks = static_cast<int32_t>(s.blocks.size());
+    const bool want_prompt_lp = s.group->request.params.prompt_logprobs.has_value() &&
+                                s.num_computed < s.prompt_len && !s.group->forked;
+    slice.logits_rows = want_prompt_lp ? ss.num_new : (ss.sample ? 1 : 0);
+    slice.adapter_slot = s.group->adapter_slot;
+    row_of.push_back(rows);
+    rows += slice.logits_rows;
+    for (int32_t i = 0; i < ss.num_new; ++i) {
+      int32_t pos = s.num_computed + i;
+      b.token_ids.push_back(s.tokens[pos]);
+      b.positions.push_back(pos);
+      b.slot_mapping.push_back(s.blocks[pos / bs] * bs + pos % bs);
+      b.adapter_slots.push_back(slice.adapter_slot);
+    }
+    b.block_tables.insert(b.block_tables.end(), s.blocks.begin(), s.blocks.end());
+    b.seqs.push_back(slice);
+  }
+  return b;
+}
+
+void EngineImpl::copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies) {
+  if (copies.empty()) return;
+  KvCache& kv = runner_->kv_cache();
+  Backend& be = runner_->backend();
+  const size_t block_bytes =
+      KvCache::bytes_per_block(kv.config()) / (2 * static_cast<size_t>(kv.config().num_layers));
+  std::vector<char> tmp(block_bytes);
+  for (int32_t layer = 0; layer < kv.config().num_layers; ++layer) {
+    for (const Tensor& pool : {kv.key(layer), kv.value(layer)}) {
+      char* base = static_cast<char*>(pool.data);
+      for (auto [src, dst] : copies) {
+        be.download(tmp.data(), base + static_cast<size_t>(src) * block_bytes, block_bytes);
+        be.upload(base + static_cast<size_t>(dst) * block_bytes, tmp.data(), block_bytes);
+        be.synchronize();
+      }
+    }
+  }
+}
+
+void EngineImpl::step() {
+  using namespace std::chrono;
+  auto t0 = steady_clock::now();
+  SchedulerOutput out = scheduler_->schedule();
+  auto t1 = steady_clock::now();
+  if (!out.empty()) {
+    copy_blocks(out.copies);
+    std::vector<int32_t> row_of;
+    ForwardBatch batch = build_batch(out, row_of);
+    Tensor logits = runner_->execute(batch);
+    std::vector<float> host;
+    if (logits.numel() > 0) host = runner_->to_host(logits);
+    scheduler_->mark_computed(out);
+    process(out, host, row_of, runner_->spec().vocab_size);
+  }
+  for (auto& g : scheduler_->collect_finished()) finish_group(std::move(g));
+  auto t2 = steady_clock::now();
+  std::lock_guard lock(mu_);
+  stats_.running = static_cast<int>(scheduler_->num_running());
+  stats_.waiting = static_cast<int>(scheduler_->num_waiting() + incoming_.size());
+  stats_.kv_usage = blocks_->usage();
+  stats_.prefix_cache_queries = blocks_->queries();
+  stats_.prefix_cache_hits = blocks_->hits();
+  stats_.preemptions = scheduler_->preemptions();
+  stats_.step_seconds += duration<double>(t2 - t0).count();
+  stats_.schedule_seconds += duration<double>(t1 - t0).count();
+  for (const auto& ss : out.seqs) {  // prompt tokens computed this step
+    int32_t before = ss.seq->num_computed - ss.num_new;
+    stats_.prompt_tokens += std::max(0, std::min(ss.seq->num_computed, ss.seq->prompt_len) - before);
+  }
+}
+
+}  // namespace banyan::core

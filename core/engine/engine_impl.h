@@ -1,0 +1,81 @@
+// The engine's implementation. engine.cpp: start-up, the request queue and the
+// loop (schedule -> run -> process); step_process.cpp: turning logits into tokens,
+// forks, beams, finish checks and the messages to each sink.
+#pragma once
+
+#include "core/engine/block_manager.h"
+#include "core/engine/engine.h"
+#include "core/engine/sampler.h"
+#include "core/engine/scheduler.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/runtime/model_runner.h"
+#include "core/tokenizer/tokenizer.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+namespace banyan::core {
+
+class EngineImpl final : public Engine {
+ public:
+  explicit EngineImpl(const Config& config);
+  ~EngineImpl() override;
+
+  void submit(GenerationRequest request, RequestSink sink) override;
+  void abort(const std::string& request_id) override;
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  std::string served_model_name() const override { return served_name_; }
+  int64_t max_model_len() const override { return max_model_len_; }
+  EngineStats stats() const override;
+  std::vector<AdapterInfo> adapters() const override;
+  void load_adapter(const std::string& name, const std::string& path) override;
+  void unload_adapter(const std::string& name) override;
+  void shutdown(bool drain) override;
+
+ private:
+  void loop();
+  void step();
+  void take_incoming();
+  ForwardBatch build_batch(const SchedulerOutput& out, std::vector<int32_t>& row_of) const;
+  void copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies);
+  // step_process.cpp
+  void process(const SchedulerOutput& out, const std::vector<float>& logits,
+               const std::vector<int32_t>& row_of, int32_t vocab);
+  void process_beam(SequenceGroup& g, const std::vector<std::pair<Sequence*, const float*>>& rows,
+                    int32_t vocab);
+  void append_token(Sequence& s, int32_t token, float logprob, std::vector<TopLogprob> top);
+  void emit(SequenceGroup& g, bool final_message);
+  void finish_group(std::unique_ptr<SequenceGroup> g);
+  void fail_group(SequenceGroup& g, const std::string& message);
+  int64_t next_seq_id() { return ++seq_counter_; }
+
+  Config config_;
+  PluginHost plugins_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<BlockManager> blocks_;
+  std::unique_ptr<Scheduler> scheduler_;
+  Sampler sampler_;
+  std::string served_name_;
+  int64_t max_model_len_ = 0;
+  std::vector<int32_t> eos_;
+  uint64_t default_seed_ = 0;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<SequenceGroup>> incoming_;
+  std::vector<std::string> aborts_;
+  std::set<std::string> known_ids_;  // submitted and not finished
+  bool stopping_ = false, drain_ = true;
+  EngineStats stats_;
+  std::thread thread_;
+  int64_t seq_counter_ = 0;
+  std::mt19937_64 seed_rng_;
+};
+
+}  // namespace banyan::core

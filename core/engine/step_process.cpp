@@ -1,0 +1,307 @@
+// After the forward pass: logits -> tokens (sampling, parallel samples, beams),
+// finish checks, and the messages sent to each request's sink.
+#include "core/engine/engine_impl.h"
+#include "core/engine/text_output.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace banyan::core {
+namespace {
+bool contains(const std::vector<int32_t>& v, int32_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+}  // namespace
+
+void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& logits,
+                         const std::vector<int32_t>& row_of, int32_t V) {
+  std::vector<SequenceGroup*> touched;
+  std::vector<std::pair<SequenceGroup*, std::vector<std::pair<Sequence*, const float*>>>> beams;
+  std::vector<float> lp;
+  for (size_t i = 0; i < out.seqs.size(); ++i) {
+    Sequence& s = *out.seqs[i].seq;
+    SequenceGroup& g = *s.group;
+    if (g.aborted || s.finished) continue;
+    if (std::find(touched.begin(), touched.end(), &g) == touched.end()) touched.push_back(&g);
+    const int32_t n = out.seqs[i].num_new;
+    const int32_t start = s.num_computed - n;
+    const auto& params = g.request.params;
+    const bool prompt_lp = params.prompt_logprobs && start < s.prompt_len && !g.forked;
+    const int32_t rows = prompt_lp ? n : (out.seqs[i].sample ? 1 : 0);
+    const float* base = logits.data() + static_cast<size_t>(row_of[i]) * V;
+    if (prompt_lp) {
+      if (start == 0) g.prompt_logprobs.push_back(std::nullopt);  // the first token has none
+      for (int32_t r = 0; r < n; ++r) {
+        int32_t next = start + r + 1;
+        if (next >= s.prompt_len) break;
+        Sampler::log_softmax(std::span<const float>(base + static_cast<size_t>(r) * V, V), lp);
+        TokenLogprob t{s.tokens[next], lp[s.tokens[next]], {}};
+        if (*params.prompt_logprobs > 0) t.top = Sampler::top_k(lp, *params.prompt_logprobs);
+        g.prompt_logprobs.push_back(std::move(t));
+      }
+    }
+    if (!out.seqs[i].sample) continue;
+    const float* row = base + static_cast<size_t>(rows - 1) * V;
+    std::span<const float> row_span(row, V);
+    if (g.kind == GroupKind::beam) {
+      auto it = std::find_if(beams.begin(), beams.end(), [&](const auto& b) { return b.first == &g; });
+      if (it == beams.end()) beams.push_back({&g, {}}), it = beams.end() - 1;
+      it->second.push_back({&s, row});
+      continue;
+    }
+    if (g.kind == GroupKind::parallel && !g.forked) {
+      g.forked = true;
+      std::vector<Sequence*> all = {&s};
+      for (int c = 1; c < g.width; ++c) {
+        auto child = scheduler_->fork(s, next_seq_id());
+        child->rng.seed(s.rng());
+        all.push_back(child.get());
+        g.seqs.push_back(std::move(child));
+      }
+      for (Sequence* x : all) {
+        auto r = sampler_.sample(row_span, params, x->tokens, x->output_len(), eos_, x->rng);
+        append_token(*x, r.token, r.logprob, std::move(r.top));
+      }
+      continue;
+    }
+    auto r = sampler_.sample(row_span, params, s.tokens, s.output_len(), eos_, s.rng);
+    append_token(s, r.token, r.logprob, std::move(r.top));
+  }
+  for (auto& [g, rows] : beams) process_beam(*g, rows, V);
+  for (SequenceGroup* g : touched) {
+    if (g->metrics.first_token == Clock::time_point{}) g->metrics.first_token = Clock::now();
+    if (!g->all_finished()) emit(*g, false);
+  }
+}
+
+void EngineImpl::append_token(Sequence& s, int32_t token, float logprob, std::vector<TopLogprob> top) {
+  SequenceGroup& g = *s.group;
+  const auto& p = g.request.params;
+  s.tokens.push_back(token);
+  s.cumulative_logprob += logprob;
+  if (p.logprobs) s.logprobs.push_back({token, logprob, std::move(top)});
+  if (!s.text_out)
+    s.text_out = std::make_shared<TextOutput>(
+        std::span<const int32_t>(s.tokens.data(), s.prompt_len), p.skip_special_tokens);
+
+  const bool eos = !p.ignore_eos && contains(eos_, token) && s.output_len() > p.min_tokens - 1;
+  const bool stop_id = contains(p.stop_token_ids, token);
+  if (eos || stop_id) {
+    s.finished = true;
+    s.finish_reason = "stop";
+    if (stop_id && !eos) s.stop_reason = std::to_string(token);
+    if (p.include_stop_str_in_output) s.text += s.text_out->push(*tokenizer_, s.tokens);
+    return;
+  }
+  const size_t old_len = s.text.size();
+  s.text += s.text_out->push(*tokenizer_, s.tokens);
+  if (!p.stop.empty() && s.text.size() > old_len) {
+    if (auto hit = find_stop(s.text, old_len, p.stop)) {
+      const std::string& stop = p.stop[hit->second];
+      s.text.resize(hit->first + (p.include_stop_str_in_output ? stop.size() : 0));
+      s.finished = true;
+      s.finish_reason = "stop";
+      s.stop_reason = stop;
+      return;
+    }
+  }
+  if (s.output_len() >= p.max_tokens || static_cast<int64_t>(s.tokens.size()) >= max_model_len_) {
+    s.finished = true;
+    s.finish_reason = "length";
+  }
+}
+
+void EngineImpl::process_beam(SequenceGroup& g,
+                              const std::vector<std::pair<Sequence*, const float*>>& rows,
+                              int32_t V) {
+  const auto& p = g.request.params;
+  const int W = g.width;
+  struct Cand {
+    double score;
+    Sequence* beam;
+    int32_t token;
+    float logprob;
+    size_t order;
+  };
+  std::vector<Cand> cands;
+  std::vector<float> work, lp;
+  for (size_t b = 0; b < rows.size(); ++b) {
+    Sequence& s = *rows[b].first;
+    work.assign(rows[b].second, rows[b].second + V);
+    Sampler::process(work, p, s.tokens, s.output_len(), eos_);
+    Sampler::log_softmax(work, lp);
+    for (const auto& t : Sampler::top_k(lp, 2 * W))
+      cands.push_back({s.cumulative_logprob + t.logprob, &s, t.id, t.logprob, b});
+  }
+  std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
+    return a.score > b.score;
+  });
+  if (cands.size() > static_cast<size_t>(2 * W)) cands.resize(2 * W);
+  const int32_t gen_len = rows[0].first->output_len() + 1;
+  const bool at_max = gen_len >= p.max_tokens ||
+                      static_cast<int64_t>(rows[0].first->tokens.size()) + 1 >= max_model_len_;
+  auto norm = [&](double score, int32_t len) { return score / std::pow(len, p.length_penalty); };
+  std::vector<Cand> next;
+  for (size_t rank = 0; rank < cands.size(); ++rank) {
+    const Cand& c = cands[rank];
+    const bool is_eos = !p.ignore_eos && contains(eos_, c.token);
+    if (is_eos || at_max) {
+      if (rank < static_cast<size_t>(W)) {
+        SequenceGroup::BeamHypothesis h;
+        h.output = c.beam->output_ids();
+        h.output.push_back(c.token);
+        h.cumulative_logprob = c.score;
+        h.score = norm(c.score, gen_len);
+        g.beam_done.push_back(std::move(h));
+      }
+      continue;
+    }
+    next.push_back(c);
+    if (next.size() == static_cast<size_t>(W)) break;
+  }
+  std::stable_sort(g.beam_done.begin(), g.beam_done.end(),
+                   [](const auto& a, const auto& b) { return a.score > b.score; });
+  bool done = at_max || next.empty();
+  if (!done && g.beam_done.size() >= static_cast<size_t>(W)) {
+    if (p.early_stopping) {
+      done = true;
+    } else {
+      double denom = std::pow(p.length_penalty > 0 ? p.max_tokens : gen_len, p.length_penalty);
+      done = next.front().score / denom <= g.beam_done[W - 1].score;
+    }
+  }
+  if (done) {
+    for (auto* s : g.live()) s->finished = true;
+    return;
+  }
+  // Realize the next beams: a parent chosen k times is kept once and forked k-1 times.
+  std::vector<std::pair<Sequence*, const Cand*>> plan;
+  std::vector<Sequence*> used;
+  for (const Cand& c : next) {
+    if (std::find(used.begin(), used.end(), c.beam) == used.end()) {
+      used.push_back(c.beam);
+      plan.push_back({c.beam, &c});
+    } else {
+      auto child = scheduler_->fork(*c.beam, next_seq_id());
+      plan.push_back({child.get(), &c});
+      g.seqs.push_back(std::move(child));
+    }
+  }
+  for (const auto& [s, c] : plan) {
+    s->tokens.push_back(c->token);
+    s->cumulative_logprob = c->score;
+  }
+  // Beams not chosen are dropped now, their blocks freed.
+  for (auto it = g.seqs.begin(); it != g.seqs.end();) {
+    Sequence* s = it->get();
+    bool chosen = std::any_of(plan.begin(), plan.end(), [&](const auto& x) { return x.first == s; });
+    if (!chosen) {
+      scheduler_->free_seq(*s);
+      it = g.seqs.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void EngineImpl::emit(SequenceGroup& g, bool final_message) {
+  const auto& p = g.request.params;
+  const bool hold_all = g.kind == GroupKind::beam ||
+                        (g.kind == GroupKind::parallel && p.best_of.value_or(p.n) > p.n);
+  if (hold_all && !final_message) return;
+  RequestOutput o;
+  o.request_id = g.request.request_id;
+  o.prompt_tokens = static_cast<int>(g.request.prompt_ids.size());
+  o.finished = final_message;
+  o.metrics = g.metrics;
+  if (p.prompt_logprobs && !g.prompt_logprobs_sent &&
+      static_cast<int32_t>(g.prompt_logprobs.size()) >= static_cast<int32_t>(g.request.prompt_ids.size())) {
+    o.prompt_logprobs = g.prompt_logprobs;
+    g.prompt_logprobs_sent = true;
+  }
+  int total = 0;
+  for (size_t i = 0; i < g.seqs.size(); ++i) {
+    Sequence& s = *g.seqs[i];
+    if (s.index < 0) s.index = static_cast<int>(i);
+    total += s.output_len();
+    CompletionDelta d;
+    d.index = s.index;
+    const size_t out_len = static_cast<size_t>(s.output_len());
+    d.token_ids.assign(s.tokens.begin() + s.prompt_len + s.tokens_sent, s.tokens.end());
+    s.tokens_sent = out_len;
+    size_t sendable = (s.finished || final_message) ? s.text.size() : sendable_length(s.text, p.stop);
+    if (sendable > s.text_sent) {
+      d.text = s.text.substr(s.text_sent, sendable - s.text_sent);
+      s.text_sent = sendable;
+    }
+    size_t lp_sent = s.logprobs.size() - std::min(s.logprobs.size(), d.token_ids.size());
+    d.logprobs.assign(s.logprobs.begin() + lp_sent, s.logprobs.end());
+    d.cumulative_logprob = s.cumulative_logprob;
+    const bool report_finish = (s.finished || final_message) && !s.finish_sent;
+    if (report_finish) {
+      d.finish_reason = s.finish_reason ? *s.finish_reason : std::string("abort");
+      d.stop_reason = s.stop_reason;
+      s.finish_sent = true;
+    }
+    if (!d.token_ids.empty() || !d.text.empty() || report_finish) o.outputs.push_back(std::move(d));
+  }
+  o.completion_tokens = total;
+  if (!o.outputs.empty() || final_message || !o.prompt_logprobs.empty()) g.sink(std::move(o));
+}
+
+void EngineImpl::fail_group(SequenceGroup& g, const std::string& message) {
+  g.error = message;
+  g.aborted = true;
+}
+
+void EngineImpl::finish_group(std::unique_ptr<SequenceGroup> g) {
+  const auto& p = g->request.params;
+  g->metrics.finished = Clock::now();
+  if (g->error) {
+    RequestOutput o;
+    o.request_id = g->request.request_id;
+    o.finished = true;
+    o.error = g->error;
+    o.prompt_tokens = static_cast<int>(g->request.prompt_ids.size());
+    g->sink(std::move(o));
+  } else if (g->kind == GroupKind::beam && !g->aborted) {
+    RequestOutput o;
+    o.request_id = g->request.request_id;
+    o.finished = true;
+    o.prompt_tokens = static_cast<int>(g->request.prompt_ids.size());
+    o.metrics = g->metrics;
+    for (int i = 0; i < g->width && i < static_cast<int>(g->beam_done.size()); ++i) {
+      const auto& h = g->beam_done[i];
+      CompletionDelta d;
+      d.index = i;
+      d.token_ids = h.output;
+      std::vector<int32_t> text_ids = h.output;
+      if (!text_ids.empty() && contains(eos_, text_ids.back())) text_ids.pop_back();
+      d.text = tokenizer_->decode(text_ids, p.skip_special_tokens);
+      d.cumulative_logprob = h.cumulative_logprob;
+      d.finish_reason = static_cast<int32_t>(h.output.size()) >= p.max_tokens ? "length" : "stop";
+      o.completion_tokens += static_cast<int>(h.output.size());
+      o.outputs.push_back(std::move(d));
+    }
+    g->sink(std::move(o));
+  } else {
+    if (g->aborted)
+      for (auto& s : g->seqs)
+        if (!s->finished) s->finish_reason = "abort", s->finished = true;
+    if (g->kind == GroupKind::parallel && p.best_of.value_or(p.n) > p.n && !g->aborted) {
+      // best_of: keep the n most likely samples, best first.
+      std::stable_sort(g->seqs.begin(), g->seqs.end(), [](const auto& a, const auto& b) {
+        return a->cumulative_logprob > b->cumulative_logprob;
+      });
+      g->seqs.resize(p.n);
+      for (size_t i = 0; i < g->seqs.size(); ++i) g->seqs[i]->index = static_cast<int>(i);
+    }
+    emit(*g, true);
+  }
+  std::lock_guard lock(mu_);
+  known_ids_.erase(g->request.request_id);
+  ++stats_.requests_finished;
+  for (const auto& s : g->seqs) stats_.generation_tokens += s->output_len();
+}
+
+}  // namespace banyan::core
