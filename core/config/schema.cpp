@@ -31,6 +31,8 @@ std::vector<ConfigKey> build() {
        "Name clients use in `model`. Default: model.path exactly as given."},
       {"model.tokenizer", VT::string, "", {}, {}, {}, "--tokenizer",
        "Directory with tokenizer.json and tokenizer_config.json. Default: model.path."},
+      {"model.skip_tokenizer_init", VT::boolean, "false", {}, {}, {}, "--skip-tokenizer-init",
+       "Run without a tokenizer: prompts must be token ids and outputs carry no text."},
       {"model.dtype", VT::string, "auto", {}, {}, {"auto", "bfloat16", "float16", "float32"},
        "--dtype", "Compute dtype. auto: the checkpoint's dtype on CUDA, float32 on CPU."},
       {"model.max_model_len", VT::integer, "", 1, kBig, {}, "--max-model-len",

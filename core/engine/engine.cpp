@@ -28,8 +28,10 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   for (const auto& p : config.get_strings("plugins.search_paths")) search.emplace_back(p);
   plugins_.scan(search);
 
-  std::string tok_dir = config.has("model.tokenizer") ? config.get_string("model.tokenizer") : model;
-  tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
+  if (!config.get_bool("model.skip_tokenizer_init")) {
+    std::string tok_dir = config.has("model.tokenizer") ? config.get_string("model.tokenizer") : model;
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(tok_dir));
+  }
 
   ModelRunnerOptions opt;
   opt.model_dir = model;
@@ -61,7 +63,7 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   served_name_ = config.has("model.served_model_name") ? config.get_string("model.served_model_name")
                                                        : model;
   eos_ = runner_->eos_token_ids();
-  if (eos_.empty()) eos_ = tokenizer_->eos_token_ids();
+  if (eos_.empty() && tokenizer_) eos_ = tokenizer_->eos_token_ids();
   default_seed_ = static_cast<uint64_t>(config.get_int("engine.seed"));
   seed_rng_.seed(default_seed_);
   stats_.num_kv_blocks = runner_->num_blocks();
@@ -138,6 +140,13 @@ void EngineImpl::abort(const std::string& request_id) {
     aborts_.push_back(request_id);
   }
   cv_.notify_one();
+}
+
+const Tokenizer& EngineImpl::tokenizer() const {
+  if (!tokenizer_)
+    throw Error(Code::unsupported, "this engine runs without a tokenizer (skip_tokenizer_init): "
+                                   "send token ids and expect no text");
+  return *tokenizer_;
 }
 
 EngineStats EngineImpl::stats() const {

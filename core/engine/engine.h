@@ -55,7 +55,10 @@ class Engine {
   /// its KV blocks are freed at the next step. Unknown ids are ignored.
   virtual void abort(const std::string& request_id) = 0;
 
+  /// Throws banyan::Error when the engine runs without a tokenizer
+  /// (model.skip_tokenizer_init).
   virtual const Tokenizer& tokenizer() const = 0;
+  virtual bool has_tokenizer() const = 0;
   virtual std::string served_model_name() const = 0;
   virtual int64_t max_model_len() const = 0;
   virtual EngineStats stats() const = 0;

@@ -28,7 +28,8 @@ class EngineImpl final : public Engine {
 
   void submit(GenerationRequest request, RequestSink sink) override;
   void abort(const std::string& request_id) override;
-  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  const Tokenizer& tokenizer() const override;
+  bool has_tokenizer() const override { return tokenizer_ != nullptr; }
   std::string served_model_name() const override { return served_name_; }
   int64_t max_model_len() const override { return max_model_len_; }
   EngineStats stats() const override;

@@ -80,7 +80,7 @@ void EngineImpl::append_token(Sequence& s, int32_t token, float logprob, std::ve
   s.tokens.push_back(token);
   s.cumulative_logprob += logprob;
   if (p.logprobs) s.logprobs.push_back({token, logprob, std::move(top)});
-  if (!s.text_out)
+  if (!s.text_out && tokenizer_)
     s.text_out = std::make_shared<TextOutput>(
         std::span<const int32_t>(s.tokens.data(), s.prompt_len), p.skip_special_tokens);
 
@@ -90,11 +90,11 @@ void EngineImpl::append_token(Sequence& s, int32_t token, float logprob, std::ve
     s.finished = true;
     s.finish_reason = "stop";
     if (stop_id && !eos) s.stop_reason = std::to_string(token);
-    if (p.include_stop_str_in_output) s.text += s.text_out->push(*tokenizer_, s.tokens);
+    if (p.include_stop_str_in_output && s.text_out) s.text += s.text_out->push(*tokenizer_, s.tokens);
     return;
   }
   const size_t old_len = s.text.size();
-  s.text += s.text_out->push(*tokenizer_, s.tokens);
+  if (s.text_out) s.text += s.text_out->push(*tokenizer_, s.tokens);
   if (!p.stop.empty() && s.text.size() > old_len) {
     if (auto hit = find_stop(s.text, old_len, p.stop)) {
       const std::string& stop = p.stop[hit->second];
@@ -277,7 +277,7 @@ void EngineImpl::finish_group(std::unique_ptr<SequenceGroup> g) {
       d.token_ids = h.output;
       std::vector<int32_t> text_ids = h.output;
       if (!text_ids.empty() && contains(eos_, text_ids.back())) text_ids.pop_back();
-      d.text = tokenizer_->decode(text_ids, p.skip_special_tokens);
+      if (tokenizer_) d.text = tokenizer_->decode(text_ids, p.skip_special_tokens);
       d.cumulative_logprob = h.cumulative_logprob;
       d.finish_reason = static_cast<int32_t>(h.output.size()) >= p.max_tokens ? "length" : "stop";
       o.completion_tokens += static_cast<int>(h.output.size());

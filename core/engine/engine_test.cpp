@@ -1,0 +1,226 @@
+// The engine against Hugging Face goldens (tests/fixtures/models/*/golden.json,
+// made by tools/make_fixtures.py with transformers): greedy, beam search and
+// repetition penalty; plus batch invariance under chunked prefill and forced
+// preemption, prefix-cache reuse, seeded sampling and aborts.
+#include "core/engine/llm.h"
+
+#include <banyan/error.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace banyan {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+fs::path fixtures() { return fs::path(BANYAN_SOURCE_DIR) / "tests" / "fixtures" / "models"; }
+
+json golden(const std::string& name) {
+  std::ifstream f(fixtures() / name / "golden.json");
+  return json::parse(f);
+}
+
+core::Config fixture_config(const std::string& name, const std::vector<std::string>& extra = {}) {
+  core::Config c;
+  std::vector<core::ConfigIssue> issues;
+  c.set_from_text("model.path", {(fixtures() / name).string()}, "test", issues);
+  c.set_from_text("model.skip_tokenizer_init", {"true"}, "test", issues);
+  c.set_from_text("device", {"cpu"}, "test", issues);
+  for (size_t i = 0; i + 1 < extra.size(); i += 2) c.set_from_text(extra[i], {extra[i + 1]}, "test", issues);
+  EXPECT_TRUE(issues.empty()) << issues.front().str();
+  return c;
+}
+
+std::vector<std::string> families() {
+  std::vector<std::string> out;
+  if (!fs::is_directory(fixtures())) return out;
+  for (const auto& e : fs::directory_iterator(fixtures()))
+    if (fs::exists(e.path() / "golden.json")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+#define REQUIRE_FIXTURE(name)                                                            \
+  if (!fs::exists(fixtures() / name / "golden.json"))                                    \
+  GTEST_SKIP() << "fixture " << name << " not generated yet (tools/make_fixtures.py)"
+
+SamplingParams greedy(int max_tokens) {
+  return SamplingParams{.temperature = 0.0, .max_tokens = max_tokens, .ignore_eos = true};
+}
+
+TEST(Engine, GreedyMatchesTransformersForEveryFamily) {
+  auto fams = families();
+  if (fams.empty()) GTEST_SKIP() << "no model fixtures generated yet";
+  for (const auto& fam : fams) {
+    json g = golden(fam);
+    LLM llm(fixture_config(fam));
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& c : g["cases"]) prompts.push_back(c["prompt_ids"].get<std::vector<int32_t>>());
+    auto outs = llm.generate(prompts, greedy(static_cast<int>(g["cases"][0]["greedy_ids"].size())));
+    for (size_t i = 0; i < prompts.size(); ++i)
+      EXPECT_EQ(outs[i].outputs[0].token_ids, g["cases"][i]["greedy_ids"].get<std::vector<int32_t>>())
+          << fam << " case " << i;
+  }
+}
+
+// A request's greedy output is the same alone and inside a batch of 64 mixed
+// requests, with chunked prefill (small token budget) and preemption (tiny pool).
+TEST(Engine, BatchInvarianceUnderChunkedPrefillAndPreemption) {
+  REQUIRE_FIXTURE("llama");
+  json g = golden("llama");
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::vector<int32_t>> want;
+  for (const auto& c : g["cases"]) {
+    prompts.push_back(c["prompt_ids"].get<std::vector<int32_t>>());
+    want.push_back(c["greedy_ids"].get<std::vector<int32_t>>());
+  }
+  const int n_tok = static_cast<int>(want[0].size());
+  std::mt19937 rng(3);
+  while (prompts.size() < 64) {  // filler requests of mixed lengths
+    std::vector<int32_t> p(1 + rng() % 60);
+    for (auto& t : p) t = static_cast<int32_t>(rng() % 200);
+    prompts.push_back(p);
+  }
+  LLM llm(fixture_config("llama", {"engine.max_num_batched_tokens", "48", "engine.max_num_seqs", "16",
+                                   "engine.block_size", "4", "engine.cpu_kv_cache_bytes", "96KiB"}));
+  auto outs = llm.generate(prompts, greedy(n_tok));
+  for (size_t i = 0; i < want.size(); ++i)
+    EXPECT_EQ(outs[i].outputs[0].token_ids, want[i]) << "case " << i;
+  auto st = llm.engine().stats();
+  EXPECT_GT(st.preemptions, 0) << "the pool was meant to force preemption";
+  EXPECT_EQ(st.kv_usage, 0.0);
+  // The fillers too: each equals its own run alone.
+  LLM alone(fixture_config("llama"));
+  for (size_t i = want.size(); i < prompts.size(); i += 7)
+    EXPECT_EQ(alone.generate({prompts[i]}, greedy(n_tok))[0].outputs[0].token_ids,
+              outs[i].outputs[0].token_ids) << "filler " << i;
+}
+
+TEST(Engine, PrefixCacheHitsGiveIdenticalOutputs) {
+  REQUIRE_FIXTURE("llama");
+  json g = golden("llama");
+  std::vector<int32_t> prompt;
+  for (const auto& c : g["cases"])
+    if (c["prompt_ids"].size() > prompt.size()) prompt = c["prompt_ids"].get<std::vector<int32_t>>();
+  LLM llm(fixture_config("llama", {"engine.block_size", "4"}));
+  auto first = llm.generate({prompt}, greedy(12));
+  auto st0 = llm.engine().stats();
+  auto second = llm.generate({prompt}, greedy(12));
+  auto st1 = llm.engine().stats();
+  EXPECT_EQ(first[0].outputs[0].token_ids, second[0].outputs[0].token_ids);
+  EXPECT_GT(st1.prefix_cache_hits, st0.prefix_cache_hits);
+}
+
+TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
+  int checked = 0;
+  for (const auto& fam : families()) {
+    json g = golden(fam);
+    if (!g.contains("engine") || !g["engine"].contains("beam")) continue;
+    LLM llm(fixture_config(fam));
+    for (const auto& c : g["engine"]["beam"]) {
+      SamplingParams p{.n = c["num_beams"].get<int>(), .temperature = 0.0,
+                       .max_tokens = c["max_new_tokens"].get<int>(), .ignore_eos = true,
+                       .use_beam_search = true,
+                       .length_penalty = c.value("length_penalty", 1.0),
+                       .early_stopping = c.value("early_stopping", false)};
+      auto out = llm.generate({c["prompt_ids"].get<std::vector<int32_t>>()}, p);
+      ASSERT_EQ(out[0].outputs.size(), static_cast<size_t>(p.n));
+      EXPECT_EQ(out[0].outputs[0].token_ids, c["beams"][0].get<std::vector<int32_t>>()) << fam;
+      ++checked;
+    }
+  }
+  if (!checked) GTEST_SKIP() << "no beam goldens generated yet";
+}
+
+TEST(Engine, RepetitionPenaltyMatchesTransformers) {
+  int checked = 0;
+  for (const auto& fam : families()) {
+    json g = golden(fam);
+    if (!g.contains("engine") || !g["engine"].contains("repetition_penalty")) continue;
+    LLM llm(fixture_config(fam));
+    for (const auto& c : g["engine"]["repetition_penalty"]) {
+      auto want = c["greedy_ids"].get<std::vector<int32_t>>();
+      SamplingParams p = greedy(static_cast<int>(want.size()));
+      p.repetition_penalty = c["penalty"].get<double>();
+      auto out = llm.generate({c["prompt_ids"].get<std::vector<int32_t>>()}, p);
+      EXPECT_EQ(out[0].outputs[0].token_ids, want) << fam;
+      ++checked;
+    }
+  }
+  if (!checked) GTEST_SKIP() << "no repetition-penalty goldens generated yet";
+}
+
+TEST(Engine, SeededSamplingIsReproducibleAndSamplesDiffer) {
+  REQUIRE_FIXTURE("llama");
+  LLM llm(fixture_config("llama"));
+  std::vector<int32_t> prompt = {5, 6, 7, 8};
+  SamplingParams p{.n = 4, .temperature = 1.5, .seed = 1234, .max_tokens = 12, .ignore_eos = true};
+  auto a = llm.generate({prompt}, p);
+  auto b = llm.generate({prompt, prompt}, p);  // also inside a different batch
+  ASSERT_EQ(a[0].outputs.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(a[0].outputs[i].token_ids, b[0].outputs[i].token_ids);
+    EXPECT_EQ(a[0].outputs[i].token_ids, b[1].outputs[i].token_ids);
+  }
+  std::set<std::vector<int32_t>> distinct;
+  for (const auto& o : a[0].outputs) distinct.insert(o.token_ids);
+  EXPECT_GT(distinct.size(), 1u) << "the n samples of one request should differ";
+  EXPECT_EQ(llm.engine().stats().kv_usage, 0.0);
+}
+
+TEST(Engine, RefusesBadRequestsWithClearErrors) {
+  REQUIRE_FIXTURE("llama");
+  LLM llm(fixture_config("llama"));
+  auto msg = [&](std::vector<int32_t> prompt, SamplingParams p) {
+    try {
+      llm.generate({prompt}, p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(msg({}, {}).find("prompt: must not be empty"), std::string::npos);
+  EXPECT_NE(msg({1, 2}, {.max_tokens = 1000000}).find("maximum context length"), std::string::npos);
+  EXPECT_NE(msg({999999}, {}).find("out of range"), std::string::npos);
+  EXPECT_NE(msg({1}, {.temperature = -2}).find("temperature"), std::string::npos);
+  // The engine keeps serving after refusals.
+  EXPECT_EQ(llm.generate({std::vector<int32_t>{1, 2, 3}}, greedy(3))[0].outputs[0].token_ids.size(), 3u);
+}
+
+TEST(Engine, AbortFreesEverything) {
+  REQUIRE_FIXTURE("llama");
+  auto engine = core::Engine::create(fixture_config("llama"));
+  std::mutex mu;
+  std::condition_variable cv;
+  int finished = 0;
+  std::vector<std::string> reasons;
+  for (int i = 0; i < 8; ++i) {
+    core::GenerationRequest r;
+    r.request_id = "r" + std::to_string(i);
+    r.prompt_ids = {1, 2, 3, 4, 5};
+    r.params = {.temperature = 0.0, .max_tokens = 200, .ignore_eos = true};
+    engine->submit(std::move(r), [&](core::RequestOutput&& m) {
+      if (!m.finished) return;
+      std::lock_guard lock(mu);
+      ++finished;
+      for (auto& d : m.outputs)
+        if (d.finish_reason) reasons.push_back(*d.finish_reason);
+      cv.notify_all();
+    });
+  }
+  for (int i = 0; i < 8; ++i) engine->abort("r" + std::to_string(i));
+  std::unique_lock lock(mu);
+  cv.wait(lock, [&] { return finished == 8; });
+  for (const auto& r : reasons) EXPECT_TRUE(r == "abort" || r == "length") << r;
+  lock.unlock();
+  engine->shutdown(true);
+  EXPECT_EQ(engine->stats().kv_usage, 0.0);
+}
+
+}  // namespace
+}  // namespace banyan
