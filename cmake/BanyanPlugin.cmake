@@ -20,8 +20,9 @@ function(banyan_add_plugin name kind)
     set(P_MANIFEST ${CMAKE_CURRENT_SOURCE_DIR}/plugin.yaml)
   endif()
   configure_file(${P_MANIFEST} ${out}/plugin.yaml COPYONLY)
-  install(TARGETS ${target} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/banyan/plugins/${kind}/${name})
-  install(FILES ${P_MANIFEST} DESTINATION ${CMAKE_INSTALL_LIBDIR}/banyan/plugins/${kind}/${name})
+  # Always lib/banyan/plugins: the binary finds plugins at <bin>/../lib/banyan/plugins.
+  install(TARGETS ${target} LIBRARY DESTINATION lib/banyan/plugins/${kind}/${name})
+  install(FILES ${P_MANIFEST} DESTINATION lib/banyan/plugins/${kind}/${name})
 endfunction()
 
 # banyan_component(NAME DIR) builds core/<dir>/*.cpp (except *_test.cpp) into the

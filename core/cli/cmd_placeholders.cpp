@@ -42,7 +42,7 @@ void register_bench(CLI::App& app) {
 }
 #endif
 
-#if !BANYAN_HAVE_RUNTIME
+#if !BANYAN_HAVE_ENGINE
 void register_generate(CLI::App& app) {
   static DeploymentFlags flags;
   auto* cmd = app.add_subcommand("generate", "Print a continuation of a prompt (greedy by default)");
