@@ -250,16 +250,20 @@ def engine_goldens(model, corpus, seed):
                    eos_token_id=EOS, pad_token_id=PAD)
     rep_kw = dict(do_sample=False, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, repetition_penalty=1.3,
                   eos_token_id=EOS, pad_token_id=PAD)
-    short = [e for e in corpus.heldout if 25 <= len(e.encode("utf-8")) <= 60]
+    # near_end / complete: entries without an attribution line, so that beams tend to end with EOS
+    plain = [e for e in corpus.heldout if 25 <= len(e.encode("utf-8")) <= 80 and "--" not in e
+             and e.rstrip()[-1:] in ".!?"]
     mid = [e for e in corpus.heldout if len(e.encode("utf-8")) >= 40]
     beams = []
-    for kind in ("mid", "near_end"):
+    for kind in ("mid", "near_end", "complete"):
         best = None
         for _ in range(10):
             if kind == "mid":
                 prompt = [BOS] + enc(rng.choice(mid))[:20]
+            elif kind == "near_end":
+                prompt = [BOS] + enc(rng.choice(plain))[:-2]
             else:
-                prompt = [BOS] + enc(rng.choice(short))[:-3]
+                prompt = [BOS] + enc(rng.choice(plain))
             x = torch.tensor([prompt], dtype=torch.long)
             results = []
             for es in (False, True):
@@ -274,7 +278,8 @@ def engine_goldens(model, corpus, seed):
                 best = (gap, results)
             if gap >= 0.01:
                 break
-        log(f"  beam ({kind}): top-2 score gap {best[0]:.4f}, top beams "
+        with_eos = [sum(EOS in b for b in r["beams"]) for r in best[1]]
+        log(f"  beam ({kind}): top-2 score gap {best[0]:.4f}, beams ending in EOS {with_eos}, top beams "
             f"{[r['beams'][0] for r in best[1]]}")
         beams += best[1]
     reps = []
@@ -439,7 +444,7 @@ def main():
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--adapter-steps", type=int, default=150)
+    ap.add_argument("--adapter-steps", type=int, default=250)
     ap.add_argument("--adapter-lr", type=float, default=5e-3)
     ap.add_argument("--no-adapters", action="store_true")
     args = ap.parse_args()

@@ -12,7 +12,7 @@ Text: fortunes (Debian package `fortunes`) and the Python 3.11 standard library 
 .cache/corpus by scripts/gather-corpus.sh. Every 50th fortune and every 10th Python file is held out.
 
 Usage: python3 tools/train_demo.py --corpus .cache/corpus --out models/demo [--stages base,samples]
-       [--base-seconds 90] [--adapter-seconds 15]
+       [--base-steps 900] [--adapter-steps 400]
 """
 import argparse
 import json
@@ -45,7 +45,7 @@ ADAPTERS = {  # name -> (slice, LoRA rank)
     "computers": (["computers", "linux", "linuxcookie", "science", "debian"], 16),
     "love": (["love", "men-women", "literature", "people"], 8),
 }
-SAMPLE_PROMPTS = ["The meaning of life is", "A computer is", "Love is", "import os\n\ndef ", "Q: Why"]
+SAMPLE_PROMPTS = ["The meaning of life is", "A computer is", "Love is", "def main():\n    ", "Q: Why"]
 CHAT_SAMPLES = ["Tell me something about love.", "Tell me something about computers.", "Tell me a fortune."]
 
 
@@ -158,7 +158,7 @@ def mean_nll(model, s, max_windows=None, autocast=True):
     return tot / max(cnt, 1)
 
 
-def run_training(model, mix, seconds, lr, max_steps, eval_stream=None, tag=""):
+def run_training(model, mix, seconds, lr, max_steps, eval_stream=None, tag="", eval_every=100):
     """mix: list of (stream, rows per batch). Cosine schedule over the time budget (or max_steps)."""
     params = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in params if p.dim() >= 2]
@@ -169,7 +169,8 @@ def run_training(model, mix, seconds, lr, max_steps, eval_stream=None, tag=""):
     gen = torch.Generator(device="cpu").manual_seed(1)
     ar = torch.arange(SEQ_LEN + 1, device=mix[0][0].device)
     best = (float("inf"), None, 0)
-    t0, step, warm = time.time(), 0, 100
+    t0, step = time.time(), 0
+    warm = min(100, max_steps // 10) if max_steps else 100
     loss = torch.tensor(float("nan"))
     model.train()
     while True:
@@ -188,7 +189,7 @@ def run_training(model, mix, seconds, lr, max_steps, eval_stream=None, tag=""):
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        if step % 250 == 0:
+        if step % eval_every == 0:
             msg = f"{tag} step {step} loss {loss.item():.3f} lr {lr * f:.2e} {time.time() - t0:.0f}s"
             if eval_stream is not None:
                 v = mean_nll(model, eval_stream)
@@ -220,6 +221,7 @@ def stage_base(corpus, tok, out, args, dev):
     model = LlamaForCausalLM(cfg).to(dev)
     n_params = sum(p.numel() for p in model.parameters())
     log(f"base: {n_params / 1e6:.2f}M parameters")
+    assert n_params < 11e6
     plain = stream(tok, [e for _, e in corpus.entries("train")], dev)
     chat = stream(tok, corpus.chat_docs(), dev)
     py = stream(tok, corpus.py_train, dev)
@@ -403,7 +405,7 @@ def write_readme(out, stats):
         lines += ["```", ""]
     lines += ["## Reproduce", "", "```", "scripts/gather-corpus.sh", "python3 tools/train_demo.py --corpus .cache/corpus "
               "--out models/demo   # on a CUDA machine", "```",
-              "Training is time-budgeted, so a rerun gives a similar but not identical model.", ""]
+              "GPU kernels are not bitwise deterministic, so a rerun gives a similar but not identical model.", ""]
     (out / "README.md").write_text("\n".join(lines))
     log(f"demo files total {total:.2f} MB")
 
@@ -415,11 +417,11 @@ def main():
     ap.add_argument("--stages", default="tokenizer,base,adapters,samples")
     ap.add_argument("--vocab-size", type=int, default=8192)
     ap.add_argument("--base-seconds", type=float, default=90)
-    ap.add_argument("--base-steps", type=int, default=0, help="fixed step count instead of the time budget")
+    ap.add_argument("--base-steps", type=int, default=900, help="step count; 0 = use --base-seconds")
     ap.add_argument("--base-lr", type=float, default=2e-3)
     ap.add_argument("--adapter-seconds", type=float, default=15)
-    ap.add_argument("--adapter-steps", type=int, default=0)
-    ap.add_argument("--adapter-lr", type=float, default=2e-3)
+    ap.add_argument("--adapter-steps", type=int, default=400, help="step count; 0 = use --adapter-seconds")
+    ap.add_argument("--adapter-lr", type=float, default=1e-3)
     args = ap.parse_args()
     import transformers
     import peft
