@@ -1,0 +1,253 @@
+// ModelRunner and the llama plugin on small random checkpoints: batching and
+// chunked prefill leave every sequence's result unchanged, the linear hook points
+// work without model code, and bad checkpoints are refused by name.
+#include "core/runtime/greedy.h"
+#include "core/runtime/linear.h"
+#include "core/runtime/model_runner.h"
+#include "core/runtime/random_checkpoint.h"
+#include "core/runtime/runner_test_util.h"
+#include "core/runtime/test_util.h"
+#include "core/runtime/weight_store.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+
+namespace banyan::core {
+namespace {
+
+using test::TempDir;
+
+std::unique_ptr<ModelRunner> open(const std::filesystem::path& dir, bool keep_bf16 = true,
+                                  int64_t blocks = 64) {
+  ModelRunnerOptions o;
+  o.model_dir = dir;
+  o.num_blocks = blocks;
+  o.block_size = 4;
+  o.cpu.keep_bf16_weights = keep_bf16;
+  return std::make_unique<ModelRunner>(test::plugins(), o);
+}
+
+const std::vector<std::vector<int32_t>> kPrompts = {
+    {5, 17, 99, 3, 250, 42, 7, 7, 81}, {1, 2}, {200, 150, 100, 50, 25, 12, 6, 3, 1, 0, 9, 33, 71}};
+
+std::vector<GreedyResult> generate(ModelRunner& r, const std::vector<std::vector<int32_t>>& prompts,
+                                   int chunk = 0) {
+  GreedyOptions o;
+  o.max_new_tokens = 12;
+  o.prefill_chunk = chunk;
+  o.top_logprobs = 5;
+  o.stop_at_eos = false;
+  return greedy_generate_batch(r, prompts, o);
+}
+
+void expect_same(const GreedyResult& a, const GreedyResult& b, double tol) {
+  ASSERT_EQ(a.tokens, b.tokens);
+  for (size_t s = 0; s < a.top_logprobs.size(); ++s)
+    for (size_t k = 0; k < a.top_logprobs[s].size(); ++k) {
+      EXPECT_EQ(a.top_logprobs[s][k].first, b.top_logprobs[s][k].first);
+      EXPECT_NEAR(a.top_logprobs[s][k].second, b.top_logprobs[s][k].second, tol);
+    }
+}
+
+class Families : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Families, BatchingAndChunkingChangeNothing) {
+  TempDir dir;
+  RandomLlamaSpec s;
+  s.model_type = GetParam();
+  s.tie_embeddings = s.model_type == "qwen2";
+  s.sliding_window = 5;
+  if (s.model_type == "qwen3") s.head_dim = 24;  // differs from hidden / heads
+  write_random_llama(dir.path(), s);
+  auto runner = open(dir.path());
+  auto together = generate(*runner, kPrompts);
+  auto chunked = generate(*runner, kPrompts, 3);
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    SCOPED_TRACE(i);
+    auto alone = generate(*runner, {kPrompts[i]});
+    ASSERT_EQ(alone[0].tokens.size(), 12u);
+    expect_same(alone[0], together[i], 1e-4);
+    expect_same(alone[0], chunked[i], 1e-4);
+  }
+  // Converting the bf16 weights to f32 at load gives the same model.
+  auto f32 = open(dir.path(), false);
+  auto f32_out = generate(*f32, kPrompts);
+  for (size_t i = 0; i < kPrompts.size(); ++i) expect_same(together[i], f32_out[i], 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Llama, Families, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+
+TEST(ModelRunner, SlidingWindowOnlyMattersBeyondTheWindow) {
+  TempDir a, b;
+  RandomLlamaSpec s;
+  s.model_type = "mistral";
+  s.sliding_window = 4;
+  write_random_llama(a.path(), s);
+  s.sliding_window = 0;
+  write_random_llama(b.path(), s);
+  auto windowed = open(a.path()), full = open(b.path());
+  EXPECT_EQ(windowed->spec().sliding_window, 4);
+  auto logits = [](ModelRunner& r, int n) {
+    ForwardBatch fb;
+    for (int i = 0; i < n; ++i) {
+      fb.token_ids.push_back(10 + 3 * i);
+      fb.positions.push_back(i);
+      fb.slot_mapping.push_back(i);
+    }
+    fb.block_tables = {0, 1, 2};
+    fb.seqs = {SeqSlice{0, n, n, 0, 3, n, -1}};
+    return r.to_host(r.execute(fb));
+  };
+  auto w = logits(*windowed, 10), f = logits(*full, 10);
+  const size_t V = 256;
+  for (size_t i = 0; i < 4 * V; ++i) ASSERT_NEAR(w[i], f[i], 1e-5);  // rows 0..3: same
+  double diff = 0;
+  for (size_t i = 9 * V; i < 10 * V; ++i) diff += std::fabs(w[i] - f[i]);
+  EXPECT_GT(diff, 1e-3);  // row 9 sees 4 of 10 positions
+}
+
+// A hook that adds +1 to every output of q_proj in layer 0 for tokens with adapter slot 3.
+class PlusOneHook : public LinearAdapterHook {
+ public:
+  void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
+             Tensor& out) override {
+    modules.push_back(module);
+    if (module != "model.layers.0.self_attn.q_proj") return;
+    const int32_t* slots = ctx.row_adapter_slots.as<int32_t>();
+    for (int64_t t = 0; t < out.shape[0]; ++t)
+      if (slots[t] == 3)
+        for (int64_t j = 0; j < out.shape[1]; ++j) out.as<float>()[t * out.shape[1] + j] += 1.0f;
+  }
+  std::vector<std::string> modules;
+};
+
+// A provider that doubles the dense product (a stand-in for a quantizer).
+class Doubled : public LinearProvider {
+ public:
+  explicit Doubled(const LinearSource& s) : dense_(s) {}
+  int64_t in_features() const override { return dense_.in_features(); }
+  int64_t out_features() const override { return dense_.out_features(); }
+  void forward(const LinearContext& ctx, const Tensor& x, Tensor& out) override {
+    dense_.forward(ctx, x, out);
+    for (int64_t i = 0; i < out.numel(); ++i) out.as<float>()[i] *= 2.0f;
+    ++calls;
+  }
+  DenseLinear dense_;
+  int calls = 0;
+};
+
+TEST(ModelRunner, LinearHooksNeedNoModelCode) {
+  TempDir dir;
+  write_random_llama(dir.path(), {});
+  auto runner = open(dir.path());
+  auto step = [&](int32_t slot0, int32_t slot1) {
+    ForwardBatch fb;
+    fb.token_ids = {4, 5, 6, 7};
+    fb.positions = {0, 1, 0, 1};
+    fb.slot_mapping = {0, 1, 4, 5};
+    fb.block_tables = {0, 1};
+    fb.seqs = {SeqSlice{0, 2, 2, 0, 1, 1, slot0}, SeqSlice{2, 2, 2, 1, 1, 1, slot1}};
+    return runner->to_host(runner->execute(fb));
+  };
+  auto base = step(-1, -1);
+  PlusOneHook hook;
+  runner->linears().set_adapter_hook(&hook);
+  auto none = step(-1, -1);
+  EXPECT_TRUE(hook.modules.empty());  // no adapter in the batch: the hook is skipped
+  auto with = step(-1, 3);
+  EXPECT_FALSE(hook.modules.empty());
+  EXPECT_NE(std::find(hook.modules.begin(), hook.modules.end(), "lm_head"), hook.modules.end());
+  const size_t V = 256;
+  for (size_t i = 0; i < V; ++i) EXPECT_EQ(with[i], base[i]);  // sequence 0 untouched
+  double diff = 0;
+  for (size_t i = V; i < 2 * V; ++i) diff += std::fabs(with[i] - base[i]);
+  EXPECT_GT(diff, 1e-3);
+  runner->linears().set_adapter_hook(nullptr);
+
+  // set() replaces a module's provider at any time.
+  const std::string down = "model.layers.1.mlp.down_proj";
+  auto doubled = std::make_unique<Doubled>(
+      LinearSource{down, 0, runner->weights(), runner->backend()});
+  Doubled* d = doubled.get();
+  runner->linears().set(down, std::move(doubled));
+  auto changed = step(-1, -1);
+  EXPECT_EQ(d->calls, 1);
+  diff = 0;
+  for (size_t i = 0; i < 2 * V; ++i) diff += std::fabs(changed[i] - base[i]);
+  EXPECT_GT(diff, 1e-3);
+}
+
+TEST(ModelRunner, FactoriesBuildProvidersOnFirstUse) {
+  TempDir dir;
+  write_random_llama(dir.path(), {});
+  ModelRunnerOptions o;
+  o.model_dir = dir.path();
+  o.num_blocks = 8;
+  o.warm_up = false;
+  ModelRunner runner(test::plugins(), o);
+  std::vector<std::string> asked;
+  runner.linears().add_factory([&](const LinearSource& s) -> std::unique_ptr<LinearProvider> {
+    asked.push_back(s.module);
+    return s.module == "lm_head" ? std::make_unique<Doubled>(s) : nullptr;
+  });
+  EXPECT_EQ(runner.weights().device_bytes(), 0u);  // nothing loaded before the first step
+  auto r = greedy_generate(runner, std::vector<int32_t>{1, 2, 3}, 2);
+  EXPECT_EQ(r.size(), 2u);
+  EXPECT_EQ(asked.size(), 2u * 7 + 1);  // 7 linears per layer, then the lm_head
+  EXPECT_EQ(asked.back(), "lm_head");
+}
+
+void edit_config(const std::filesystem::path& dir, const std::string& patch) {
+  std::ifstream in(dir / "config.json");
+  auto c = nlohmann::json::parse(in);
+  c.merge_patch(nlohmann::json::parse(patch));
+  std::ofstream(dir / "config.json") << c.dump();
+}
+
+TEST(ModelRunner, RefusesBadCheckpointsByName) {
+  TempDir dir;
+  write_random_llama(dir.path(), {});
+  edit_config(dir.path(), R"({"rope_scaling":{"rope_type":"longrope","factor":2}})");
+  test::expect_error([&] { open(dir.path()); }, {"rope type \"longrope\""});
+  edit_config(dir.path(), R"({"rope_scaling":null,"rope_parameters":{"rope_type":"llama3","factor":8}})");
+  test::expect_error([&] { open(dir.path()); }, {"llama3", "low_freq_factor"});
+  edit_config(dir.path(), R"({"rope_parameters":null,"num_hidden_layers":3})");
+  test::expect_error([&] { open(dir.path()); }, {"missing tensor \"model.layers.2.input_layernorm.weight\""});
+  edit_config(dir.path(), R"({"num_hidden_layers":2,"intermediate_size":100})");
+  test::expect_error([&] { open(dir.path()); }, {"model.layers.0.mlp.gate_proj.weight", "[128, 64]", "[100, 64]"});
+  edit_config(dir.path(), R"({"intermediate_size":128,"model_type":"gpt_neox"})");
+  test::expect_error([&] { open(dir.path()); }, {"no model plugin handles model_type \"gpt_neox\""});
+  edit_config(dir.path(), R"({"model_type":"qwen2"})");  // needs q/k/v biases
+  test::expect_error([&] { open(dir.path()); }, {"missing tensor \"model.layers.0.self_attn.q_proj.bias\""});
+  edit_config(dir.path(), R"({"model_type":"llama","hidden_act":"swiglu_oai"})");
+  test::expect_error([&] { open(dir.path()); }, {"hidden_act \"swiglu_oai\""});
+}
+
+TEST(ModelRunner, ReadsEosAndSizesTheCache) {
+  TempDir dir;
+  write_random_llama(dir.path(), {});
+  test::write_file(dir / "generation_config.json", R"({"eos_token_id":[2,7]})");
+  ModelRunnerOptions o;
+  o.model_dir = dir.path();
+  o.kv_cache_bytes = 1 << 20;
+  ModelRunner r(test::plugins(), o);
+  EXPECT_EQ(r.eos_token_ids(), (std::vector<int32_t>{2, 7}));
+  EXPECT_EQ(r.block_size(), 16);
+  // 2 layers x K,V x 16 tokens x 2 kv heads x 16 dims x 4 bytes = 8 KiB per block.
+  EXPECT_EQ(r.num_blocks(), (1 << 20) / 8192);
+  EXPECT_EQ(r.spec().num_layers, 2);
+  EXPECT_EQ(r.spec().vocab_size, 256);
+  EXPECT_EQ(r.plugin_name(), "llama");
+  ForwardBatch bad;
+  bad.token_ids = {1};
+  bad.positions = {0};
+  bad.slot_mapping = {16};
+  bad.block_tables = {0};
+  bad.seqs = {SeqSlice{0, 1, 1, 0, 1, 1, -1}};
+  test::expect_error([&] { r.execute(bad); }, {"sequence 0", "slot_mapping 16"});
+}
+
+}  // namespace
+}  // namespace banyan::core

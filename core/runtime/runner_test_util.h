@@ -1,0 +1,22 @@
+// A plugin host scanned once for the runtime tests (the build tree's plugins).
+#pragma once
+
+#include "core/common/logging.h"
+#include "core/plugin_host/plugin_host.h"
+
+#include <gtest/gtest.h>
+
+namespace banyan::core::test {
+
+inline const PluginHost& plugins() {
+  static PluginHost* host = [] {
+    set_log_level("warn");
+    auto* h = new PluginHost();  // lives for the whole test binary
+    h->scan(PluginHost::default_search_paths());
+    for (const auto& e : h->errors()) ADD_FAILURE() << "plugin refused: " << e;
+    return h;
+  }();
+  return *host;
+}
+
+}  // namespace banyan::core::test
