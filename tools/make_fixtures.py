@@ -410,6 +410,8 @@ def make_adapters(family, fdir, base_ref, corpus, args, dev):
             cfg_path = adir / "adapter_config.json"
             acfg = json.loads(cfg_path.read_text())
             acfg["base_model_name_or_path"] = f"tests/fixtures/models/{family}"
+            if isinstance(acfg.get("target_modules"), list):  # peft saves a set: fix the order
+                acfg["target_modules"] = sorted(acfg["target_modules"])
             if kw.get("target_modules") == "all-linear":
                 acfg["target_modules"] = "all-linear"  # peft saves the expanded list; keep what the user wrote
             cfg_path.write_text(json.dumps(acfg, indent=2, sort_keys=True) + "\n")

@@ -272,6 +272,8 @@ def stage_adapters(corpus, tok, out, args, dev):
         cfg_path = adir / "adapter_config.json"
         acfg = json.loads(cfg_path.read_text())
         acfg["base_model_name_or_path"] = "models/demo"
+        if isinstance(acfg.get("target_modules"), list):  # peft saves a set: fix the order
+            acfg["target_modules"] = sorted(acfg["target_modules"])
         cfg_path.write_text(json.dumps(acfg, indent=2, sort_keys=True) + "\n")
         path = adir / "adapter_model.safetensors"
         save_file({k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(path)).items()}, str(path),
@@ -393,9 +395,11 @@ def write_readme(out, stats):
         m = samples.get(f"adapter {name}", {})
         lines.append(f"| {name} | {s.get('data')} | {s.get('rank')} / {s.get('alpha')} | {s.get('steps')} | "
                      f"{m.get('domain_ppl')} ({m.get('domain_ppl_base')}) |")
-    lines += ["", "## Sizes", ""]
+    lines += ["", "The computers and love slices were already part of the base's training data, so those adapters",
+              "mostly shift the style (see the samples) rather than lower perplexity; the Python adapter learns",
+              "new data.", "", "## Sizes", ""]
     lines += [f"- `{p.relative_to(out)}`: {mb(p):.2f} MB" for p in files]
-    lines += [f"- total: {total:.2f} MB", "", "## Greedy samples (40 new tokens, from the saved files)", ""]
+    lines += [f"- total: {total:.2f} MB", "", "## Greedy samples (40 new tokens, chat 60; from the saved files)", ""]
     for label, r in samples.items():
         lines += [f"{label}:", "", "```"]
         for p, g in r.get("greedy", {}).items():
