@@ -87,6 +87,10 @@ std::vector<ConfigKey> build() {
       {"quantization.options", VT::mapping, "{}", {}, {}, {}, "",
        "Extra options of the quantizer plugin, checked against its plugin.yaml."},
       // decoding defaults ------------------------------------------------------
+      {"decoding.strategy", VT::string, "sampling", {}, {}, {}, "",
+       "Decoding plugin for sampling and parallel sampling (n, best_of)."},
+      {"decoding.beam_strategy", VT::string, "beam", {}, {}, {}, "",
+       "Decoding plugin for use_beam_search requests."},
       {"decoding.max_tokens", VT::integer, "16", 1, kBig, {}, "",
        "Default max_tokens when a request gives none."},
       {"decoding.temperature", VT::number, "1.0", 0, 100, {}, "",

@@ -4,6 +4,7 @@
 #include "core/runtime/kv_cache.h"
 
 #include <banyan/error.h>
+#include <banyan/rng.h>
 
 #include <chrono>
 
@@ -27,6 +28,7 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   std::vector<std::filesystem::path> search = PluginHost::default_search_paths();
   for (const auto& p : config.get_strings("plugins.search_paths")) search.emplace_back(p);
   plugins_.scan(search);
+  for (const auto& e : plugins_.errors()) log_warn("plugin refused: " + e);
 
   if (!config.get_bool("model.skip_tokenizer_init")) {
     std::string tok_dir = config.has("model.tokenizer") ? config.get_string("model.tokenizer") : model;
@@ -65,7 +67,9 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   eos_ = runner_->eos_token_ids();
   if (eos_.empty() && tokenizer_) eos_ = tokenizer_->eos_token_ids();
   default_seed_ = static_cast<uint64_t>(config.get_int("engine.seed"));
-  seed_rng_.seed(default_seed_);
+  seed_state_ = default_seed_;
+  decoders_ = std::make_unique<Decoders>(plugins_, config.get_string("decoding.strategy"),
+                                         config.get_string("decoding.beam_strategy"));
   stats_.num_kv_blocks = runner_->num_blocks();
   log_info("engine ready: model " + model + " (" + runner_->model_type() + ", plugin " +
            runner_->plugin_name() + ") on " + opt.device + ", " +
@@ -124,8 +128,10 @@ void EngineImpl::submit(GenerationRequest req, RequestSink sink) {
     if (stopping_) throw Error(Code::unsupported, "the engine is shutting down");
     if (!known_ids_.insert(g->request.request_id).second)
       throw Error(Code::invalid_argument, "request id " + g->request.request_id + " is already in use");
-    const uint64_t seed = g->request.params.seed ? *g->request.params.seed : seed_rng_();
-    s->rng.seed(seed);
+    const uint64_t seed =
+        g->request.params.seed ? *g->request.params.seed : rng::splitmix64(seed_state_);
+    rng::seed(s->rng, seed);
+    g->decode_params = std::make_unique<DecodeParams>(g->request.params, eos_);
     s->id = next_seq_id();
     g->seqs.push_back(std::move(s));
     incoming_.push_back(std::move(g));

@@ -5,7 +5,7 @@
 
 #include "core/engine/block_manager.h"
 #include "core/engine/engine.h"
-#include "core/engine/sampler.h"
+#include "core/engine/decoding.h"
 #include "core/engine/scheduler.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/runtime/model_runner.h"
@@ -47,9 +47,9 @@ class EngineImpl final : public Engine {
   // step_process.cpp
   void process(const SchedulerOutput& out, const std::vector<float>& logits,
                const std::vector<int32_t>& row_of, int32_t vocab);
-  void process_beam(SequenceGroup& g, const std::vector<std::pair<Sequence*, const float*>>& rows,
-                    int32_t vocab);
-  void append_token(Sequence& s, int32_t token, float logprob, std::vector<TopLogprob> top);
+  void process_beam(SequenceGroup& g, const Tensor& logits,
+                    const std::vector<std::pair<Sequence*, int32_t>>& rows);
+  void append_token(Sequence& s, const DecodedToken& t);
   void emit(SequenceGroup& g, bool final_message);
   void finish_group(std::unique_ptr<SequenceGroup> g);
   void fail_group(SequenceGroup& g, const std::string& message);
@@ -61,7 +61,7 @@ class EngineImpl final : public Engine {
   std::unique_ptr<ModelRunner> runner_;
   std::unique_ptr<BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
-  Sampler sampler_;
+  std::unique_ptr<Decoders> decoders_;
   std::string served_name_;
   int64_t max_model_len_ = 0;
   std::vector<int32_t> eos_;
@@ -76,7 +76,7 @@ class EngineImpl final : public Engine {
   EngineStats stats_;
   std::thread thread_;
   int64_t seq_counter_ = 0;
-  std::mt19937_64 seed_rng_;
+  uint64_t seed_state_ = 0;
 };
 
 }  // namespace banyan::core

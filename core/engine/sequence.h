@@ -9,7 +9,7 @@
 
 #include <memory>
 #include <optional>
-#include <random>
+#include <banyan/abi.h>
 #include <string>
 #include <vector>
 
@@ -27,7 +27,7 @@ struct Sequence {
   std::vector<int32_t> blocks;     ///< block table
   std::vector<BlockHash> hashes;   ///< hashes of the leading full blocks of `tokens`
   double cumulative_logprob = 0;
-  std::mt19937_64 rng;
+  uint64_t rng[4] = {0, 0, 0, 0};  ///< xoshiro256** state (banyan/rng.h)
 
   bool finished = false;
   std::optional<std::string> finish_reason;
@@ -53,9 +53,20 @@ struct Sequence {
 
 enum class GroupKind { single, parallel, beam };
 
+/// A request's parameters in the C form decoding plugins read (stable addresses).
+struct DecodeParams {
+  BanyanDecodeParams c{};
+  std::vector<int32_t> bias_ids, stop_ids, eos_ids;
+  std::vector<float> bias_values;
+  DecodeParams(const SamplingParams& p, const std::vector<int32_t>& eos);
+  DecodeParams(const DecodeParams&) = delete;
+  DecodeParams& operator=(const DecodeParams&) = delete;
+};
+
 struct SequenceGroup {
   GenerationRequest request;
   RequestSink sink;
+  std::unique_ptr<DecodeParams> decode_params;
   GroupKind kind = GroupKind::single;
   int width = 1;                     ///< best_of (parallel) or beam width
   std::vector<std::unique_ptr<Sequence>> seqs;  ///< live and finished

@@ -3,6 +3,9 @@
 #include "core/engine/engine_impl.h"
 #include "core/engine/text_output.h"
 
+#include <banyan/logits.h>
+#include <banyan/rng.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -15,8 +18,11 @@ bool contains(const std::vector<int32_t>& v, int32_t x) {
 
 void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& logits,
                          const std::vector<int32_t>& row_of, int32_t V) {
+  const int64_t R = static_cast<int64_t>(logits.size()) / std::max<int32_t>(V, 1);
+  Tensor host_logits(const_cast<float*>(logits.data()), DType::f32, {R, static_cast<int64_t>(V)});
   std::vector<SequenceGroup*> touched;
-  std::vector<std::pair<SequenceGroup*, std::vector<std::pair<Sequence*, const float*>>>> beams;
+  std::vector<std::pair<Sequence*, int32_t>> sample_rows;
+  std::vector<std::pair<SequenceGroup*, std::vector<std::pair<Sequence*, int32_t>>>> beams;
   std::vector<float> lp;
   for (size_t i = 0; i < out.seqs.size(); ++i) {
     Sequence& s = *out.seqs[i].seq;
@@ -28,58 +34,54 @@ void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& l
     const auto& params = g.request.params;
     const bool prompt_lp = params.prompt_logprobs && start < s.prompt_len && !g.forked;
     const int32_t rows = prompt_lp ? n : (out.seqs[i].sample ? 1 : 0);
-    const float* base = logits.data() + static_cast<size_t>(row_of[i]) * V;
     if (prompt_lp) {
       if (start == 0) g.prompt_logprobs.push_back(std::nullopt);  // the first token has none
       for (int32_t r = 0; r < n; ++r) {
-        int32_t next = start + r + 1;
+        const int32_t next = start + r + 1;
         if (next >= s.prompt_len) break;
-        Sampler::log_softmax(std::span<const float>(base + static_cast<size_t>(r) * V, V), lp);
+        const float* row = logits.data() + static_cast<size_t>(row_of[i] + r) * V;
+        logits::log_softmax(std::span<const float>(row, V), lp);
         TokenLogprob t{s.tokens[next], lp[s.tokens[next]], {}};
-        if (*params.prompt_logprobs > 0) t.top = Sampler::top_k(lp, *params.prompt_logprobs);
+        for (auto [id, v] : logits::top_k(lp, *params.prompt_logprobs)) t.top.push_back({id, v});
         g.prompt_logprobs.push_back(std::move(t));
       }
     }
     if (!out.seqs[i].sample) continue;
-    const float* row = base + static_cast<size_t>(rows - 1) * V;
-    std::span<const float> row_span(row, V);
+    const int32_t row = row_of[i] + rows - 1;
     if (g.kind == GroupKind::beam) {
       auto it = std::find_if(beams.begin(), beams.end(), [&](const auto& b) { return b.first == &g; });
-      if (it == beams.end()) beams.push_back({&g, {}}), it = beams.end() - 1;
+      if (it == beams.end()) it = beams.insert(beams.end(), {&g, {}});
       it->second.push_back({&s, row});
       continue;
     }
+    sample_rows.push_back({&s, row});
     if (g.kind == GroupKind::parallel && !g.forked) {
+      // best_of samples of the prompt's last row, each with its own generator.
       g.forked = true;
-      std::vector<Sequence*> all = {&s};
       for (int c = 1; c < g.width; ++c) {
         auto child = scheduler_->fork(s, next_seq_id());
-        child->rng.seed(s.rng());
-        all.push_back(child.get());
+        rng::seed(child->rng, rng::next(s.rng));
+        sample_rows.push_back({child.get(), row});
         g.seqs.push_back(std::move(child));
       }
-      for (Sequence* x : all) {
-        auto r = sampler_.sample(row_span, params, x->tokens, x->output_len(), eos_, x->rng);
-        append_token(*x, r.token, r.logprob, std::move(r.top));
-      }
-      continue;
     }
-    auto r = sampler_.sample(row_span, params, s.tokens, s.output_len(), eos_, s.rng);
-    append_token(s, r.token, r.logprob, std::move(r.top));
   }
-  for (auto& [g, rows] : beams) process_beam(*g, rows, V);
+  auto tokens = decoders_->sample(host_logits, sample_rows);
+  for (size_t i = 0; i < sample_rows.size(); ++i) append_token(*sample_rows[i].first, tokens[i]);
+  for (auto& [g, rows] : beams) process_beam(*g, host_logits, rows);
   for (SequenceGroup* g : touched) {
     if (g->metrics.first_token == Clock::time_point{}) g->metrics.first_token = Clock::now();
     if (!g->all_finished()) emit(*g, false);
   }
 }
 
-void EngineImpl::append_token(Sequence& s, int32_t token, float logprob, std::vector<TopLogprob> top) {
+void EngineImpl::append_token(Sequence& s, const DecodedToken& t) {
   SequenceGroup& g = *s.group;
   const auto& p = g.request.params;
+  const int32_t token = t.token;
   s.tokens.push_back(token);
-  s.cumulative_logprob += logprob;
-  if (p.logprobs) s.logprobs.push_back({token, logprob, std::move(top)});
+  s.cumulative_logprob += t.logprob;
+  if (p.logprobs) s.logprobs.push_back({token, t.logprob, t.top});
   if (!s.text_out && tokenizer_)
     s.text_out = std::make_shared<TextOutput>(
         std::span<const int32_t>(s.tokens.data(), s.prompt_len), p.skip_special_tokens);
@@ -111,52 +113,42 @@ void EngineImpl::append_token(Sequence& s, int32_t token, float logprob, std::ve
   }
 }
 
-void EngineImpl::process_beam(SequenceGroup& g,
-                              const std::vector<std::pair<Sequence*, const float*>>& rows,
-                              int32_t V) {
+void EngineImpl::process_beam(SequenceGroup& g, const Tensor& logits,
+                              const std::vector<std::pair<Sequence*, int32_t>>& rows) {
   const auto& p = g.request.params;
   const int W = g.width;
   struct Cand {
     double score;
     Sequence* beam;
-    int32_t token;
-    float logprob;
-    size_t order;
+    DecodedToken tok;
   };
   std::vector<Cand> cands;
-  std::vector<float> work, lp;
-  for (size_t b = 0; b < rows.size(); ++b) {
-    Sequence& s = *rows[b].first;
-    work.assign(rows[b].second, rows[b].second + V);
-    Sampler::process(work, p, s.tokens, s.output_len(), eos_);
-    Sampler::log_softmax(work, lp);
-    for (const auto& t : Sampler::top_k(lp, 2 * W))
-      cands.push_back({s.cumulative_logprob + t.logprob, &s, t.id, t.logprob, b});
-  }
-  std::stable_sort(cands.begin(), cands.end(), [](const Cand& a, const Cand& b) {
-    return a.score > b.score;
-  });
+  auto per_beam = decoders_->beam(logits, rows, 2 * W);
+  for (size_t b = 0; b < rows.size(); ++b)
+    for (auto& t : per_beam[b]) cands.push_back({t.score, rows[b].first, std::move(t)});
+  std::stable_sort(cands.begin(), cands.end(),
+                   [](const Cand& a, const Cand& b) { return a.score > b.score; });
   if (cands.size() > static_cast<size_t>(2 * W)) cands.resize(2 * W);
   const int32_t gen_len = rows[0].first->output_len() + 1;
   const bool at_max = gen_len >= p.max_tokens ||
                       static_cast<int64_t>(rows[0].first->tokens.size()) + 1 >= max_model_len_;
   auto norm = [&](double score, int32_t len) { return score / std::pow(len, p.length_penalty); };
-  std::vector<Cand> next;
+  std::vector<const Cand*> next;
   for (size_t rank = 0; rank < cands.size(); ++rank) {
     const Cand& c = cands[rank];
-    const bool is_eos = !p.ignore_eos && contains(eos_, c.token);
+    const bool is_eos = !p.ignore_eos && contains(eos_, c.tok.token);
     if (is_eos || at_max) {
       if (rank < static_cast<size_t>(W)) {
         SequenceGroup::BeamHypothesis h;
         h.output = c.beam->output_ids();
-        h.output.push_back(c.token);
+        h.output.push_back(c.tok.token);
         h.cumulative_logprob = c.score;
         h.score = norm(c.score, gen_len);
         g.beam_done.push_back(std::move(h));
       }
       continue;
     }
-    next.push_back(c);
+    next.push_back(&c);
     if (next.size() == static_cast<size_t>(W)) break;
   }
   std::stable_sort(g.beam_done.begin(), g.beam_done.end(),
@@ -166,8 +158,10 @@ void EngineImpl::process_beam(SequenceGroup& g,
     if (p.early_stopping) {
       done = true;
     } else {
-      double denom = std::pow(p.length_penalty > 0 ? p.max_tokens : gen_len, p.length_penalty);
-      done = next.front().score / denom <= g.beam_done[W - 1].score;
+      // transformers' heuristic: can the best running beam still beat the worst kept?
+      const double denom =
+          std::pow(p.length_penalty > 0 ? p.max_tokens : gen_len, p.length_penalty);
+      done = next.front()->score / denom <= g.beam_done[W - 1].score;
     }
   }
   if (done) {
@@ -177,18 +171,18 @@ void EngineImpl::process_beam(SequenceGroup& g,
   // Realize the next beams: a parent chosen k times is kept once and forked k-1 times.
   std::vector<std::pair<Sequence*, const Cand*>> plan;
   std::vector<Sequence*> used;
-  for (const Cand& c : next) {
-    if (std::find(used.begin(), used.end(), c.beam) == used.end()) {
-      used.push_back(c.beam);
-      plan.push_back({c.beam, &c});
+  for (const Cand* c : next) {
+    if (std::find(used.begin(), used.end(), c->beam) == used.end()) {
+      used.push_back(c->beam);
+      plan.push_back({c->beam, c});
     } else {
-      auto child = scheduler_->fork(*c.beam, next_seq_id());
-      plan.push_back({child.get(), &c});
+      auto child = scheduler_->fork(*c->beam, next_seq_id());
+      plan.push_back({child.get(), c});
       g.seqs.push_back(std::move(child));
     }
   }
   for (const auto& [s, c] : plan) {
-    s->tokens.push_back(c->token);
+    s->tokens.push_back(c->tok.token);
     s->cumulative_logprob = c->score;
   }
   // Beams not chosen are dropped now, their blocks freed.

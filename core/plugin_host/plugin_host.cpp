@@ -104,8 +104,7 @@ void PluginHost::scan(const std::vector<fs::path>& dirs) {
       try {
         load_one(m);
       } catch (const std::exception& e) {
-        errors_.push_back(e.what());
-        log_warn(std::string("plugin refused: ") + e.what());
+        errors_.push_back(e.what());  // callers report them (CLI: stderr; engine: log)
       }
     }
   }
@@ -174,6 +173,10 @@ void PluginHost::load_one(const fs::path& manifest) {
     if (m->struct_size < sizeof(BanyanModelV1)) missing = "BanyanModelV1 (struct too small)";
     else if (!m->describe) missing = "BanyanModelV1.describe";
     else if (!m->forward) missing = "BanyanModelV1.forward";
+  } else if (d->kind == BANYAN_KIND_DECODING) {
+    auto* m = static_cast<const BanyanDecodingV1*>(d->iface);
+    if (m->struct_size < sizeof(BanyanDecodingV1)) missing = "BanyanDecodingV1 (struct too small)";
+    else if (!m->decode) missing = "BanyanDecodingV1.decode";
   }
   if (missing)
     throw Error(Code::not_found, "plugin " + lib_name + ": required slot \"" + missing +

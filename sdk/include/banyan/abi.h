@@ -231,6 +231,121 @@ typedef struct BanyanModelV1 {
                      BanyanTensor* logits, BanyanError* err);
 } BanyanModelV1;
 
+/* ---------------------------------------------------------------- decoding -- */
+/* One sequence's decoding parameters (OpenAI / vLLM names and semantics). */
+typedef struct BanyanDecodeParams {
+  uint32_t struct_size;
+  double temperature;        /* 0: greedy */
+  double top_p;              /* (0, 1] */
+  double min_p;              /* [0, 1] */
+  double presence_penalty;   /* OpenAI: over the output */
+  double frequency_penalty;  /* OpenAI: over the output */
+  double repetition_penalty; /* Hugging Face/vLLM: over prompt and output; 1: off */
+  double length_penalty;     /* beam search */
+  int32_t top_k;             /* <= 0: off */
+  int32_t min_tokens;        /* EOS and stop ids masked until reached */
+  int32_t ignore_eos;
+  int32_t num_logprobs;      /* top logprobs wanted per token (0: none) */
+  const int32_t* bias_ids;   /* logit_bias */
+  const float* bias_values;
+  int32_t num_bias;
+  const int32_t* stop_token_ids;
+  int32_t num_stop_token_ids;
+  const int32_t* eos_ids;
+  int32_t num_eos;
+} BanyanDecodeParams;
+
+/* One row of logits to decode, with its sequence's context. */
+typedef struct BanyanDecodeRow {
+  int32_t logits_row;        /* row of the logits tensor */
+  const int32_t* tokens;     /* prompt + output so far (host memory) */
+  int32_t num_tokens;
+  int32_t prompt_len;
+  const BanyanDecodeParams* params;
+  uint64_t* rng_state;       /* 4 words of xoshiro256** state, advanced by the plugin */
+  double cumulative_logprob; /* of the sequence so far (beam search) */
+} BanyanDecodeRow;
+
+/* One chosen token. top_ids / top_logprobs are caller-allocated arrays of
+ * params->num_logprobs entries (may be null when 0). */
+typedef struct BanyanDecodeChoice {
+  int32_t row;       /* index into the rows array */
+  int32_t token;
+  float logprob;     /* log-probability reported to the client */
+  double score;      /* the strategy's ranking score (beam: cumulative log-probability) */
+  int32_t* top_ids;
+  float* top_logprobs;
+} BanyanDecodeChoice;
+
+/* Kind-specific interface of a decoding plugin (descriptor.iface). */
+typedef struct BanyanDecodingV1 {
+  uint32_t struct_size;
+  /* Decodes `num_rows` rows of `logits` ([R, V] f32; device_type says where it
+   * lives) into `per_row` choices each, written to out[i * per_row + j], best
+   * first. A sampling strategy is called with per_row 1; a beam strategy with
+   * per_row = 2 x the beam width, returning each row's best continuations. */
+  int32_t (*decode)(void* self, const BanyanTensor* logits, const BanyanDecodeRow* rows,
+                    int32_t num_rows, int32_t per_row, BanyanDecodeChoice* out,
+                    BanyanError* err);
+} BanyanDecodingV1;
+
+/* ---------------------------------------------------------------- adapters -- */
+/* An adapter plugin reads one adapter format (PEFT LoRA/DoRA, ...) and checks it
+ * against the base model; the host owns the adapter's memory and its math. */
+
+/* One linear layer of the base model, as the host describes it to an adapter plugin. */
+typedef struct BanyanLinearInfo {
+  const char* name;     /* module name, e.g. "model.layers.0.self_attn.q_proj" */
+  int64_t in_features;
+  int64_t out_features;
+  int32_t is_output;    /* 1 for the final projection (lm_head): "all-linear" skips it */
+} BanyanLinearInfo;
+
+/* The base model an adapter must fit. */
+typedef struct BanyanBaseModelInfo {
+  uint32_t struct_size;
+  const char* model_type;            /* config.json's model_type */
+  int32_t num_layers;
+  int32_t num_linears;
+  const BanyanLinearInfo* linears;   /* every linear layer the model computes with */
+} BanyanBaseModelInfo;
+
+/* One adapted linear layer: out += scaling * (x A^T) B^T; with a magnitude
+ * vector (DoRA) the host also rescales each output as the format defines. */
+typedef struct BanyanAdapterModule {
+  const char* name;           /* the base module it applies to */
+  int32_t rank;
+  float scaling;              /* e.g. lora_alpha / r, or lora_alpha / sqrt(r) (rsLoRA) */
+  BanyanTensor lora_a;        /* [rank, in_features], host memory (BF16, F16 or F32) */
+  BanyanTensor lora_b;        /* [out_features, rank] */
+  BanyanTensor magnitude;     /* DoRA: [out_features]; data null when absent */
+  int32_t weight_transposed;  /* the base weight is stored [in, out] (fan_in_fan_out) */
+} BanyanAdapterModule;
+
+/* What open() read. Every pointer stays valid until close(). */
+typedef struct BanyanAdapterInfo {
+  uint32_t struct_size;
+  int32_t num_modules;
+  const BanyanAdapterModule* modules;
+  int32_t max_rank;
+  const char* method;         /* "lora" or "dora" */
+  const char* summary;        /* one line for logs and listings */
+} BanyanAdapterInfo;
+
+/* Kind-specific interface of an adapter plugin (descriptor.iface). */
+typedef struct BanyanAdapterV1 {
+  uint32_t struct_size;
+  /* Reads the adapter stored at `path` and checks it against `base` (every module
+   * exists, shapes match). On success *adapter is a handle owned by the plugin and
+   * *info describes it; the tensors' data may be memory-mapped and is valid until
+   * close(adapter). NOT_FOUND: missing files; INVALID_ARGUMENT: a bad or mismatched
+   * adapter; UNSUPPORTED: a valid adapter using a feature this plugin lacks. */
+  int32_t (*open)(void* self, const char* path, const BanyanBaseModelInfo* base,
+                  void** adapter, BanyanAdapterInfo* info, BanyanError* err);
+  /* Frees a handle from open(). */
+  void (*close)(void* self, void* adapter);
+} BanyanAdapterV1;
+
 /* ---------------------------------------------------------------- entry ----- */
 /* The descriptor a plugin library returns from banyan_plugin_entry(). It must
  * stay valid while the library is loaded (a static object). */

@@ -1,0 +1,45 @@
+// The engine's side of decoding plugins: it lays a step's logits rows and their
+// sequences out in the C form of abi.h (BanyanDecodeRow), calls the plugin in one
+// batch, and reads back the chosen tokens.
+#pragma once
+
+#include "core/engine/sequence.h"
+#include "core/plugin_host/plugin_host.h"
+
+#include <banyan/tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace banyan::core {
+
+struct DecodedToken {
+  int32_t token = 0;
+  float logprob = 0;
+  double score = 0;
+  std::vector<TopLogprob> top;
+};
+
+class Decoders {
+ public:
+  /// Creates the sampling and beam plugins by name. Throws banyan::Error when one is
+  /// missing or not a decoding plugin.
+  Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam);
+
+  /// One token per (sequence, logits row), from the sampling plugin.
+  std::vector<DecodedToken> sample(const Tensor& logits,
+                                   const std::vector<std::pair<Sequence*, int32_t>>& rows);
+  /// The best `per_row` continuations of each row, from the beam plugin.
+  std::vector<std::vector<DecodedToken>> beam(const Tensor& logits,
+                                              const std::vector<std::pair<Sequence*, int32_t>>& rows,
+                                              int per_row);
+
+ private:
+  std::vector<std::vector<DecodedToken>> run(PluginObject& plugin, const Tensor& logits,
+                                             const std::vector<std::pair<Sequence*, int32_t>>& rows,
+                                             int per_row);
+  BanyanHostV1 host_{};
+  PluginObject sampling_, beam_;
+};
+
+}  // namespace banyan::core

@@ -1,0 +1,137 @@
+// The in-tree decoding plugins (sampling, beam), loaded from the build tree through
+// the plugin host, against reference computations written here.
+#include "core/engine/decoding.h"
+
+#include <banyan/error.h>
+#include <banyan/rng.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+namespace banyan::core {
+namespace {
+
+struct Fixture {
+  PluginHost host;
+  std::unique_ptr<Decoders> dec;
+  SequenceGroup group;
+  Fixture() {
+    host.scan({std::filesystem::path(BANYAN_BINARY_DIR) / "lib" / "banyan" / "plugins"});
+    dec = std::make_unique<Decoders>(host, "sampling", "beam");
+  }
+  Sequence& seq(const SamplingParams& p, std::vector<int32_t> tokens, int32_t prompt_len,
+                uint64_t seed = 1, std::vector<int32_t> eos = {}) {
+    group.request.params = p;
+    group.decode_params = std::make_unique<DecodeParams>(group.request.params, eos);
+    auto s = std::make_unique<Sequence>();
+    s->group = &group;
+    s->tokens = std::move(tokens);
+    s->prompt_len = prompt_len;
+    rng::seed(s->rng, seed);
+    group.seqs.push_back(std::move(s));
+    return *group.seqs.back();
+  }
+};
+
+Tensor view(std::vector<float>& v, int64_t rows) {
+  return Tensor(v.data(), DType::f32, {rows, static_cast<int64_t>(v.size()) / rows});
+}
+
+TEST(Decoding, GreedyPicksTheArgmaxAndReportsRawLogprobs) {
+  Fixture f;
+  std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f};
+  Sequence& s = f.seq({.temperature = 0.0, .logprobs = 2}, {0}, 1);
+  auto out = f.dec->sample(view(logits, 1), {{&s, 0}});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].token, 1);
+  double lse = std::log(std::exp(0.1) + std::exp(2.0) + std::exp(-1.0) + std::exp(1.5));
+  EXPECT_NEAR(out[0].logprob, 2.0 - lse, 1e-6);
+  ASSERT_EQ(out[0].top.size(), 2u);
+  EXPECT_EQ(out[0].top[0].id, 1);
+  EXPECT_EQ(out[0].top[1].id, 3);
+}
+
+TEST(Decoding, RepetitionPenaltyFollowsHuggingFace) {
+  Fixture f;
+  // Token 0 (logit 3) was seen: 3/2 = 1.5 < 2.0 of token 1 → greedy flips to 1.
+  std::vector<float> logits = {3.0f, 2.0f, -1.0f};
+  Sequence& s = f.seq({.temperature = 0.0, .repetition_penalty = 2.0}, {0, 2}, 1);
+  EXPECT_EQ(f.dec->sample(view(logits, 1), {{&s, 0}})[0].token, 1);
+}
+
+TEST(Decoding, PresenceAndFrequencyCountOnlyTheOutput) {
+  Fixture f;
+  // Prompt {1, 1}, output {0}: only token 0 is penalized (0.9 below 1 and 2).
+  std::vector<float> logits = {1.5f, 1.0f, 0.9f};
+  Sequence& s = f.seq({.temperature = 0.0, .presence_penalty = 0.5, .frequency_penalty = 0.25},
+                      {1, 1, 0}, 2);
+  EXPECT_EQ(f.dec->sample(view(logits, 1), {{&s, 0}})[0].token, 1);
+}
+
+TEST(Decoding, MinTokensMasksEosAndLogitBiasApplies) {
+  Fixture f;
+  std::vector<float> logits = {5.0f, 4.0f, 0.0f};
+  Sequence& s = f.seq({.temperature = 0.0, .logit_bias = {{2, 3.0}}, .min_tokens = 2,
+                       .stop_token_ids = {1}},
+                      {1}, 1, 1, {0});
+  EXPECT_EQ(f.dec->sample(view(logits, 1), {{&s, 0}})[0].token, 2);
+}
+
+TEST(Decoding, SeededSamplingIsReproducibleAndFollowsTheDistribution) {
+  Fixture f;
+  std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.2f)};
+  Sequence& a = f.seq({.temperature = 1.0}, {0}, 1, 42);
+  Sequence& b = f.seq({.temperature = 1.0}, {0}, 1, 42);
+  std::map<int32_t, int> counts;
+  for (int i = 0; i < 20000; ++i) {
+    auto out = f.dec->sample(view(logits, 1), {{&a, 0}, {&b, 0}});
+    EXPECT_EQ(out[0].token, out[1].token);
+    ++counts[out[0].token];
+  }
+  EXPECT_NEAR(counts[0] / 20000.0, 0.5, 0.02);
+  EXPECT_NEAR(counts[1] / 20000.0, 0.3, 0.02);
+  EXPECT_NEAR(counts[2] / 20000.0, 0.2, 0.02);
+}
+
+TEST(Decoding, TopKTopPMinPRestrictTheCandidates) {
+  Fixture f;
+  std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+  Sequence& k = f.seq({.top_k = 2}, {0}, 1, 7);
+  Sequence& p = f.seq({.top_p = 0.75}, {0}, 1, 8);  // 0.5 + 0.3 >= 0.75
+  Sequence& m = f.seq({.min_p = 0.5}, {0}, 1, 9);   // p >= 0.25
+  for (int i = 0; i < 2000; ++i)
+    for (const auto& t : f.dec->sample(view(logits, 1), {{&k, 0}, {&p, 0}, {&m, 0}}))
+      EXPECT_LT(t.token, 2);
+}
+
+TEST(Decoding, BeamReturnsTheBestContinuationsByCumulativeLogprob) {
+  Fixture f;
+  std::vector<float> logits = {0.0f, 1.0f, 2.0f, 3.0f, /* row 1 */ 3.0f, 0.0f, 0.0f, 0.0f};
+  Sequence& a = f.seq({.n = 2, .use_beam_search = true}, {0}, 1);
+  Sequence& b = f.seq({.n = 2, .use_beam_search = true}, {1}, 1);
+  a.cumulative_logprob = -1.0;
+  b.cumulative_logprob = -0.5;
+  auto out = f.dec->beam(view(logits, 2), {{&a, 0}, {&b, 1}}, 3);
+  ASSERT_EQ(out.size(), 2u);
+  ASSERT_EQ(out[0].size(), 3u);
+  EXPECT_EQ(out[0][0].token, 3);
+  EXPECT_EQ(out[0][1].token, 2);
+  EXPECT_EQ(out[1][0].token, 0);
+  double lse0 = std::log(1 + std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+  EXPECT_NEAR(out[0][0].score, -1.0 + 3.0 - lse0, 1e-6);
+}
+
+TEST(Decoding, UnknownPluginIsRefusedByName) {
+  PluginHost host;
+  host.scan({std::filesystem::path(BANYAN_BINARY_DIR) / "lib" / "banyan" / "plugins"});
+  try {
+    Decoders d(host, "samplng", "beam");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean \"sampling\""), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace banyan::core

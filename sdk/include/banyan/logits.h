@@ -1,0 +1,79 @@
+// Helpers for decoding strategies over one row of logits (host memory): the logits
+// processors with vLLM / Hugging Face / OpenAI semantics, log_softmax and top-k.
+// Header-only, so a third-party decoding plugin gets the same semantics.
+#pragma once
+
+#include <banyan/abi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace banyan::logits {
+
+/// out = log_softmax(x), computed in double.
+inline void log_softmax(std::span<const float> x, std::vector<float>& out) {
+  out.resize(x.size());
+  float mx = -std::numeric_limits<float>::infinity();
+  for (float v : x) mx = std::max(mx, v);
+  double sum = 0;
+  for (float v : x) sum += std::exp(static_cast<double>(v) - mx);
+  const double lse = mx + std::log(sum);
+  for (size_t i = 0; i < x.size(); ++i) out[i] = static_cast<float>(x[i] - lse);
+}
+
+/// The k largest entries, largest first; ties go to the lower id.
+inline std::vector<std::pair<int32_t, float>> top_k(std::span<const float> v, int k) {
+  k = std::min<int>(k, static_cast<int>(v.size()));
+  std::vector<int32_t> idx(v.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int32_t>(i);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return v[a] > v[b] || (v[a] == v[b] && a < b);
+  });
+  std::vector<std::pair<int32_t, float>> out;
+  out.reserve(k);
+  for (int i = 0; i < k; ++i) out.emplace_back(idx[i], v[idx[i]]);
+  return out;
+}
+
+/// The logits processors, in vLLM's order: min_tokens masking (EOS and stop ids),
+/// logit_bias, repetition penalty (Hugging Face: each distinct token of prompt and
+/// output, positive logits divided, negative multiplied), presence and frequency
+/// penalties (OpenAI: over the output only).
+inline void apply_processors(std::vector<float>& x, const BanyanDecodeParams& p,
+                             std::span<const int32_t> tokens, int32_t prompt_len) {
+  const int32_t V = static_cast<int32_t>(x.size());
+  const int32_t output_len = static_cast<int32_t>(tokens.size()) - prompt_len;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  if (output_len < p.min_tokens) {
+    if (!p.ignore_eos)
+      for (int32_t i = 0; i < p.num_eos; ++i)
+        if (p.eos_ids[i] >= 0 && p.eos_ids[i] < V) x[p.eos_ids[i]] = neg_inf;
+    for (int32_t i = 0; i < p.num_stop_token_ids; ++i)
+      if (p.stop_token_ids[i] >= 0 && p.stop_token_ids[i] < V) x[p.stop_token_ids[i]] = neg_inf;
+  }
+  for (int32_t i = 0; i < p.num_bias; ++i)
+    if (p.bias_ids[i] >= 0 && p.bias_ids[i] < V) x[p.bias_ids[i]] += p.bias_values[i];
+  if (p.repetition_penalty != 1.0) {
+    std::vector<int32_t> seen(tokens.begin(), tokens.end());
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    const float rp = static_cast<float>(p.repetition_penalty);
+    for (int32_t t : seen)
+      if (t >= 0 && t < V) x[t] = x[t] > 0 ? x[t] / rp : x[t] * rp;
+  }
+  if (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0) {
+    std::unordered_map<int32_t, int32_t> counts;
+    for (size_t i = static_cast<size_t>(prompt_len); i < tokens.size(); ++i) ++counts[tokens[i]];
+    for (const auto& [t, c] : counts)
+      if (t >= 0 && t < V)
+        x[t] -= static_cast<float>(p.frequency_penalty * c + p.presence_penalty);
+  }
+}
+
+}  // namespace banyan::logits
