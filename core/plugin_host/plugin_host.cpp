@@ -177,6 +177,11 @@ void PluginHost::load_one(const fs::path& manifest) {
     auto* m = static_cast<const BanyanDecodingV1*>(d->iface);
     if (m->struct_size < sizeof(BanyanDecodingV1)) missing = "BanyanDecodingV1 (struct too small)";
     else if (!m->decode) missing = "BanyanDecodingV1.decode";
+  } else if (d->kind == BANYAN_KIND_ADAPTER) {
+    auto* a = static_cast<const BanyanAdapterV1*>(d->iface);
+    if (a->struct_size < sizeof(BanyanAdapterV1)) missing = "BanyanAdapterV1 (struct too small)";
+    else if (!a->open) missing = "BanyanAdapterV1.open";
+    else if (!a->close) missing = "BanyanAdapterV1.close";
   }
   if (missing)
     throw Error(Code::not_found, "plugin " + lib_name + ": required slot \"" + missing +
