@@ -4,6 +4,7 @@
 
 #include <banyan/error.h>
 
+#include <dlfcn.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -19,6 +20,20 @@ using core::RotaryParams;
 
 constexpr size_t kAlign = 64;
 
+// The kernels thread with OpenMP and call BLAS from inside their parallel regions,
+// so BLAS itself must stay single-threaded (its own spinning workers would take the
+// cores from the OpenMP team). Looked up by name to stay BLAS-agnostic.
+void single_threaded_blas() {
+  using SetThreads = void (*)(int);
+  for (const char* sym : {"openblas_set_num_threads", "goto_set_num_threads",
+                          "mkl_set_num_threads", "bli_thread_set_num_threads"}) {
+    if (void* f = dlsym(RTLD_DEFAULT, sym)) {
+      reinterpret_cast<SetThreads>(f)(1);
+      return;
+    }
+  }
+}
+
 WeightType weight_type(const Tensor& t) {
   return t.type() == DType::bf16 ? WeightType::bf16 : WeightType::f32;
 }
@@ -27,6 +42,7 @@ class CpuBackend final : public core::Backend {
  public:
   explicit CpuBackend(const core::CpuBackendOptions& o) : opts_(o) {
     if (o.threads > 0) omp_set_num_threads(o.threads);
+    single_threaded_blas();
   }
 
   Device device() const override { return {DeviceType::cpu, 0}; }

@@ -4,8 +4,9 @@
 //  - few rows (decode): a streaming kernel that reads each weight row once and
 //    multiplies it by up to kSmallM activation rows held in cache; memory-bound,
 //    it reads bf16 weights directly (half the bytes of f32);
-//  - many rows (prefill): OpenBLAS sgemm; bf16 weights are converted to f32 one
-//    tile of output features at a time, so no f32 copy of the whole matrix exists.
+//  - many rows (prefill): sgemm per tile of output features, the tiles spread over
+//    the OpenMP threads; bf16 tiles are converted to f32 on the fly, so no f32 copy
+//    of the whole matrix exists.
 #include <banyan/abi.h>
 
 #include "kernels/cpu/convert.h"
@@ -99,32 +100,42 @@ void add_bias(float* out, int64_t M, int64_t N, const float* bias) {
     for (int64_t n = 0; n < N; ++n) out[m * N + n] += bias[n];
 }
 
-// Large M with bf16 weights: convert a tile of W to f32, multiply it with sgemm.
-void large_m_bf16(const float* x, int64_t M, int64_t K, const uint16_t* w, bool transposed,
-                  int64_t N, float* out, bool accumulate) {
-  // Tiles of about 4 MiB of f32: big enough for sgemm, small enough to stay cached.
-  const int64_t tile_elems = int64_t{1} << 20;
-  if (!transposed) {
-    int64_t rows = std::max<int64_t>(16, tile_elems / std::max<int64_t>(K, 1));
-    std::vector<float> tile(static_cast<size_t>(std::min(rows, N) * K));
-    for (int64_t n0 = 0; n0 < N; n0 += rows) {
-      int64_t nb = std::min(rows, N - n0);
-      convert(w + n0 * K, BANYAN_BF16, tile.data(), WeightType::f32, nb * K);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M),
-                  static_cast<int>(nb), static_cast<int>(K), 1.0f, x, static_cast<int>(K),
-                  tile.data(), static_cast<int>(K), accumulate ? 1.0f : 0.0f, out + n0,
-                  static_cast<int>(N));
-    }
-  } else {
-    int64_t rows = std::max<int64_t>(16, tile_elems / std::max<int64_t>(N, 1));
-    std::vector<float> tile(static_cast<size_t>(std::min(rows, K) * N));
-    for (int64_t k0 = 0; k0 < K; k0 += rows) {
-      int64_t kb = std::min(rows, K - k0);
-      convert(w + k0 * N, BANYAN_BF16, tile.data(), WeightType::f32, kb * N);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M),
-                  static_cast<int>(N), static_cast<int>(kb), 1.0f, x + k0, static_cast<int>(K),
-                  tile.data(), static_cast<int>(N), (accumulate || k0 > 0) ? 1.0f : 0.0f, out,
-                  static_cast<int>(N));
+// Large M: the output features are cut into tiles of about 1 MiB of f32 weight
+// (a core's L2); OpenMP threads take tiles and run a single-threaded sgemm on each,
+// converting bf16 tiles to f32 first. BLAS never starts threads of its own, so its
+// spinning workers cannot fight the OpenMP team for the cores.
+void large_m(const float* x, int64_t M, int64_t K, const void* w, WeightType wt, bool transposed,
+             int64_t N, float* out, bool accumulate) {
+  const int64_t tile = std::min(N, std::max<int64_t>(16, ((int64_t{1} << 18) / K) / 16 * 16));
+  const int64_t tiles = (N + tile - 1) / tile;
+#pragma omp parallel
+  {
+    std::vector<float> buf;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t n0 = t * tile, nb = std::min(tile, N - n0);
+      const float* wt_ptr;
+      int64_t ldb;
+      if (wt == WeightType::f32) {
+        wt_ptr = static_cast<const float*>(w) + (transposed ? n0 : n0 * K);
+        ldb = transposed ? N : K;
+      } else {
+        buf.resize(static_cast<size_t>(nb * K));
+        const auto* wb = static_cast<const uint16_t*>(w);
+        if (!transposed) {
+          for (int64_t i = 0; i < nb * K; ++i) buf[i] = bf16_to_f32(wb[n0 * K + i]);
+          ldb = K;
+        } else {
+          for (int64_t k = 0; k < K; ++k)
+            for (int64_t j = 0; j < nb; ++j) buf[k * nb + j] = bf16_to_f32(wb[k * N + n0 + j]);
+          ldb = nb;
+        }
+        wt_ptr = buf.data();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed ? CblasNoTrans : CblasTrans,
+                  static_cast<int>(M), static_cast<int>(nb), static_cast<int>(K), 1.0f, x,
+                  static_cast<int>(K), wt_ptr, static_cast<int>(ldb), accumulate ? 1.0f : 0.0f,
+                  out + n0, static_cast<int>(N));
     }
   }
 }
@@ -146,15 +157,7 @@ void matmul(const float* x, int64_t M, int64_t K, const void* w, WeightType wt, 
     }
     return;
   }
-  if (wt == WeightType::bf16) {
-    large_m_bf16(x, M, K, static_cast<const uint16_t*>(w), transposed, N, out, accumulate);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed ? CblasNoTrans : CblasTrans,
-                static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), 1.0f, x,
-                static_cast<int>(K), static_cast<const float*>(w),
-                static_cast<int>(transposed ? N : K), accumulate ? 1.0f : 0.0f, out,
-                static_cast<int>(N));
-  }
+  large_m(x, M, K, w, wt, transposed, N, out, accumulate);
   if (bias) add_bias(out, M, N, bias);
 }
 
