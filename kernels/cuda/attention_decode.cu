@@ -1,0 +1,284 @@
+// Paged attention with one query token per block row (decode, and any batch whose
+// head_dim the tensor-core kernel does not take). Block (token, head group, split):
+// up to 8 query heads that share one KV head (GQA) read each cached key and value
+// row once; the keys of a long context are split across blocks (split-KV) whose
+// partial results a second kernel combines. Per split: scores into shared memory,
+// softmax statistics, then the weighted sum of V, all in f32.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/kernels.h"
+
+#include <banyan/error.h>
+
+#include <algorithm>
+#include <string>
+
+namespace banyan::kernels::cuda {
+namespace {
+
+constexpr int kWarps = 4, kThreads = kWarps * 32, kUnroll = 4;
+constexpr size_t kMaxSmem = 96 * 1024;
+constexpr float kLog2e = 1.4426950408889634f;
+
+struct Split {
+  int32_t chunk, splits;
+  float* ws_o;   // [T, Hq, splits, D]
+  float* ws_ml;  // [T, Hq, splits, 2]
+};
+
+// The keys [lo, p] a query token attends to.
+struct QueryRange {
+  int32_t p, lo;
+  const int32_t* table;
+};
+
+__device__ __forceinline__ QueryRange query_range(const PagedArgs& a, int t) {
+  const int32_t* info = a.seq_info + a.token_seq[t] * 4;
+  QueryRange r;
+  r.p = info[2] - info[1] + (t - info[0]);
+  r.lo = a.sliding_window > 0 ? max(0, r.p - a.sliding_window + 1) : 0;
+  r.table = a.block_tables + info[3];
+  return r;
+}
+
+template <int GC>
+__global__ void __launch_bounds__(kThreads)
+    token_attention_kernel(const uint16_t* __restrict__ q, PagedArgs a, Split sp,
+                           uint16_t* __restrict__ out) {
+  extern __shared__ float smem[];
+  const int t = blockIdx.x, h0 = blockIdx.y * GC, split = blockIdx.z;
+  const int D = a.head_dim, Hq = a.num_heads, g = h0 / (Hq / a.num_kv_heads);
+  const QueryRange qr = query_range(a, t);
+  const int begin = qr.lo + split * sp.chunk;
+  if (begin > qr.p) return;
+  const int len = min(qr.p + 1, begin + sp.chunk) - begin;
+
+  float* q_s = smem;                      // [GC, D]
+  float* sc = q_s + GC * D;               // [GC, chunk]
+  float* red = sc + GC * sp.chunk;        // [kWarps, GC, D]
+  float* stat = red + kWarps * GC * D;    // [GC, 2]
+
+  const float qscale = a.scale * kLog2e;  // scores in log2 units: exp2 below
+  for (int i = threadIdx.x; i < GC * D; i += kThreads)
+    q_s[i] = bf2f(q[(static_cast<int64_t>(t) * Hq + h0) * D + i]) * qscale;
+  __syncthreads();
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, vecs = D / 8;
+  int lk = 1;  // lanes per key row: a power of two >= D / 8
+  while (lk < vecs) lk <<= 1;
+  const int kpw = 32 / lk, sub = lane % lk, kk = lane / lk, d0 = sub * 8;
+  const bool active = sub < vecs;
+  float qv[GC][8];
+#pragma unroll
+  for (int h = 0; h < GC; ++h)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] : 0.0f;
+
+  const int64_t slot_stride = static_cast<int64_t>(a.num_kv_heads) * D;
+  const int64_t head_off = static_cast<int64_t>(g) * D + d0;
+  const int step = kWarps * kpw;
+  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[kUnroll]) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = base + u * step + warp * kpw + kk;
+      if (j < len && active) {
+        const int pos = begin + j;
+        const int64_t slot =
+            static_cast<int64_t>(qr.table[pos / a.block_size]) * a.block_size + pos % a.block_size;
+        rows[u] = load8(cache + slot * slot_stride + head_off);
+      } else {
+        rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
+      }
+    }
+  };
+
+  // Scores.
+  for (int base = 0; base < len; base += step * kUnroll) {
+    Bf16x8 rows[kUnroll];
+    load_rows(a.k_cache, base, rows);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      float dot[GC];
+#pragma unroll
+      for (int h = 0; h < GC; ++h) {
+        dot[h] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) dot[h] += qv[h][j] * rows[u].get(j);
+      }
+      for (int o = lk / 2; o > 0; o >>= 1)
+#pragma unroll
+        for (int h = 0; h < GC; ++h) dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], o);
+      const int j = base + u * step + warp * kpw + kk;
+      if (sub == 0 && j < len)
+#pragma unroll
+        for (int h = 0; h < GC; ++h) sc[h * sp.chunk + j] = dot[h];
+    }
+  }
+  __syncthreads();
+
+  // Softmax statistics of this split, one warp per head.
+  for (int h = warp; h < GC; h += kWarps) {
+    float* s = sc + h * sp.chunk;
+    float m = -INFINITY;
+    for (int j = lane; j < len; j += 32) m = fmaxf(m, s[j]);
+    m = warp_max(m);
+    float l = 0.0f;
+    for (int j = lane; j < len; j += 32) {
+      const float e = exp2f(s[j] - m);
+      s[j] = e;
+      l += e;
+    }
+    l = warp_sum(l);
+    if (lane == 0) {
+      stat[2 * h] = m;
+      stat[2 * h + 1] = l;
+    }
+  }
+  __syncthreads();
+
+  // Weighted sum of V.
+  float acc[GC][8];
+#pragma unroll
+  for (int h = 0; h < GC; ++h)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[h][j] = 0.0f;
+  for (int base = 0; base < len; base += step * kUnroll) {
+    Bf16x8 rows[kUnroll];
+    load_rows(a.v_cache, base, rows);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int j = base + u * step + warp * kpw + kk;
+      if (j < len) {
+#pragma unroll
+        for (int h = 0; h < GC; ++h) {
+          const float w = sc[h * sp.chunk + j];
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[h][e] += w * rows[u].get(e);
+        }
+      }
+    }
+  }
+  for (int o = lk; o < 32; o <<= 1)
+#pragma unroll
+    for (int h = 0; h < GC; ++h)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[h][e] += __shfl_xor_sync(0xffffffffu, acc[h][e], o);
+  if (kk == 0 && active)
+#pragma unroll
+    for (int h = 0; h < GC; ++h)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) red[(warp * GC + h) * D + d0 + e] = acc[h][e];
+  __syncthreads();
+
+  for (int i = threadIdx.x; i < GC * D; i += kThreads) {
+    const int h = i / D, d = i % D;
+    float o = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) o += red[(w * GC + h) * D + d];
+    if (sp.splits == 1) {
+      out[(static_cast<int64_t>(t) * Hq + h0 + h) * D + d] = f2bf(o / stat[2 * h + 1]);
+    } else {
+      const int64_t idx = (static_cast<int64_t>(t) * Hq + h0 + h) * sp.splits + split;
+      sp.ws_o[idx * D + d] = o;
+      if (d == 0) {
+        sp.ws_ml[2 * idx] = stat[2 * h];
+        sp.ws_ml[2 * idx + 1] = stat[2 * h + 1];
+      }
+    }
+  }
+}
+
+// Combines the splits of one (token, head): out = sum_i o_i 2^(m_i - M) / sum_i l_i 2^(m_i - M).
+__global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out) {
+  const int t = blockIdx.x, h = blockIdx.y, D = a.head_dim, Hq = a.num_heads;
+  const QueryRange qr = query_range(a, t);
+  const int n = qr.p - qr.lo + 1;
+  const int used = (n + sp.chunk - 1) / sp.chunk;
+  const int64_t first = (static_cast<int64_t>(t) * Hq + h) * sp.splits;
+  float M = -INFINITY;
+  for (int i = 0; i < used; ++i) M = fmaxf(M, sp.ws_ml[2 * (first + i)]);
+  float L = 0.0f;
+  for (int i = 0; i < used; ++i)
+    L += sp.ws_ml[2 * (first + i) + 1] * exp2f(sp.ws_ml[2 * (first + i)] - M);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int i = 0; i < used; ++i)
+      o += sp.ws_o[(first + i) * D + d] * exp2f(sp.ws_ml[2 * (first + i)] - M);
+    out[(static_cast<int64_t>(t) * Hq + h) * D + d] = f2bf(o / L);
+  }
+}
+
+size_t smem_bytes(int gc, int head_dim, int chunk) {
+  return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + kWarps) +
+                          static_cast<size_t>(gc) * chunk + 2 * gc);
+}
+
+template <int GC>
+void launch(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan, Split sp,
+            bf16_bits* out, cudaStream_t stream) {
+  static bool configured = false;
+  if (!configured) {
+    BANYAN_CUDA_CHECK(cudaFuncSetAttribute(token_attention_kernel<GC>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(kMaxSmem)));
+    configured = true;
+  }
+  const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads / GC),
+                  static_cast<unsigned>(plan.splits));
+  token_attention_kernel<GC><<<grid, kThreads, smem_bytes(GC, a.head_dim, plan.chunk), stream>>>(
+      q, a, sp, out);
+  BANYAN_CUDA_CHECK_LAUNCH("token_attention");
+}
+
+}  // namespace
+
+SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
+  if (a.head_dim % 8 || a.head_dim > 256 || a.head_dim <= 0)
+    throw Error(Code::unsupported, "cuda attention: head_dim " + std::to_string(a.head_dim) +
+                                       " is not supported (a multiple of 8, at most 256)");
+  SplitPlan p{};
+  const int G = a.num_heads / a.num_kv_heads;
+  p.group = 8;
+  while (G % p.group) p.group >>= 1;
+  int64_t max_keys = std::max(a.max_context_len, 1);
+  if (a.sliding_window > 0) max_keys = std::min<int64_t>(max_keys, a.sliding_window);
+  const int64_t base_blocks = static_cast<int64_t>(a.num_tokens) * (a.num_heads / p.group);
+  int64_t splits = (2 * static_cast<int64_t>(num_sms) + base_blocks - 1) / base_blocks;
+  splits = std::clamp<int64_t>(splits, 1, (max_keys + 31) / 32);
+  int64_t chunk = ((max_keys + splits - 1) / splits + 31) / 32 * 32;
+  // The scores of one split live in shared memory.
+  const int64_t room = (static_cast<int64_t>(kMaxSmem) / 4 -
+                        static_cast<int64_t>(p.group) * a.head_dim * (1 + kWarps) - 2 * p.group) /
+                       p.group;
+  chunk = std::min<int64_t>(chunk, std::min<int64_t>(room / 32 * 32, 2048));
+  p.chunk = static_cast<int32_t>(chunk);
+  p.splits = static_cast<int32_t>((max_keys + chunk - 1) / chunk);
+  return p;
+}
+
+size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan) {
+  if (plan.splits <= 1) return 0;
+  return sizeof(float) * static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits *
+         (a.head_dim + 2);
+}
+
+void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
+                     float* workspace, bf16_bits* out, cudaStream_t stream) {
+  if (a.num_tokens <= 0) return;
+  Split sp{plan.chunk, plan.splits, workspace, nullptr};
+  if (plan.splits > 1)
+    sp.ws_ml = workspace + static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits * a.head_dim;
+  switch (plan.group) {
+    case 8: launch<8>(q, a, plan, sp, out, stream); break;
+    case 4: launch<4>(q, a, plan, sp, out, stream); break;
+    case 2: launch<2>(q, a, plan, sp, out, stream); break;
+    default: launch<1>(q, a, plan, sp, out, stream); break;
+  }
+  if (plan.splits > 1) {
+    combine_kernel<<<dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
+                     128, 0, stream>>>(a, sp, out);
+    BANYAN_CUDA_CHECK_LAUNCH("token_attention combine");
+  }
+}
+
+}  // namespace banyan::kernels::cuda

@@ -1,0 +1,206 @@
+// Element-wise kernels: embedding lookup, activations, add, bias, row gather, the
+// dtype conversion of weights at load, and a random fill for benchmarks. Grid-
+// stride loops over 8 bf16 (16 bytes) per step where sizes and alignment allow.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/kernels.h"
+
+#include <banyan/abi.h>
+
+namespace banyan::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+#define GRID_STRIDE(i, n)                                                              \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+__global__ void embedding_kernel(const void* table, bool table_f32, int64_t hidden,
+                                 const int32_t* ids, int64_t n, uint16_t* out) {
+  const int64_t vecs = hidden / 8;
+  GRID_STRIDE(i, n * vecs) {
+    const int64_t t = i / vecs, c = (i % vecs) * 8;
+    const int64_t row = ids[t];
+    if (table_f32) {
+      const float* src = static_cast<const float*>(table) + row * hidden + c;
+      Bf16x8 v;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v.set(j, src[j]);
+      store8(out + t * hidden + c, v);
+    } else {
+      store8(out + t * hidden + c, load8(static_cast<const uint16_t*>(table) + row * hidden + c));
+    }
+  }
+}
+
+__global__ void embedding_scalar_kernel(const void* table, bool table_f32, int64_t hidden,
+                                        const int32_t* ids, int64_t n, uint16_t* out) {
+  GRID_STRIDE(i, n * hidden) {
+    const int64_t t = i / hidden, c = i % hidden, src = ids[t] * hidden + c;
+    out[i] = table_f32 ? f2bf(static_cast<const float*>(table)[src])
+                       : static_cast<const uint16_t*>(table)[src];
+  }
+}
+
+// op 0: act(a) * b; op 1: act(a); op 2: a + b.
+template <int Op>
+__device__ __forceinline__ float combine(float a, float b, int act) {
+  if constexpr (Op == 0) return round_bf(apply_act(a, act)) * b;
+  if constexpr (Op == 1) return apply_act(a, act);
+  return a + b;
+}
+
+template <int Op>
+__global__ void binary_vec_kernel(const uint16_t* a, const uint16_t* b, int64_t vecs, int act,
+                                  uint16_t* out) {
+  GRID_STRIDE(i, vecs) {
+    const Bf16x8 x = load8(a + i * 8);
+    Bf16x8 y;
+    if constexpr (Op != 1) y = load8(b + i * 8);
+    Bf16x8 o;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) o.set(j, combine<Op>(x.get(j), Op != 1 ? y.get(j) : 0.0f, act));
+    store8(out + i * 8, o);
+  }
+}
+
+template <int Op>
+__global__ void binary_scalar_kernel(const uint16_t* a, const uint16_t* b, int64_t n, int act,
+                                     uint16_t* out) {
+  GRID_STRIDE(i, n) {
+    out[i] = f2bf(combine<Op>(bf2f(a[i]), Op != 1 ? bf2f(b[i]) : 0.0f, act));
+  }
+}
+
+template <int Op>
+void binary(const uint16_t* a, const uint16_t* b, int64_t n, int act, uint16_t* out,
+            cudaStream_t s) {
+  if (n <= 0) return;
+  if (n % 8 == 0 && aligned16(a) && aligned16(out) && (!b || aligned16(b)))
+    binary_vec_kernel<Op><<<blocks_for(n / 8, kThreads), kThreads, 0, s>>>(a, b, n / 8, act, out);
+  else
+    binary_scalar_kernel<Op><<<blocks_for(n, kThreads), kThreads, 0, s>>>(a, b, n, act, out);
+  BANYAN_CUDA_CHECK_LAUNCH("element-wise op");
+}
+
+template <class T>
+__global__ void add_bias_kernel(T* out, int64_t M, int64_t N, const float* bias) {
+  GRID_STRIDE(i, M * N) {
+    if constexpr (sizeof(T) == 4) {
+      out[i] += bias[i % N];
+    } else {
+      out[i] = f2bf(bf2f(out[i]) + bias[i % N]);
+    }
+  }
+}
+
+template <class T>
+__global__ void gather_kernel(const T* x, int64_t width, const int32_t* rows, int64_t n, T* out) {
+  GRID_STRIDE(i, n * width) {
+    const int64_t r = i / width, c = i % width;
+    out[i] = x[static_cast<int64_t>(rows[r]) * width + c];
+  }
+}
+
+__device__ __forceinline__ float f16_to_f32(uint16_t h) {
+  return __half2float(__ushort_as_half(h));
+}
+
+__global__ void convert_kernel(const void* src, int32_t src_dtype, void* dst, bool dst_f32,
+                               int64_t n) {
+  GRID_STRIDE(i, n) {
+    float f;
+    if (src_dtype == BANYAN_F32) f = static_cast<const float*>(src)[i];
+    else if (src_dtype == BANYAN_BF16) f = bf2f(static_cast<const uint16_t*>(src)[i]);
+    else f = f16_to_f32(static_cast<const uint16_t*>(src)[i]);
+    if (dst_f32) static_cast<float*>(dst)[i] = f;
+    else static_cast<uint16_t*>(dst)[i] = f2bf(f);
+  }
+}
+
+__device__ __forceinline__ uint64_t mix64(uint64_t z) {  // splitmix64 finalizer
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+__global__ void fill_uniform_kernel(uint16_t* dst, int64_t n, uint64_t seed, float scale) {
+  GRID_STRIDE(i, n) {
+    const uint64_t h = mix64(seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i));
+    const float u = static_cast<float>(h >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+    dst[i] = f2bf((2.0f * u - 1.0f) * scale);
+  }
+}
+
+}  // namespace
+
+void embedding(const void* table, bool table_f32, int64_t hidden, const int32_t* ids, int64_t n,
+               bf16_bits* out, cudaStream_t stream) {
+  if (n <= 0) return;
+  if (hidden % 8 == 0 && aligned16(table) && aligned16(out))
+    embedding_kernel<<<blocks_for(n * hidden / 8, kThreads), kThreads, 0, stream>>>(
+        table, table_f32, hidden, ids, n, out);
+  else
+    embedding_scalar_kernel<<<blocks_for(n * hidden, kThreads), kThreads, 0, stream>>>(
+        table, table_f32, hidden, ids, n, out);
+  BANYAN_CUDA_CHECK_LAUNCH("embedding");
+}
+
+void act_mul(const bf16_bits* gate, const bf16_bits* up, int64_t n, int32_t act, bf16_bits* out,
+             cudaStream_t stream) {
+  binary<0>(gate, up, n, act, out, stream);
+}
+
+void activation(const bf16_bits* x, int64_t n, int32_t act, bf16_bits* out, cudaStream_t stream) {
+  binary<1>(x, nullptr, n, act, out, stream);
+}
+
+void add(const bf16_bits* a, const bf16_bits* b, int64_t n, bf16_bits* out, cudaStream_t stream) {
+  binary<2>(a, b, n, 0, out, stream);
+}
+
+void add_bias(void* out, bool out_f32, int64_t M, int64_t N, const float* bias,
+              cudaStream_t stream) {
+  if (M * N <= 0) return;
+  if (out_f32)
+    add_bias_kernel<<<blocks_for(M * N, kThreads), kThreads, 0, stream>>>(
+        static_cast<float*>(out), M, N, bias);
+  else
+    add_bias_kernel<<<blocks_for(M * N, kThreads), kThreads, 0, stream>>>(
+        static_cast<uint16_t*>(out), M, N, bias);
+  BANYAN_CUDA_CHECK_LAUNCH("add_bias");
+}
+
+void gather_rows(const void* x, int64_t row_bytes, const int32_t* rows, int64_t n, void* out,
+                 cudaStream_t stream) {
+  if (n <= 0 || row_bytes <= 0) return;
+  if (row_bytes % 16 == 0 && aligned16(x) && aligned16(out))
+    gather_kernel<<<blocks_for(n * row_bytes / 16, kThreads), kThreads, 0, stream>>>(
+        static_cast<const uint4*>(x), row_bytes / 16, rows, n, static_cast<uint4*>(out));
+  else if (row_bytes % 2 == 0)
+    gather_kernel<<<blocks_for(n * row_bytes / 2, kThreads), kThreads, 0, stream>>>(
+        static_cast<const uint16_t*>(x), row_bytes / 2, rows, n, static_cast<uint16_t*>(out));
+  else
+    gather_kernel<<<blocks_for(n * row_bytes, kThreads), kThreads, 0, stream>>>(
+        static_cast<const uint8_t*>(x), row_bytes, rows, n, static_cast<uint8_t*>(out));
+  BANYAN_CUDA_CHECK_LAUNCH("gather_rows");
+}
+
+void convert(const void* src, int32_t src_dtype, void* dst, bool dst_f32, int64_t n,
+             cudaStream_t stream) {
+  if (n <= 0) return;
+  convert_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(src, src_dtype, dst, dst_f32, n);
+  BANYAN_CUDA_CHECK_LAUNCH("convert");
+}
+
+void fill_uniform_bf16(bf16_bits* dst, int64_t n, uint64_t seed, float scale,
+                       cudaStream_t stream) {
+  if (n <= 0) return;
+  fill_uniform_kernel<<<blocks_for(n, kThreads), kThreads, 0, stream>>>(dst, n, seed, scale);
+  BANYAN_CUDA_CHECK_LAUNCH("fill_uniform_bf16");
+}
+
+}  // namespace banyan::kernels::cuda

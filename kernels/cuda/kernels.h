@@ -1,0 +1,96 @@
+// Host-side launchers of the CUDA kernels behind CudaBackend: plain functions over
+// raw device pointers that enqueue on `stream` and check the launch. Activations
+// are bf16 (passed as uint16_t bit patterns so this header needs no cuda_bf16.h);
+// accumulation is f32. Inputs are trusted (StepContext validated the shapes).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace banyan::kernels::cuda {
+
+using bf16_bits = uint16_t;
+
+// --- norm.cu --------------------------------------------------------------------
+/// Per row of width n: if residual, residual = bf16(residual + x) and normalize it.
+/// out = bf16(w * bf16(v / rms)) when w_offset == 0 (Llama), else bf16((w + w_offset) * v / rms).
+void rms_norm(const bf16_bits* x, bf16_bits* residual, const float* w, float w_offset, float eps,
+              int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream);
+void layer_norm(const bf16_bits* x, bf16_bits* residual, const float* w, const float* bias,
+                float eps, int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream);
+
+// --- elementwise.cu -------------------------------------------------------------
+/// out[t] = table[ids[t]]; table bf16 (table_f32 false) or f32.
+void embedding(const void* table, bool table_f32, int64_t hidden, const int32_t* ids, int64_t n,
+               bf16_bits* out, cudaStream_t stream);
+/// out = bf16(bf16(act(gate)) * up), as the reference computes in bf16.
+void act_mul(const bf16_bits* gate, const bf16_bits* up, int64_t n, int32_t activation,
+             bf16_bits* out, cudaStream_t stream);
+void activation(const bf16_bits* x, int64_t n, int32_t activation, bf16_bits* out,
+                cudaStream_t stream);
+void add(const bf16_bits* a, const bf16_bits* b, int64_t n, bf16_bits* out, cudaStream_t stream);
+/// out[m, :] += bias (f32) for out [M, N] of bf16 (out_f32 false) or f32.
+void add_bias(void* out, bool out_f32, int64_t M, int64_t N, const float* bias,
+              cudaStream_t stream);
+/// out[r] = x[rows[r]] for rows of `row_bytes` bytes.
+void gather_rows(const void* x, int64_t row_bytes, const int32_t* rows, int64_t n, void* out,
+                 cudaStream_t stream);
+/// dst[i] = src[i] converted; src BanyanDType bf16/f16/f32, dst bf16 or f32.
+void convert(const void* src, int32_t src_dtype, void* dst, bool dst_f32, int64_t n,
+             cudaStream_t stream);
+/// Fills bf16 values uniform in [-scale, scale) from a counter-based hash of (seed, i).
+void fill_uniform_bf16(bf16_bits* dst, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
+
+// --- rotary.cu ------------------------------------------------------------------
+struct RotaryArgs {
+  const int32_t* positions;  ///< [T]
+  const float* inv_freq;     ///< [rows, rotary_dim / 2]
+  const int32_t* freq_row;   ///< [T] or null (row 0)
+  float scaling;
+  int32_t head_dim, rotary_dim;
+  bool neox;
+};
+void rotary(bf16_bits* q, int32_t q_heads, bf16_bits* k, int32_t k_heads, int64_t tokens,
+            const RotaryArgs& a, cudaStream_t stream);
+
+// --- attention ------------------------------------------------------------------
+/// The paged layout one attention call reads (device pointers of StepLayout).
+struct PagedArgs {
+  const int32_t* seq_info;      ///< [S, 4]: query_start, query_len, context_len, block_offset
+  const int32_t* token_seq;     ///< [T]
+  const int32_t* block_tables;
+  const int32_t* slot_mapping;  ///< [T]
+  int32_t num_seqs, num_tokens, max_query_len, max_context_len;
+  bf16_bits* k_cache;           ///< [blocks, block_size, kv_heads, head_dim]
+  bf16_bits* v_cache;
+  int32_t block_size, num_heads, num_kv_heads, head_dim;
+  float scale;
+  int32_t sliding_window;
+};
+
+/// kv_write.cu: k, v [T, kv_heads * head_dim] into the caches at slot_mapping (-1: skip).
+void kv_cache_write(const bf16_bits* k, const bf16_bits* v, const PagedArgs& a,
+                    cudaStream_t stream);
+
+/// attention_decode.cu: one query token per block row, split over the keys (split-KV)
+/// and GQA-aware (a block serves up to 8 query heads of one KV head). Any head_dim
+/// that is a multiple of 8, up to 256. Works for every batch (decode, prefill, mixed).
+struct SplitPlan {
+  int32_t group;   ///< query heads per block
+  int32_t chunk;   ///< keys per split
+  int32_t splits;  ///< splits per query (grid z)
+};
+SplitPlan plan_token_attention(const PagedArgs& a, int num_sms);
+/// Bytes of f32 workspace the plan needs (0 when it has one split).
+size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan);
+void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
+                     float* workspace, bf16_bits* out, cudaStream_t stream);
+
+/// attention_prefill.cu: tensor-core flash attention of query tiles over the paged
+/// cache (causal, windowed, chunked prefill). head_dim 64 or 128.
+bool prefill_attention_supported(int32_t head_dim);
+void prefill_attention(const bf16_bits* q, const PagedArgs& a, bf16_bits* out,
+                       cudaStream_t stream);
+
+}  // namespace banyan::kernels::cuda

@@ -1,0 +1,165 @@
+// RMSNorm and LayerNorm over the last dimension with the residual add fused in:
+// one block per row, 16-byte accesses when the row width allows, statistics in f32.
+// Rounding follows the bf16 reference: the residual sum is rounded to bf16 before
+// it is normalized, and Llama's RMSNorm rounds the normalized value before the
+// weight multiplies it.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/kernels.h"
+
+namespace banyan::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Adds x into the residual (when given) for elements [i, i + 8) and returns the
+// row values to normalize. V: vectorized (row width and pointers 16-byte aligned).
+template <bool V>
+struct RowIo {
+  static __device__ __forceinline__ Bf16x8 fuse(const uint16_t* x, uint16_t* r, int64_t i,
+                                                int64_t n) {
+    Bf16x8 v;
+    if constexpr (V) {
+      v = load8_rw(x + i);
+      if (r) {
+        Bf16x8 rv = load8_rw(r + i);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) rv.set(j, rv.get(j) + v.get(j));
+        store8(r + i, rv);
+        v = rv;
+      }
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        float f = 0.0f;
+        if (i + j < n) {
+          f = bf2f(x[i + j]);
+          if (r) {
+            f = round_bf(bf2f(r[i + j]) + f);
+            r[i + j] = f2bf(f);
+          }
+        }
+        v.set(j, f);
+      }
+    }
+    return v;
+  }
+  static __device__ __forceinline__ Bf16x8 load(const uint16_t* p, int64_t i, int64_t n) {
+    Bf16x8 v;
+    if constexpr (V) {
+      v = load8_rw(p + i);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v.set(j, i + j < n ? bf2f(p[i + j]) : 0.0f);
+    }
+    return v;
+  }
+  static __device__ __forceinline__ void store(uint16_t* p, int64_t i, int64_t n,
+                                               const Bf16x8& v) {
+    if constexpr (V) {
+      store8(p + i, v);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+        if (i + j < n) p[i + j] = static_cast<uint16_t>(v.w[j >> 1] >> ((j & 1) * 16));
+    }
+  }
+};
+
+template <bool V>
+__global__ void rms_norm_kernel(const uint16_t* __restrict__ x, uint16_t* residual,
+                                const float* __restrict__ w, float w_offset, float eps, int64_t n,
+                                uint16_t* out) {
+  __shared__ float scratch[32];
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
+  const uint16_t* xr = x + base;
+  uint16_t* rr = residual ? residual + base : nullptr;
+  uint16_t* o = out + base;
+  float ss = 0.0f;
+  for (int64_t i = threadIdx.x * 8; i < n; i += kThreads * 8) {
+    const Bf16x8 v = RowIo<V>::fuse(xr, rr, i, n);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) ss += v.get(j) * v.get(j);
+  }
+  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(n) + eps);
+  const uint16_t* src = rr ? rr : xr;
+  for (int64_t i = threadIdx.x * 8; i < n; i += kThreads * 8) {
+    Bf16x8 v = RowIo<V>::load(src, i, n);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float wj = i + j < n ? w[i + j] : 0.0f;
+      const float y = v.get(j) * inv;
+      v.set(j, w_offset == 0.0f ? wj * round_bf(y) : (wj + w_offset) * y);
+    }
+    RowIo<V>::store(o, i, n, v);
+  }
+}
+
+template <bool V>
+__global__ void layer_norm_kernel(const uint16_t* __restrict__ x, uint16_t* residual,
+                                  const float* __restrict__ w, const float* __restrict__ bias,
+                                  float eps, int64_t n, uint16_t* out) {
+  __shared__ float scratch[32];
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
+  const uint16_t* xr = x + base;
+  uint16_t* rr = residual ? residual + base : nullptr;
+  uint16_t* o = out + base;
+  float s = 0.0f;
+  for (int64_t i = threadIdx.x * 8; i < n; i += kThreads * 8) {
+    const Bf16x8 v = RowIo<V>::fuse(xr, rr, i, n);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) s += v.get(j);
+  }
+  const float mean = block_sum(s, scratch) / static_cast<float>(n);
+  const uint16_t* src = rr ? rr : xr;
+  float var = 0.0f;
+  for (int64_t i = threadIdx.x * 8; i < n; i += kThreads * 8) {
+    const Bf16x8 v = RowIo<V>::load(src, i, n);
+#pragma unroll
+    for (int j = 0; j < 8; ++j)
+      if (i + j < n) var += (v.get(j) - mean) * (v.get(j) - mean);
+  }
+  const float inv = rsqrtf(block_sum(var, scratch) / static_cast<float>(n) + eps);
+  for (int64_t i = threadIdx.x * 8; i < n; i += kThreads * 8) {
+    Bf16x8 v = RowIo<V>::load(src, i, n);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float wj = i + j < n ? w[i + j] : 0.0f;
+      const float bj = bias && i + j < n ? bias[i + j] : 0.0f;
+      v.set(j, (v.get(j) - mean) * inv * wj + bj);
+    }
+    RowIo<V>::store(o, i, n, v);
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+}  // namespace
+
+void rms_norm(const bf16_bits* x, bf16_bits* residual, const float* w, float w_offset, float eps,
+              int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream) {
+  if (rows <= 0) return;
+  const bool vec = n % 8 == 0 && aligned16(x) && aligned16(out) && (!residual || aligned16(residual));
+  if (vec)
+    rms_norm_kernel<true><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        x, residual, w, w_offset, eps, n, out);
+  else
+    rms_norm_kernel<false><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        x, residual, w, w_offset, eps, n, out);
+  BANYAN_CUDA_CHECK_LAUNCH("rms_norm");
+}
+
+void layer_norm(const bf16_bits* x, bf16_bits* residual, const float* w, const float* bias,
+                float eps, int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream) {
+  if (rows <= 0) return;
+  const bool vec = n % 8 == 0 && aligned16(x) && aligned16(out) && (!residual || aligned16(residual));
+  if (vec)
+    layer_norm_kernel<true><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        x, residual, w, bias, eps, n, out);
+  else
+    layer_norm_kernel<false><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+        x, residual, w, bias, eps, n, out);
+  BANYAN_CUDA_CHECK_LAUNCH("layer_norm");
+}
+
+}  // namespace banyan::kernels::cuda
