@@ -11,6 +11,7 @@
 #include "core/runtime/weight_store.h"
 #include "core/runtime/checkpoint.h"
 #include "core/common/logging.h"
+#include "kernels/cpu/kernels.h"
 
 #include <banyan/error.h>
 
@@ -84,14 +85,26 @@ Rooflines measure_rooflines() {
   std::free(a);
   std::free(b);
 
-  const int m = 1536;
-  std::vector<float> x(size_t(m) * m, 0.5f), y(size_t(m) * m, 0.25f), z(size_t(m) * m);
+  // sgemm throughput: one single-threaded sgemm per OpenMP thread, as the backend
+  // runs them (BLAS is kept single-threaded by the CPU backend).
+  const int m = 1024;
   std::vector<double> flops;
   for (int rep = 0; rep < 4; ++rep) {
-    double t0 = now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, m, 1.0f, x.data(), m, y.data(), m,
-                0.0f, z.data(), m);
-    flops.push_back(2.0 * m * m * m / (now() - t0) / 1e9);
+    double t0 = 0;
+    int threads = 1;
+#pragma omp parallel
+    {
+      std::vector<float> x(size_t(m) * m, 0.5f), y(size_t(m) * m, 0.25f), z(size_t(m) * m);
+#pragma omp barrier
+#pragma omp single
+      {
+        threads = omp_get_num_threads();
+        t0 = now();
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, m, m, 1.0f, x.data(), m, y.data(),
+                  m, 0.0f, z.data(), m);
+    }
+    flops.push_back(2.0 * m * m * m * threads / (now() - t0) / 1e9);
   }
   r.sgemm_gflops = stats(flops).best;
   return r;
@@ -202,6 +215,39 @@ void bench_model(const PluginHost& plugins, const fs::path& dir, const std::stri
   }
 }
 
+// Time per matmul of the two kernels across row counts (bf16 and f32 weights).
+void bench_matmul() {
+  namespace kc = banyan::kernels::cpu;
+  const int64_t saved = kc::small_m_threshold();
+  std::printf("\n| K x N | weights | M | streaming GB/s | streaming GFLOP/s | sgemm tiles GFLOP/s |\n");
+  std::printf("|---|---|---:|---:|---:|---:|\n");
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{1280, 3456}, {3456, 1280}, {1280, 32000}}) {
+    std::vector<float> wf(static_cast<size_t>(K * N), 0.01f), x(static_cast<size_t>(64 * K), 0.5f),
+        out(static_cast<size_t>(64 * N));
+    std::vector<uint16_t> wb(static_cast<size_t>(K * N), 0x3c00);
+    for (auto wt : {kc::WeightType::bf16, kc::WeightType::f32}) {
+      const void* w = wt == kc::WeightType::bf16 ? static_cast<const void*>(wb.data()) : wf.data();
+      const double wbytes = double(K * N) * (wt == kc::WeightType::bf16 ? 2 : 4);
+      for (int64_t M : {1, 2, 4, 8, 12, 16, 24, 32}) {
+        double best[2] = {0, 0};
+        for (int path = 0; path < 2; ++path) {
+          kc::set_small_m_threshold(path == 0 ? 1 << 20 : 0);
+          for (int rep = 0; rep < 5; ++rep) {
+            double t = now();
+            kc::matmul(x.data(), M, K, w, wt, false, N, nullptr, out.data(), false);
+            best[path] = std::max(best[path], 1.0 / (now() - t));
+          }
+        }
+        std::printf("| %lldx%lld | %s | %lld | %.1f | %.1f | %.1f |\n", static_cast<long long>(K),
+                    static_cast<long long>(N), wt == kc::WeightType::bf16 ? "bf16" : "f32",
+                    static_cast<long long>(M), wbytes * best[0] / 1e9,
+                    2.0 * M * K * N * best[0] / 1e9, 2.0 * M * K * N * best[1] / 1e9);
+      }
+    }
+  }
+  kc::set_small_m_threshold(saved);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -209,6 +255,7 @@ int main(int argc, char** argv) {
   bool random05 = false;
   int prompt = 128, decode = 32, reps = 3;
   std::string weights = "both";
+  bool matmul = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto val = [&]() -> std::string {
@@ -221,6 +268,7 @@ int main(int argc, char** argv) {
     else if (a == "--decode") decode = std::stoi(val());
     else if (a == "--reps") reps = std::stoi(val());
     else if (a == "--weights") weights = val();
+    else if (a == "--matmul") matmul = true;
     else {
       std::cerr << "usage: banyan_bench_cpu [--model DIR]... [--random-0.5b] [--prompt N] "
                    "[--decode N] [--reps N] [--weights bf16|f32|both]\n";
@@ -229,6 +277,7 @@ int main(int argc, char** argv) {
   }
   try {
     set_log_level("warn");
+    auto backend = make_backend("cpu");  // sets BLAS single-threaded, like the runner
     PluginHost plugins;
     plugins.scan(PluginHost::default_search_paths());
     std::printf("threads: %d (OpenMP)\n", omp_get_max_threads());
@@ -236,6 +285,7 @@ int main(int argc, char** argv) {
     std::printf("memory read %.1f GB/s, copy %.1f GB/s (read+write), sgemm %.0f GFLOP/s\n",
                 roof.read_gbs, roof.copy_gbs, roof.sgemm_gflops);
 
+    if (matmul) bench_matmul();
     std::vector<std::pair<fs::path, std::string>> todo;
     for (const auto& m : models) todo.emplace_back(m, m.filename().string());
     std::unique_ptr<fs::path> tmp;

@@ -45,6 +45,7 @@ struct StepLayout {
   Tensor logits_adapter_slots;  ///< [R] adapter slot of each logits row
   int32_t num_tokens = 0;
   int32_t num_seqs = 0;
+  uint64_t step_id = 0;         ///< increases by one per step (per-step caches key on it)
   int32_t max_query_len = 0;    ///< host-known maxima, for kernel launch sizes
   int32_t max_context_len = 0;
   bool has_adapters = false;    ///< any adapter slot >= 0

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "core/runtime/backend.h"
+#include "core/runtime/forward_batch.h"
 
 #include <functional>
 #include <memory>
@@ -27,8 +28,10 @@ struct LinearContext {
   Backend& backend;
   StepArena& arena;        ///< scratch valid until the end of the step
   const StepLayout& layout;
+  const ForwardBatch& batch;  ///< the host copy of the step (for per-step grouping)
   /// Adapter slot of each row of x (i32 [rows], device): the step's per-token
-  /// slots, or one per logits row for the final projection.
+  /// slots (layout.adapter_slots), or layout.logits_adapter_slots for the final
+  /// projection, whose rows are the logits rows.
   Tensor row_adapter_slots;
   bool has_adapters = false;
 };

@@ -113,6 +113,7 @@ struct ModelRunner::Impl {
   std::optional<RopeCache> rope;
   StepLayout layout;
   std::vector<int32_t> staging;
+  uint64_t steps = 0;
 
   ~Impl() {
     // The plugin goes first: it may hold views of weights and the host table.
@@ -216,6 +217,7 @@ Tensor ModelRunner::execute(const ForwardBatch& batch) {
   validate_batch(batch, {m.kv->num_blocks(), m.kv->block_size(), spec_.vocab_size});
   m.arena->reset();
   m.layout = upload_layout(batch, *m.backend, *m.arena, m.staging);
+  m.layout.step_id = ++m.steps;
   StepContext step({*m.backend, *m.arena, *m.weights, *m.linears, *m.kv, *m.rope}, batch,
                    m.layout);
   BanyanTensor out{};

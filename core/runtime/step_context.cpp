@@ -125,7 +125,7 @@ void StepContext::linear(const char* name, const Tensor& x, uint32_t flags, Tens
   const std::string op = "linear " + std::string(name);
   check_activation(op.c_str(), "x", x);
   check_activation(op.c_str(), "out", out);
-  LinearContext ctx{res_.backend, res_.arena, layout_, layout_.adapter_slots,
+  LinearContext ctx{res_.backend, res_.arena, layout_, batch_, layout_.adapter_slots,
                     layout_.has_adapters};
   if (x.ndim != 2 || x.shape[0] != layout_.num_tokens)
     fail(op, "x is " + x.shape_string() + ", expected [" + std::to_string(layout_.num_tokens) +
@@ -243,7 +243,7 @@ Tensor StepContext::logits(const Tensor& hidden, const char* name, uint32_t flag
   res_.backend.gather_rows(hidden, layout_.logits_rows, rows);
   LinearProvider& p = res_.linears.resolve(name, flags);
   Tensor out = res_.arena.tensor(DType::f32, {R, p.out_features()});
-  LinearContext ctx{res_.backend, res_.arena, layout_, layout_.logits_adapter_slots,
+  LinearContext ctx{res_.backend, res_.arena, layout_, batch_, layout_.logits_adapter_slots,
                     layout_.has_adapters};
   if (R > 0) res_.linears.forward(name, flags, ctx, rows, out);
   return out;

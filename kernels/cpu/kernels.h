@@ -13,6 +13,10 @@ enum class WeightType { f32, bf16 };
 /// out [M, N] (+)= x [M, K] · W^T (+ bias [N]); W [N, K], or [K, N] when transposed.
 void matmul(const float* x, int64_t M, int64_t K, const void* w, WeightType wt, bool transposed,
             int64_t N, const float* bias, float* out, bool accumulate);
+/// Rows up to which matmul uses the streaming kernel instead of sgemm tiles
+/// (tuned with banyan_bench_cpu --matmul; a knob for that benchmark).
+int64_t small_m_threshold();
+void set_small_m_threshold(int64_t rows);
 
 // --- norm.cpp -------------------------------------------------------------------
 /// Per row of width n: if residual, residual += x and normalize residual.

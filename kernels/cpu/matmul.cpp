@@ -21,7 +21,7 @@
 namespace banyan::kernels::cpu {
 namespace {
 
-constexpr int64_t kSmallM = 8;   // rows up to which the streaming kernel wins
+int64_t g_small_m = 8;  // rows up to which the streaming kernel wins
 constexpr int kLanes = 16;       // one 512-bit (or two 256-bit) vector of f32
 
 inline float load(const float* p, int64_t i) { return p[i]; }
@@ -142,10 +142,13 @@ void large_m(const float* x, int64_t M, int64_t K, const void* w, WeightType wt,
 
 }  // namespace
 
+int64_t small_m_threshold() { return g_small_m; }
+void set_small_m_threshold(int64_t rows) { g_small_m = rows; }
+
 void matmul(const float* x, int64_t M, int64_t K, const void* w, WeightType wt, bool transposed,
             int64_t N, const float* bias, float* out, bool accumulate) {
   if (M == 0 || N == 0) return;
-  if (M <= kSmallM) {
+  if (M <= g_small_m) {
     if (wt == WeightType::bf16) {
       auto* wb = static_cast<const uint16_t*>(w);
       transposed ? small_m_transposed(x, M, K, wb, N, bias, out, accumulate)
