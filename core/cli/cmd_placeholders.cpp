@@ -26,7 +26,7 @@ void register_serve(CLI::App& app) {
 }
 #endif
 
-#if !BANYAN_HAVE_ENGINE
+#if !(BANYAN_HAVE_ENGINE && BANYAN_HAVE_SERVER)  // run-batch shares the server's parsing
 void register_run_batch(CLI::App& app) {
   static DeploymentFlags flags;
   static std::string in, out;
@@ -36,11 +36,15 @@ void register_run_batch(CLI::App& app) {
   flags.add_to(*cmd);
   cmd->callback([] { not_yet("run-batch"); });
 }
+#endif
+
+#if !BANYAN_HAVE_ENGINE
 void register_bench(CLI::App& app) {
   auto* cmd = app.add_subcommand("bench", "Benchmarks: throughput (offline) and serve (HTTP)");
   cmd->callback([] { not_yet("bench"); });
 }
 #endif
+
 
 #if !BANYAN_HAVE_ENGINE
 void register_generate(CLI::App& app) {

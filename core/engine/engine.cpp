@@ -308,17 +308,26 @@ void EngineImpl::step() {
     scheduler_->mark_computed(out);
     process(out, host, row_of, runner_->spec().vocab_size);
   }
-  for (auto& g : scheduler_->collect_finished()) finish_group(std::move(g));
+  auto done = scheduler_->collect_finished();
   auto t2 = steady_clock::now();
-  std::lock_guard lock(mu_);
+  {
+    std::lock_guard lock(mu_);
+    update_stats_locked(out, duration<double>(t2 - t0).count(), duration<double>(t1 - t0).count());
+  }
+  // Sinks run after the statistics are current: a caller woken by its final message
+  // sees the blocks of its request already freed.
+  for (auto& g : done) finish_group(std::move(g));
+}
+
+void EngineImpl::update_stats_locked(const SchedulerOutput& out, double step_s, double sched_s) {
   stats_.running = static_cast<int>(scheduler_->num_running());
   stats_.waiting = static_cast<int>(scheduler_->num_waiting() + incoming_.size());
   stats_.kv_usage = blocks_->usage();
   stats_.prefix_cache_queries = blocks_->queries();
   stats_.prefix_cache_hits = blocks_->hits();
   stats_.preemptions = scheduler_->preemptions();
-  stats_.step_seconds += duration<double>(t2 - t0).count();
-  stats_.schedule_seconds += duration<double>(t1 - t0).count();
+  stats_.step_seconds += step_s;
+  stats_.schedule_seconds += sched_s;
   for (const auto& ss : out.seqs) {  // prompt tokens computed this step
     int32_t before = ss.seq->num_computed - ss.num_new;
     stats_.prompt_tokens += std::max(0, std::min(ss.seq->num_computed, ss.seq->prompt_len) - before);

@@ -43,6 +43,7 @@ class EngineImpl final : public Engine {
   void step();
   void take_incoming();
   ForwardBatch build_batch(const SchedulerOutput& out, std::vector<int32_t>& row_of) const;
+  void update_stats_locked(const SchedulerOutput& out, double step_s, double sched_s);
   void copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies);
   // step_process.cpp
   void process(const SchedulerOutput& out, const std::vector<float>& logits,
