@@ -61,7 +61,8 @@ void LinearRegistry::forward(const std::string& module, uint32_t flags, const Li
   if (out.ndim != 2 || out.shape[0] != x.shape[0] || out.shape[1] != p.out_features())
     throw Error("linear " + module + ": output is " + out.shape_string() + ", expected [" +
                 std::to_string(x.shape[0]) + ", " + std::to_string(p.out_features()) + "]");
-  if (x.dtype != out.dtype) throw Error("linear " + module + ": input and output dtypes differ");
+  if (x.dtype != out.dtype && out.type() != DType::f32)  // f32 out: the logits
+    throw Error("linear " + module + ": input and output dtypes differ");
   p.forward(ctx, x, out);
   if (hook_ && ctx.has_adapters) hook_->apply(module, ctx, x, out);
 }

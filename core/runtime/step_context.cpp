@@ -235,9 +235,6 @@ Tensor StepContext::logits(const Tensor& hidden, const char* name, uint32_t flag
   if (hidden.ndim != 2 || hidden.shape[0] != layout_.num_tokens)
     fail(op, "hidden is " + hidden.shape_string() + ", expected [" +
                  std::to_string(layout_.num_tokens) + ", H]");
-  if (hidden.type() != DType::f32)
-    fail(op, "logits from " + std::string(dtype_name(hidden.type())) +
-                 " activations are not supported yet");
   const int64_t R = layout_.logits_rows.numel();
   Tensor rows = res_.arena.tensor(hidden.type(), {R, hidden.shape[1]});
   res_.backend.gather_rows(hidden, layout_.logits_rows, rows);
