@@ -6,6 +6,7 @@
 
 #if BANYAN_HAVE_ENGINE
 #include "core/engine/llm.h"
+#include "core/tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,7 @@
 #include "core/cli/commands.h"
 
-#if BANYAN_HAVE_TOKENIZER
+#if BANYAN_HAVE_TOKENIZER && __has_include("core/tokenizer/tokenizer_cli.h")
+#define BANYAN_TOKENIZER_CLI 1
 #include "core/tokenizer/tokenizer_cli.h"
 #endif
 
@@ -16,7 +17,7 @@ void register_tokenizer_commands(CLI::App& app) {
   tok->add_option("--tokenizer", tok_dir, "Directory with tokenizer.json and tokenizer_config.json")
       ->required();
   tok->callback([] {
-#if BANYAN_HAVE_TOKENIZER
+#if BANYAN_TOKENIZER_CLI
     g_exit_code = core::tokenize_cli(tok_dir, std::cin, std::cout, std::cerr);
 #else
     std::cerr << "error: this build has no tokenizer\n";
@@ -30,7 +31,7 @@ void register_tokenizer_commands(CLI::App& app) {
   chat->add_option("--tokenizer", tmpl_dir, "Directory with tokenizer.json and tokenizer_config.json")
       ->required();
   chat->callback([] {
-#if BANYAN_HAVE_TOKENIZER
+#if BANYAN_TOKENIZER_CLI
     g_exit_code = core::chat_template_cli(tmpl_dir, std::cin, std::cout, std::cerr);
 #else
     std::cerr << "error: this build has no tokenizer\n";
