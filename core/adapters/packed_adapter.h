@@ -1,0 +1,50 @@
+// An adapter in the form the LoRA kernels read: one contiguous image holding, per
+// module, A [r, in] and B^T [r, out] in the activation dtype and, for DoRA, the
+// per-output scale magnitude / ||W + scaling·B·A|| and bias term (f32). The same
+// bytes live in the host tier and, uploaded as one copy, on the device.
+#pragma once
+
+#include "core/runtime/checkpoint.h"
+
+#include <banyan/abi.h>
+#include <banyan/tensor.h>
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace banyan::core {
+
+struct PackedModule {
+  int32_t module = -1;  ///< index of the base linear layer (the hook's module table)
+  int32_t rank = 0;
+  int64_t in = 0, out = 0;
+  float scaling = 0;
+  bool dora = false;
+  bool bias = false;          ///< DoRA over a layer with a bias
+  size_t a_offset = 0, bt_offset = 0, scale_offset = 0, bias_offset = 0;
+};
+
+struct AdapterLayout {
+  std::vector<std::string> names;       ///< module names, parallel to modules
+  std::vector<PackedModule> modules;
+  DType dtype = DType::f32;             ///< of A and B^T
+  size_t bytes = 0;                     ///< of the whole image
+  int32_t max_rank = 0;
+};
+
+/// Plans the image of an adapter as a plugin described it. `module_index` maps a
+/// module name to its index (-1: unknown → Error); `base` tells whether a module
+/// has a bias (for DoRA). Reads no tensor data.
+AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType dtype,
+                           const std::function<int32_t(const std::string&)>& module_index,
+                           const Checkpoint& base);
+
+/// Fills `image` (layout.bytes) from the plugin's tensors; for DoRA, computes the
+/// weight norm from the base checkpoint's weight exactly as PEFT does (row-wise L2
+/// norm of W + scaling·B·A, in f32, W as [out, in]). Thread-safe (no shared state).
+void pack_adapter(const BanyanAdapterInfo& info, const AdapterLayout& layout,
+                  const Checkpoint& base, std::byte* image);
+
+}  // namespace banyan::core
