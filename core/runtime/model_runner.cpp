@@ -139,6 +139,7 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
   m.checkpoint.emplace(o.model_dir);
   m.weights.emplace(*m.checkpoint, *m.backend);
   m.linears.emplace(*m.weights, *m.backend);
+  for (const auto& f : o.linear_factories) m.linears->add_factory(f);
 
   plugin_name_ = o.plugin.empty() ? pick_plugin(plugins, model_type_, config_path) : o.plugin;
   const PluginInfo* info = plugins.find("model", plugin_name_);

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,7 +23,9 @@ namespace banyan::core {
 class PluginHost;
 class KvCache;
 class LinearRegistry;
+class LinearProvider;
 class WeightStore;
+struct LinearSource;
 
 struct ModelRunnerOptions {
   /// A Hugging Face model directory: config.json, model.safetensors (or shards with
@@ -46,6 +49,9 @@ struct ModelRunnerOptions {
   /// (and converted) before the first request.
   bool warm_up = true;
   CpuBackendOptions cpu;
+  /// Linear factories (quantizers) installed before the warm-up step, so that the
+  /// modules they take never get a dense device copy. See linear.h (LinearFactory).
+  std::vector<std::function<std::unique_ptr<LinearProvider>(const LinearSource&)>> linear_factories;
 };
 
 class ModelRunner {

@@ -186,12 +186,12 @@ TEST(ModelRunner, FactoriesBuildProvidersOnFirstUse) {
   o.model_dir = dir.path();
   o.num_blocks = 8;
   o.warm_up = false;
-  ModelRunner runner(test::plugins(), o);
   std::vector<std::string> asked;
-  runner.linears().add_factory([&](const LinearSource& s) -> std::unique_ptr<LinearProvider> {
+  o.linear_factories.push_back([&](const LinearSource& s) -> std::unique_ptr<LinearProvider> {
     asked.push_back(s.module);
     return s.module == "lm_head" ? std::make_unique<Doubled>(s) : nullptr;
   });
+  ModelRunner runner(test::plugins(), o);
   EXPECT_EQ(runner.weights().device_bytes(), 0u);  // nothing loaded before the first step
   auto r = greedy_generate(runner, std::vector<int32_t>{1, 2, 3}, 2);
   EXPECT_EQ(r.size(), 2u);
