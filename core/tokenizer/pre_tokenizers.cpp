@@ -82,7 +82,7 @@ std::unique_ptr<PreTokenizer> char_split(Pred pred, SplitBehavior behavior) {
 bool is_punctuation(char32_t c) {
   return (c < 0x80 && ((c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') ||
                        (c >= '{' && c <= '~'))) ||
-         unicode::is_punctuation(c);
+         (unicode::is_punctuation(c) && unicode::assigned_by(c, 8, 0));  // unicode_categories is Unicode 8.0
 }
 
 // Hugging Face's Whitespace: keeps the matches of \w+|[^\w\s]+ (Unicode \w and \s).

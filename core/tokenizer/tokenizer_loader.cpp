@@ -54,16 +54,36 @@ bool same_flags(const AddedToken& a, const AddedToken& b) {
          a.single_word == b.single_word;
 }
 
-// Adds a token that transformers would add, keeping the id of an existing token.
-void ensure_added(Tokenizer::Impl& impl, AddedToken t, int32_t& next_id) {
+// Adds a named special token the way transformers does: an existing token keeps its id and
+// becomes special; a missing one is appended (unless only_existing).
+void ensure_added(Tokenizer::Impl& impl, AddedToken t, int32_t& next_id, bool only_existing = false) {
   if (const AddedToken* existing = impl.added.by_content(t.content)) {
-    (void)existing;
+    if (!existing->special) {
+      AddedToken updated = *existing;
+      updated.special = true;
+      impl.added.add(std::move(updated));
+    }
     return;
   }
   const int32_t id = impl.model->token_to_id(t.content);
+  if (id < 0 && only_existing) return;
   t.id = id >= 0 ? id : next_id++;
+  t.special = true;
   impl.added.add(std::move(t));
 }
+
+// Special tokens that transformers' tokenizer classes name by default when the config does
+// not (the v5 classes' constructor defaults).
+struct ClassDefault {
+  const char* tokenizer_class;
+  const char* key;
+  const char* content;
+};
+constexpr ClassDefault kClassDefaults[] = {
+    {"GemmaTokenizer", "bos_token", "<bos>"}, {"GemmaTokenizer", "eos_token", "<eos>"},
+    {"GemmaTokenizer", "unk_token", "<unk>"}, {"GemmaTokenizer", "pad_token", "<pad>"},
+    {"GemmaTokenizer", "mask_token", "<mask>"},
+};
 
 void read_tokenizer_json(Tokenizer::Impl& impl, std::string_view text, const std::string& file) {
   const json::Json root = parse_json(text, file);
@@ -125,6 +145,16 @@ void read_config(Tokenizer::Impl& impl, std::string_view text, const std::string
       impl.special_strings[key] = t->content;
       ensure_added(impl, std::move(*t), next_id);
     }
+  }
+  const std::string cls = top.str_or("tokenizer_class", "");
+  for (const ClassDefault& d : kClassDefaults) {
+    if (cls != d.tokenizer_class || root.contains(d.key)) continue;
+    if (impl.token_to_id(d.content) < 0) continue;
+    impl.special_strings[d.key] = d.content;
+    AddedToken t;
+    t.content = d.content;
+    t.normalized = false;
+    ensure_added(impl, std::move(t), next_id, /*only_existing=*/true);
   }
   for (const char* key : {"additional_special_tokens", "extra_special_tokens"}) {
     if (!top.has(key)) continue;

@@ -144,7 +144,12 @@ bool unsafe(char32_t c, Form form) {
 
 }  // namespace
 
-const char* version() { return kUnicodeVersion; }
+const char* version() { return "15.0 (normalization: 9.0)"; }
+
+bool assigned_by(char32_t c, int major, int minor) {
+  const CategoryRange* r = find_range(kAges, c);
+  return r && r->value != 0 && r->value <= major * 16 + minor;
+}
 
 Category category(char32_t c) {
   if (c < 0x800) return static_cast<Category>(small_categories()[c]);
@@ -160,8 +165,8 @@ bool is_python_printable(char32_t c) { return in_ranges(kPythonPrintable, c); }
 
 bool is_word(char32_t c) {
   const Category k = category(c);
-  if (k <= Category::Nd || k == Category::Nl || k == Category::Pc) return true;  // L*, M*, Nd
-  return c == 0x200C || c == 0x200D || in_ranges(kOtherAlphabeticSymbols, c);
+  if (k <= Category::Nd || k == Category::Pc) return true;  // L*, M*, Nd, Pc
+  return c == 0x200C || c == 0x200D || in_ranges(kAlphabetic, c);
 }
 
 void append_lower(std::u32string& out, char32_t c) {

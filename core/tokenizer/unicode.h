@@ -17,6 +17,11 @@ enum class Category : uint8_t {
 /// The Unicode version the tables were generated from.
 const char* version();
 
+/// Whether c was assigned in Unicode major.minor or earlier (the character databases of
+/// tokenizers' dependencies are older than the current one: normalization uses 9.0, the
+/// punctuation test 8.0).
+bool assigned_by(char32_t c, int major, int minor);
+
 Category category(char32_t c);
 
 inline bool is_letter(char32_t c) { return category(c) <= Category::Lo; }
