@@ -1,0 +1,45 @@
+// Pieces shared by the OpenAI completion and chat presenters.
+#pragma once
+
+#include "core/server/job_result.h"
+#include "core/server/json_fields.h"
+
+#include <string>
+#include <vector>
+
+namespace banyan::core::server {
+
+class TextCodec;
+
+/// How a route shows tokens and usage; read from the request body.
+struct OutputOptions {
+  bool stream = false;
+  bool include_usage = false;       ///< stream_options.include_usage
+  bool return_token_ids = false;    ///< each choice carries "token_ids"
+  bool tokens_as_ids = false;       ///< logprob tokens written "token_id:N"
+  std::optional<int> logprobs;      ///< top logprobs per token when set
+  bool echo = false;
+};
+
+/// Reads stream, stream_options, return_token_ids and return_tokens_as_token_ids.
+OutputOptions read_output_options(const Fields& f);
+
+/// {"prompt_tokens", "completion_tokens", "total_tokens"}.
+json usage_json(const JobResult& r);
+
+/// A token as the logprobs APIs show it.
+std::string token_string(const TextCodec& codec, int32_t id, bool as_ids);
+
+/// stop_reason: the stop string, the stop token id (as a number), or null.
+json stop_reason_json(const ChoiceState& c, const SamplingParams& p);
+
+/// Number of Unicode code points in UTF-8 text (for text_offset).
+size_t utf8_length(const std::string& s);
+
+/// JSON text with invalid UTF-8 replaced (tokens may hold partial sequences).
+std::string dump(const json& j);
+
+/// The prompt text as echoed (the prompt text of prompt i).
+const std::string& prompt_text(const JobResult& r, size_t prompt);
+
+}  // namespace banyan::core::server

@@ -1,0 +1,486 @@
+// Request parsing and response building without sockets: JSON bodies of the OpenAI,
+// vLLM and TGI APIs into GenerationJobs, and engine messages into the documented
+// response shapes (OpenAI API reference, vLLM api_server, TGI OpenAPI schema).
+#include "core/server/admission.h"
+#include "core/server/job_result.h"
+#include "core/server/metrics.h"
+#include "core/server/router.h"
+#include "core/server/server_context.h"
+#include "core/server/testing/byte_codec.h"
+#include "core/server/testing/fake_engine.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace banyan::core::server {
+namespace {
+
+using json = nlohmann::json;
+using testing::ByteCodec;
+using testing::FakeEngine;
+
+class Protocol : public ::testing::Test {
+ protected:
+  Protocol()
+      : engine_(FakeEngine::Options{.name = "demo", .max_model_len = 256}),
+        admission_(4, 4),
+        ctx_(engine_, codec_, options(), metrics_, admission_) {
+    engine_.load_adapter("fortunes", "/adapters/fortunes");
+  }
+  static ServerOptions options() {
+    ServerOptions o;
+    o.adapters_enabled = true;
+    o.model_path = "models/demo";
+    return o;
+  }
+  RouteResult post(const std::string& path, const json& body) {
+    std::string b = body.dump();
+    return route_request(ctx_, HttpRequestView{"POST", path, b, ""});
+  }
+  json error_of(const RouteResult& r, int status) {
+    EXPECT_TRUE(r.reply) << "expected an error reply";
+    if (!r.reply) return {};
+    EXPECT_EQ(r.reply->status, status) << r.reply->body;
+    return json::parse(r.reply->body);
+  }
+
+  ByteCodec codec_;
+  FakeEngine engine_;
+  ServerMetrics metrics_;
+  Admission admission_;
+  ServerContext ctx_;
+};
+
+// Feeds a JobResult + presenter with one message per token of `text` (choice 0..n-1).
+struct Feed {
+  RouteResult& rr;
+  JobResult result;
+  std::string frames;
+  explicit Feed(RouteResult& r) : rr(r), result(*r.job) { frames = r.presenter->stream_begin(result); }
+  void send(size_t prompt, RequestOutput out) {
+    result.apply(prompt, out);
+    frames += rr.presenter->stream_update(result, prompt, out);
+  }
+  // Sends `text` one byte per message to every choice, finishing with `reason`.
+  void text(size_t prompt, const std::string& text, const std::string& reason, bool logprobs = false) {
+    int n = rr.job->params.n;
+    for (size_t k = 0; k < text.size(); ++k) {
+      RequestOutput out;
+      out.prompt_tokens = static_cast<int>(rr.job->prompts[prompt].ids.size());
+      out.completion_tokens = static_cast<int>(k + 1) * n;
+      for (int i = 0; i < n; ++i) {
+        CompletionDelta d;
+        d.index = i;
+        int32_t id = ByteCodec::kOffset + static_cast<unsigned char>(text[k]);
+        d.token_ids = {id};
+        d.text = std::string(1, text[k]);
+        if (logprobs) d.logprobs = {TokenLogprob{id, -0.5f, {{id, -0.5f}, {ByteCodec::kOffset + 'z', -2.0f}}}};
+        if (k + 1 == text.size()) d.finish_reason = reason;
+        out.outputs.push_back(d);
+      }
+      out.finished = k + 1 == text.size();
+      send(prompt, std::move(out));
+    }
+  }
+  std::string end() { return frames + rr.presenter->stream_end(result); }
+};
+
+std::vector<json> sse_events(const std::string& frames, bool& done) {
+  std::vector<json> out;
+  done = false;
+  size_t pos = 0;
+  while ((pos = frames.find("data: ", pos)) != std::string::npos) {
+    size_t end = frames.find("\n\n", pos);
+    std::string data = frames.substr(pos + 6, end - pos - 6);
+    if (data == "[DONE]") done = true;
+    else out.push_back(json::parse(data));
+    pos = end + 2;
+  }
+  return out;
+}
+
+// --------------------------------------------------------------- completions ---
+
+TEST_F(Protocol, CompletionFieldsReachSamplingParams) {
+  auto r = post("/v1/completions",
+                {{"model", "demo"}, {"prompt", "hi"}, {"max_tokens", 7}, {"temperature", 0.5},
+                 {"top_p", 0.9}, {"top_k", 5}, {"min_p", 0.1}, {"n", 2}, {"best_of", 3},
+                 {"seed", 42}, {"stop", {"x", "yz"}}, {"stop_token_ids", {2, 5}},
+                 {"ignore_eos", true}, {"min_tokens", 2}, {"logprobs", 3},
+                 {"logit_bias", {{"10", 5.0}, {"11", -100}}}, {"presence_penalty", 0.5},
+                 {"frequency_penalty", -0.5}, {"repetition_penalty", 1.3},
+                 {"use_beam_search", false}, {"length_penalty", 0.8}});
+  ASSERT_TRUE(r.job) << r.reply->body;
+  const auto& p = r.job->params;
+  EXPECT_EQ(p.max_tokens, 7);
+  EXPECT_DOUBLE_EQ(p.temperature, 0.5);
+  EXPECT_DOUBLE_EQ(p.top_p, 0.9);
+  EXPECT_EQ(p.top_k, 5);
+  EXPECT_DOUBLE_EQ(p.min_p, 0.1);
+  EXPECT_EQ(p.n, 2);
+  EXPECT_EQ(p.best_of, 3);
+  EXPECT_EQ(p.seed, 42u);
+  EXPECT_EQ(p.stop, (std::vector<std::string>{"x", "yz"}));
+  EXPECT_EQ(p.stop_token_ids, (std::vector<int32_t>{2, 5}));
+  EXPECT_TRUE(p.ignore_eos);
+  EXPECT_EQ(p.min_tokens, 2);
+  EXPECT_EQ(p.logprobs, 3);
+  EXPECT_EQ(p.logit_bias.at(10), 5.0);
+  EXPECT_EQ(p.logit_bias.at(11), -100.0);
+  EXPECT_DOUBLE_EQ(p.presence_penalty, 0.5);
+  EXPECT_DOUBLE_EQ(p.frequency_penalty, -0.5);
+  EXPECT_DOUBLE_EQ(p.repetition_penalty, 1.3);
+  EXPECT_DOUBLE_EQ(p.length_penalty, 0.8);
+  EXPECT_EQ(r.job->adapter, "");
+  EXPECT_EQ(r.job->prompts.at(0).ids, codec_.encode("hi", true));
+}
+
+TEST_F(Protocol, CompletionPromptForms) {
+  auto one = post("/v1/completions", {{"prompt", "ab"}});
+  ASSERT_TRUE(one.job);
+  EXPECT_EQ(one.job->prompts.size(), 1u);
+  auto many = post("/v1/completions", {{"prompt", {"a", "b", "c"}}});
+  ASSERT_TRUE(many.job);
+  EXPECT_EQ(many.job->prompts.size(), 3u);
+  EXPECT_EQ(many.job->prompts[2].text, "c");
+  auto ids = post("/v1/completions", {{"prompt", {1, 70, 71}}});
+  ASSERT_TRUE(ids.job);
+  EXPECT_EQ(ids.job->prompts[0].ids, (std::vector<int32_t>{1, 70, 71}));
+  EXPECT_EQ(ids.job->prompts[0].text, codec_.decode({70, 71}, true));
+  auto lists = post("/v1/completions", {{"prompt", {{70}, {71, 72}}}});
+  ASSERT_TRUE(lists.job);
+  EXPECT_EQ(lists.job->prompts.size(), 2u);
+  EXPECT_EQ(lists.job->prompts[1].ids, (std::vector<int32_t>{71, 72}));
+}
+
+TEST_F(Protocol, ModelSelectsAdapterOrFails) {
+  auto a = post("/v1/completions", {{"model", "fortunes"}, {"prompt", "x"}});
+  ASSERT_TRUE(a.job);
+  EXPECT_EQ(a.job->adapter, "fortunes");
+  EXPECT_EQ(a.job->model, "fortunes");
+  auto e = error_of(post("/v1/completions", {{"model", "nope"}, {"prompt", "x"}}), 404);
+  EXPECT_EQ(e["error"]["code"], "model_not_found");
+  EXPECT_EQ(e["error"]["param"], "model");
+  EXPECT_EQ(e["error"]["type"], "not_found_error");
+}
+
+TEST_F(Protocol, ErrorsNameTheField) {
+  auto e = error_of(post("/v1/completions", {{"prompt", "x"}, {"max_tokens", "ten"}}), 400);
+  EXPECT_EQ(e["error"]["param"], "max_tokens");
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("expected an integer"), std::string::npos);
+  e = error_of(post("/v1/completions", {{"prompt", "x"}, {"top_p", 0}}), 400);
+  EXPECT_EQ(e["error"]["param"], "top_p");
+  e = error_of(post("/v1/completions", {{"prompt", "x"}, {"n", 2}, {"best_of", 1}}), 400);
+  EXPECT_EQ(e["error"]["param"], "best_of");
+  e = error_of(post("/v1/completions", {{"prompt", std::string(300, 'a')}}), 400);
+  EXPECT_EQ(e["error"]["code"], "context_length_exceeded");
+  e = error_of(post("/v1/completions", {{"prompt", "x"}, {"logit_bias", {{"99999", 1}}}}), 400);
+  EXPECT_EQ(e["error"]["param"], "logit_bias");
+}
+
+TEST_F(Protocol, CompletionBodyShape) {
+  auto r = post("/v1/completions", {{"prompt", {"p0", "p1"}}, {"n", 2}, {"logprobs", 1},
+                                    {"return_token_ids", true}});
+  ASSERT_TRUE(r.job);
+  Feed f(r);
+  f.text(0, "ab", "length", true);
+  f.text(1, "c", "stop", true);
+  json body = json::parse(r.presenter->full_body(f.result));
+  EXPECT_EQ(body["object"], "text_completion");
+  EXPECT_EQ(body["model"], "demo");
+  ASSERT_EQ(body["choices"].size(), 4u);
+  EXPECT_EQ(body["choices"][0]["index"], 0);
+  EXPECT_EQ(body["choices"][1]["index"], 1);
+  EXPECT_EQ(body["choices"][2]["index"], 2);
+  EXPECT_EQ(body["choices"][0]["text"], "ab");
+  EXPECT_EQ(body["choices"][3]["text"], "c");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(body["choices"][3]["finish_reason"], "stop");
+  auto lp = body["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json({"a", "b"}));
+  EXPECT_EQ(lp["text_offset"], json({0, 1}));
+  EXPECT_FLOAT_EQ(lp["token_logprobs"][0].get<float>(), -0.5f);
+  EXPECT_TRUE(lp["top_logprobs"][0].contains("z"));
+  EXPECT_EQ(body["choices"][0]["token_ids"], json({ByteCodec::kOffset + 'a', ByteCodec::kOffset + 'b'}));
+  EXPECT_EQ(body["usage"]["prompt_tokens"], 6);  // BOS + 2 bytes, twice
+  EXPECT_EQ(body["usage"]["completion_tokens"], 6);
+  EXPECT_EQ(body["usage"]["total_tokens"], 12);
+}
+
+TEST_F(Protocol, CompletionEchoAndTokenIds) {
+  auto r = post("/v1/completions", {{"prompt", "hey"}, {"echo", true}, {"logprobs", 0},
+                                    {"return_tokens_as_token_ids", true}});
+  ASSERT_TRUE(r.job);
+  EXPECT_EQ(r.job->params.prompt_logprobs, 0);
+  Feed f(r);
+  f.text(0, "!", "length", true);
+  json body = json::parse(r.presenter->full_body(f.result));
+  EXPECT_EQ(body["choices"][0]["text"], "hey!");
+  auto lp = body["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 5u);  // <s> h e y !
+  EXPECT_EQ(lp["tokens"][0], "token_id:1");
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_EQ(lp["tokens"][4], "token_id:" + std::to_string(ByteCodec::kOffset + '!'));
+}
+
+TEST_F(Protocol, CompletionStreamFrames) {
+  auto r = post("/v1/completions", {{"prompt", "x"}, {"stream", true},
+                                    {"stream_options", {{"include_usage", true}}}});
+  ASSERT_TRUE(r.job);
+  EXPECT_TRUE(r.job->stream);
+  Feed f(r);
+  f.text(0, "hello", "length");
+  bool done = false;
+  auto events = sse_events(f.end(), done);
+  EXPECT_TRUE(done);
+  ASSERT_EQ(events.size(), 6u);
+  std::string text;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["object"], "text_completion");
+    EXPECT_TRUE(events[i]["usage"].is_null());
+    text += events[i]["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(text, "hello");
+  EXPECT_EQ(events[4]["choices"][0]["finish_reason"], "length");
+  EXPECT_TRUE(events[3]["choices"][0]["finish_reason"].is_null());
+  EXPECT_TRUE(events[5]["choices"].empty());
+  EXPECT_EQ(events[5]["usage"]["completion_tokens"], 5);
+}
+
+// --------------------------------------------------------------------- chat ---
+
+TEST_F(Protocol, ChatRendersTemplateAndReadsFields) {
+  auto r = post("/v1/chat/completions",
+                {{"model", "fortunes"},
+                 {"messages", {{{"role", "system"}, {"content", "be brief"}},
+                               {{"role", "user"}, {"content", {{{"type", "text"}, {"text", "hi"}}}}}}},
+                 {"max_tokens", 5}, {"max_completion_tokens", 9}, {"logprobs", true},
+                 {"top_logprobs", 2}});
+  ASSERT_TRUE(r.job) << r.reply->body;
+  EXPECT_EQ(r.job->prompts[0].text, "<|system|>be brief\n<|user|>hi\n<|assistant|>");
+  EXPECT_EQ(r.job->prompts[0].ids, codec_.encode(r.job->prompts[0].text, false));
+  EXPECT_EQ(r.job->params.max_tokens, 9);
+  EXPECT_EQ(r.job->params.logprobs, 2);
+  EXPECT_EQ(r.job->adapter, "fortunes");
+}
+
+TEST_F(Protocol, ChatBodyAndStream) {
+  json msgs = {{{"role", "user"}, {"content", "q"}}};
+  auto r = post("/v1/chat/completions", {{"messages", msgs}, {"logprobs", true}, {"top_logprobs", 1}});
+  ASSERT_TRUE(r.job);
+  Feed f(r);
+  f.text(0, "ok", "stop", true);
+  json body = json::parse(r.presenter->full_body(f.result));
+  EXPECT_EQ(body["object"], "chat.completion");
+  EXPECT_EQ(body["choices"][0]["message"]["role"], "assistant");
+  EXPECT_EQ(body["choices"][0]["message"]["content"], "ok");
+  EXPECT_EQ(body["choices"][0]["finish_reason"], "stop");
+  auto content = body["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_EQ(content[0]["token"], "o");
+  EXPECT_EQ(content[0]["bytes"], json({'o'}));
+  ASSERT_EQ(content[0]["top_logprobs"].size(), 1u);
+
+  auto s = post("/v1/chat/completions", {{"messages", msgs}, {"stream", true}, {"n", 2}});
+  ASSERT_TRUE(s.job);
+  Feed g(s);
+  g.text(0, "ab", "length");
+  bool done = false;
+  auto events = sse_events(g.end(), done);
+  EXPECT_TRUE(done);
+  ASSERT_EQ(events.size(), 6u);  // 2 role chunks + 2 tokens x 2 choices
+  EXPECT_EQ(events[0]["object"], "chat.completion.chunk");
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(events[1]["choices"][0]["index"], 1);
+  std::string c0, c1;
+  for (size_t i = 2; i < events.size(); ++i) {
+    auto& ch = events[i]["choices"][0];
+    (ch["index"] == 0 ? c0 : c1) += ch["delta"].value("content", "");
+  }
+  EXPECT_EQ(c0, "ab");
+  EXPECT_EQ(c1, "ab");
+  EXPECT_EQ(events[5]["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(Protocol, ChatRejectsBadMessages) {
+  error_of(post("/v1/chat/completions", {{"messages", json::array()}}), 400);
+  auto e = error_of(post("/v1/chat/completions", {{"messages", {{{"role", "wizard"}, {"content", "x"}}}}}), 400);
+  EXPECT_EQ(e["error"]["param"], "messages[0].role");
+  e = error_of(post("/v1/chat/completions", {{"messages", {{{"role", "user"}, {"content", "x"}}}},
+                                              {"top_logprobs", 2}}), 400);
+  EXPECT_EQ(e["error"]["param"], "top_logprobs");
+  e = error_of(post("/v1/chat/completions", {{"messages", {{{"role", "tool"}, {"content", "x"}}}}}), 400);
+  EXPECT_NE(e["error"]["message"].get<std::string>().find("chat template"), std::string::npos);
+}
+
+// --------------------------------------------------------------------- vLLM ---
+
+TEST_F(Protocol, VllmGenerate) {
+  auto r = post("/generate", {{"prompt", "Hi"}, {"n", 2}, {"max_tokens", 3}});
+  ASSERT_TRUE(r.job);
+  EXPECT_EQ(r.route, "/generate");
+  Feed f(r);
+  f.text(0, "yo", "length");
+  EXPECT_EQ(json::parse(r.presenter->full_body(f.result)), json({{"text", {"Hiyo", "Hiyo"}}}));
+
+  auto s = post("/generate", {{"prompt", "Hi"}, {"stream", true}});
+  ASSERT_TRUE(s.job);
+  Feed g(s);
+  g.text(0, "ab", "length");
+  std::string frames = g.end();
+  ASSERT_FALSE(frames.empty());
+  EXPECT_EQ(frames.back(), '\0');
+  std::vector<json> chunks;
+  size_t start = 0, nul;
+  while ((nul = frames.find('\0', start)) != std::string::npos) {
+    chunks.push_back(json::parse(frames.substr(start, nul - start)));
+    start = nul + 1;
+  }
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0]["text"][0], "Hia");
+  EXPECT_EQ(chunks[1]["text"][0], "Hiab");
+}
+
+TEST_F(Protocol, TokenizeDetokenize) {
+  auto t = post("/tokenize", {{"prompt", "ab"}});
+  ASSERT_TRUE(t.reply);
+  json tj = json::parse(t.reply->body);
+  EXPECT_EQ(tj["tokens"], json(codec_.encode("ab", true)));
+  EXPECT_EQ(tj["count"], 3);
+  EXPECT_EQ(tj["max_model_len"], 256);
+  auto d = post("/detokenize", {{"tokens", codec_.encode("ab", true)}});
+  ASSERT_TRUE(d.reply);
+  EXPECT_EQ(json::parse(d.reply->body)["prompt"], "ab");
+  error_of(post("/detokenize", {{"tokens", {99999}}}), 400);
+}
+
+// ---------------------------------------------------------------------- TGI ---
+
+TEST_F(Protocol, TgiParametersAndDetails) {
+  auto r = post("/generate", {{"inputs", "Hi"},
+                              {"parameters", {{"max_new_tokens", 4}, {"details", true},
+                                              {"decoder_input_details", true},
+                                              {"top_n_tokens", 2}, {"stop", {"z"}},
+                                              {"adapter_id", "fortunes"}, {"seed", 7}}}});
+  ASSERT_TRUE(r.job) << r.reply->body;
+  EXPECT_EQ(r.job->params.max_tokens, 4);
+  EXPECT_EQ(r.job->params.temperature, 0.0);  // do_sample false: greedy
+  EXPECT_EQ(r.job->params.prompt_logprobs, 0);
+  EXPECT_EQ(r.job->adapter, "fortunes");
+  Feed f(r);
+  f.text(0, "yz", "stop", true);
+  json body = json::parse(r.presenter->full_body(f.result));
+  EXPECT_EQ(body["generated_text"], "yz");
+  EXPECT_EQ(body["details"]["finish_reason"], "eos_token");
+  EXPECT_EQ(body["details"]["generated_tokens"], 2);
+  EXPECT_EQ(body["details"]["seed"], 7);
+  EXPECT_EQ(body["details"]["tokens"][0]["text"], "y");
+  EXPECT_EQ(body["details"]["tokens"][0]["special"], false);
+  EXPECT_EQ(body["details"]["prefill"].size(), 3u);
+  EXPECT_TRUE(body["details"]["prefill"][0]["logprob"].is_null());
+  EXPECT_EQ(body["details"]["top_tokens"][0].size(), 2u);
+}
+
+TEST_F(Protocol, TgiStreamEvents) {
+  auto r = post("/generate_stream", {{"inputs", "Hi"},
+                                     {"parameters", {{"do_sample", true}, {"temperature", 0.7},
+                                                     {"details", true}, {"return_full_text", true}}}});
+  ASSERT_TRUE(r.job);
+  EXPECT_DOUBLE_EQ(r.job->params.temperature, 0.7);
+  Feed f(r);
+  f.text(0, "abc", "length", true);
+  bool done = false;
+  auto events = sse_events(f.end(), done);
+  EXPECT_FALSE(done);  // TGI sends no [DONE]
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0]["token"]["text"], "a");
+  EXPECT_TRUE(events[0]["generated_text"].is_null());
+  EXPECT_EQ(events[2]["generated_text"], "Hiabc");
+  EXPECT_EQ(events[2]["details"]["finish_reason"], "length");
+  EXPECT_EQ(events[2]["details"]["generated_tokens"], 3);
+}
+
+TEST_F(Protocol, TgiValidationIs422InTgiShape) {
+  auto r = post("/generate", {{"inputs", "Hi"}, {"parameters", {{"temperature", 0}}}});
+  json e = error_of(r, 422);
+  EXPECT_TRUE(e["error"].is_string());
+  EXPECT_EQ(e["error_type"], "validation");
+  e = error_of(post("/generate", {{"inputs", "Hi"}, {"parameters", {{"adapter_id", "nope"}}}}), 404);
+  EXPECT_EQ(e["error_type"], "not_found");
+  error_of(post("/generate_stream", {{"inputs", "Hi"}, {"parameters", {{"best_of", 2}, {"do_sample", true}}}}), 422);
+}
+
+// ------------------------------------------------------------------ misc ---
+
+TEST_F(Protocol, ModelsListsAdaptersWithParent) {
+  auto r = route_request(ctx_, HttpRequestView{"GET", "/v1/models", "", ""});
+  ASSERT_TRUE(r.reply);
+  json j = json::parse(r.reply->body);
+  EXPECT_EQ(j["object"], "list");
+  ASSERT_EQ(j["data"].size(), 2u);
+  EXPECT_EQ(j["data"][0]["id"], "demo");
+  EXPECT_TRUE(j["data"][0]["parent"].is_null());
+  EXPECT_EQ(j["data"][1]["id"], "fortunes");
+  EXPECT_EQ(j["data"][1]["parent"], "demo");
+  EXPECT_EQ(j["data"][1]["root"], "/adapters/fortunes");
+}
+
+TEST_F(Protocol, RoutesAndMethods) {
+  EXPECT_EQ(route_request(ctx_, {"GET", "/nope", "", ""}).reply->status, 404);
+  EXPECT_EQ(route_request(ctx_, {"GET", "/v1/completions", "", ""}).reply->status, 405);
+  EXPECT_EQ(route_request(ctx_, {"POST", "/v1/models", "", ""}).reply->status, 405);
+  EXPECT_EQ(route_request(ctx_, {"GET", "/health", "", ""}).reply->status, 200);
+  EXPECT_EQ(route_request(ctx_, {"GET", "/health?x=1", "", ""}).reply->status, 200);
+  ctx_.draining = true;
+  auto h = route_request(ctx_, {"GET", "/health", "", ""});
+  EXPECT_EQ(h.reply->status, 503);
+  bool retry = false;
+  for (auto& [k, v] : h.reply->headers) retry = retry || k == "Retry-After";
+  EXPECT_TRUE(retry);
+  EXPECT_EQ(post("/v1/completions", {{"prompt", "x"}}).reply->status, 503);
+}
+
+TEST_F(Protocol, MetricsText) {
+  metrics_.http_request("/v1/completions", 200);
+  metrics_.request_finished({"stop"}, 3, 4, RequestTiming{0.001, 0.02, 0.5, {0.01, 0.02}});
+  auto r = route_request(ctx_, HttpRequestView{"GET", "/metrics", "", ""});
+  ASSERT_TRUE(r.reply);
+  const std::string& m = r.reply->body;
+  for (const char* name :
+       {"banyan_http_requests_total{route=\"/v1/completions\",code=\"200\"} 1",
+        "banyan_request_success_total{finished_reason=\"stop\"} 1",
+        "banyan_time_to_first_token_seconds_bucket{le=\"0.04\"} 1",
+        "banyan_inter_token_latency_seconds_count 2", "banyan_e2e_request_latency_seconds_count 1",
+        "banyan_request_queue_time_seconds_count 1", "banyan_num_requests_running 0",
+        "banyan_kv_cache_usage_ratio 0", "banyan_prefix_cache_hits_total 0",
+        "banyan_adapter_requests_total{adapter=\"fortunes\"} 0",
+        "banyan_adapter_resident{adapter=\"fortunes\"} 0"})
+    EXPECT_NE(m.find(name), std::string::npos) << name;
+}
+
+TEST(ServerPieces, ConstantTimeEqual) {
+  EXPECT_TRUE(constant_time_equal("secret", "secret"));
+  EXPECT_FALSE(constant_time_equal("secret", "secreT"));
+  EXPECT_FALSE(constant_time_equal("secret", "secret2"));
+  EXPECT_FALSE(constant_time_equal("", "x"));
+}
+
+TEST(ServerPieces, AdmissionQueuesInOrder) {
+  Admission a(1, 2);
+  uint64_t t0, t1, t2, t3;
+  std::vector<int> granted;
+  EXPECT_EQ(a.acquire([] {}, t0), Admission::Result::admitted);
+  EXPECT_EQ(a.acquire([&] { granted.push_back(1); }, t1), Admission::Result::queued);
+  EXPECT_EQ(a.acquire([&] { granted.push_back(2); }, t2), Admission::Result::queued);
+  EXPECT_EQ(a.acquire([] {}, t3), Admission::Result::rejected);
+  EXPECT_TRUE(a.cancel(t1));
+  a.release();
+  EXPECT_EQ(granted, std::vector<int>{2});
+  EXPECT_FALSE(a.cancel(t2));  // already granted
+  EXPECT_EQ(a.active(), 1);
+  a.release();
+  EXPECT_EQ(a.active(), 0);
+}
+
+}  // namespace
+}  // namespace banyan::core::server
