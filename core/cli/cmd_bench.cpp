@@ -29,7 +29,7 @@ void register_bench(CLI::App& app) {
   tp->add_option("--num-prompts", num_prompts, "Requests")->check(CLI::Range(1, 1 << 20));
   tp->add_option("--input-len", input_len, "Prompt tokens per request")->check(CLI::Range(1, 1 << 20));
   tp->add_option("--output-len", output_len, "New tokens per request")->check(CLI::Range(1, 1 << 20));
-  tp->add_option("--seed", seed, "Seed of the random prompts");
+  tp->add_option("--dataset-seed", seed, "Seed of the random prompts");
   tp->add_option("--adapter", adapter, "Run every request on this adapter");
   tp->add_option("--output-json", output_json, "Also write the results as JSON here");
   flags.add_to(*tp);
