@@ -1,31 +1,37 @@
 #include "core/runtime/backend.h"
 
 #include "kernels/cpu/cpu_backend.h"
-#if BANYAN_HAVE_CUDA
+#ifdef BANYAN_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
 
 #include <banyan/error.h>
 
-#include <stdexcept>
-#include <string>
+#include <cctype>
 
 namespace banyan::core {
+namespace {
+
+// "cuda" -> 0, "cuda:N" -> N; -1 when malformed.
+int cuda_index(const std::string& device) {
+  if (device == "cuda") return 0;
+  if (device.size() < 6 || device[4] != ':' || device.size() > 9) return -1;
+  int index = 0;
+  for (size_t i = 5; i < device.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(device[i]))) return -1;
+    index = index * 10 + (device[i] - '0');
+  }
+  return index;
+}
+
+}  // namespace
 
 std::unique_ptr<Backend> make_backend(const std::string& device, const CpuBackendOptions& cpu) {
   if (device == "cpu") return kernels::cpu::make_cpu_backend(cpu);
-  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
-#if BANYAN_HAVE_CUDA
-    int index = 0;
-    if (device.size() > 5) {
-      try {
-        size_t used = 0;
-        index = std::stoi(device.substr(5), &used);
-        if (used != device.size() - 5 || index < 0) throw std::invalid_argument(device);
-      } catch (const std::exception&) {
-        throw Error("device \"" + device + "\": expected cuda or cuda:N");
-      }
-    }
+  if (device.rfind("cuda", 0) == 0) {
+    const int index = cuda_index(device);
+    if (index < 0) throw Error("unknown device \"" + device + "\" (expected cpu, cuda or cuda:N)");
+#ifdef BANYAN_WITH_CUDA
     return kernels::cuda::make_cuda_backend(index);
 #else
     throw Error(Code::unsupported, "device \"" + device +
