@@ -10,6 +10,10 @@
 
 #include <algorithm>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace banyan::core {
 
 struct AdapterManager::Entry {
@@ -218,6 +222,11 @@ void AdapterManager::destroy(Entry& e) {
   evict_device(e);
   drop_host(e);
   entries_.erase(e.s.id);
+#if defined(__GLIBC__)
+  // Host memory (the host tier, and the device pool of the CPU backend) goes back
+  // to the system now, not when the allocator next decides to shrink its heap.
+  malloc_trim(0);
+#endif
 }
 
 void AdapterManager::finish(Entry& e, bool acquired, int64_t tokens) {
