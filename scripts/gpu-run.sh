@@ -101,8 +101,14 @@ if [[ "${SKIP_BENCH:-0}" != 1 ]]; then
   "$bin/banyan_bench_cuda" --out "$out/cuda_bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.txt" || status=1
 fi
 if [[ "${PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
-  timeout 300 ncu --section SpeedOfLight --launch-skip 1500 --launch-count 60 --csv \
-    "$bin/banyan_bench_cuda" --out /dev/null --batches 1 --prefill "" --steps 4 --reps 1 \
-    > "$out/ncu_decode_b1.csv" 2> "$out/ncu_stderr.txt" || status=1
+  # Two decode layers at batch 1 (after warm-up), then one prefill attention kernel.
+  timeout 180 ncu --section SpeedOfLight --launch-skip 700 --launch-count 30 --csv \
+    "$bin/banyan_bench_cuda" --out /dev/null --batches 1 --prefill "" --steps 2 --reps 1 \
+    > "$out/ncu_decode_b1.csv" 2>&1 || status=1
+  timeout 180 ncu --kernel-name regex:prefill_kernel --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+    --section MemoryWorkloadAnalysis \
+    "$bin/banyan_bench_cuda" --out /dev/null --batches 1 --steps 1 --reps 1 --prefill 2048 \
+    > "$out/ncu_prefill.txt" 2>&1 || status=1
 fi
 exit $status

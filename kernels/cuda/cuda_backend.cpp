@@ -231,7 +231,10 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, bool transposed, cons
   if (out.type() != DType::f32) need(out, DType::bf16, "matmul", "out");
   const bool out_f32 = out.type() == DType::f32;
   const int64_t K = x.dim(-1), M = x.numel() / K, N = transposed ? w.dim(1) : w.dim(0);
-  impl_->gemm->run(x.data, w.data, transposed, out.data, out_f32, M, N, K, accumulate, stream());
+  if (!transposed && gemv_supported(M, K, x.data, w.data))
+    gemv(bf(x), M, bf(w), out.data, out_f32, N, K, accumulate, stream());
+  else
+    impl_->gemm->run(x.data, w.data, transposed, out.data, out_f32, M, N, K, accumulate, stream());
   if (bias) {
     need(*bias, DType::f32, "matmul", "bias");
     add_bias(out.data, out_f32, M, N, bias->as<float>(), stream());

@@ -42,6 +42,15 @@ void convert(const void* src, int32_t src_dtype, void* dst, bool dst_f32, int64_
 /// Fills bf16 values uniform in [-scale, scale) from a counter-based hash of (seed, i).
 void fill_uniform_bf16(bf16_bits* dst, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 
+// --- gemv.cu ------------------------------------------------------------------
+/// Rows of x up to which gemv() replaces the GEMM (decode of a few sequences).
+constexpr int64_t kGemvMaxRows = 4;
+/// Whether gemv() takes this product: M <= kGemvMaxRows, K % 8 == 0, 16-byte aligned x, W.
+bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w);
+/// out [M, N] (+)= x [M, K] · W^T for W [N, K] bf16, x bf16, out bf16 or f32.
+void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
+          int64_t K, bool accumulate, cudaStream_t stream);
+
 // --- rotary.cu ------------------------------------------------------------------
 struct RotaryArgs {
   const int32_t* positions;  ///< [T]

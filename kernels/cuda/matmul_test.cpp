@@ -21,7 +21,11 @@ TEST(CudaMatmul, MatchesCpuBackend) {
   Backends be;
   uint32_t seed = 99;
   const Shape shapes[] = {
-      {1, 4096, 4096, false, false, false, false},   // decode, one token
+      {1, 4096, 4096, false, false, false, false},   // decode, one token (GEMV)
+      {2, 1024, 4096, false, false, true, false},    // GEMV, accumulate
+      {3, 300, 72, false, true, false, false},       // GEMV, bias, odd N
+      {4, 1000, 14336, false, false, false, true},   // GEMV, f32 out, long K
+      {4, 64, 4104, false, false, false, false},     // GEMV tail loop (K not a multiple of 256)
       {16, 1024, 4096, false, false, false, false},  // a k/v projection, batch 16
       {64, 512, 1408, false, true, false, false},
       {200, 320, 256, false, false, true, false},    // accumulate into out
@@ -33,11 +37,10 @@ TEST(CudaMatmul, MatchesCpuBackend) {
   for (const Shape& s : shapes) {
     auto x = random_bf16(s.M * s.K, ++seed), w = random_bf16(s.N * s.K, ++seed, -0.1f, 0.1f);
     auto bias = random_bf16(s.N, ++seed), init = random_bf16(s.M * s.N, ++seed);
-    const std::initializer_list<int64_t> wshape =
-        s.transposed ? std::initializer_list<int64_t>{s.K, s.N} : std::initializer_list<int64_t>{s.N, s.K};
-    Dev cx = make(*be.cpu, DType::f32, {s.M, s.K}), cw = make(*be.cpu, DType::f32, wshape);
+    const int64_t w0 = s.transposed ? s.K : s.N, w1 = s.transposed ? s.N : s.K;
+    Dev cx = make(*be.cpu, DType::f32, {s.M, s.K}), cw = make(*be.cpu, DType::f32, {w0, w1});
     Dev cb = make(*be.cpu, DType::f32, {s.N}), co = make(*be.cpu, DType::f32, {s.M, s.N});
-    Dev gx = make(*be.gpu, DType::bf16, {s.M, s.K}), gw = make(*be.gpu, DType::bf16, wshape);
+    Dev gx = make(*be.gpu, DType::bf16, {s.M, s.K}), gw = make(*be.gpu, DType::bf16, {w0, w1});
     Dev gb = make(*be.gpu, DType::f32, {s.N});
     Dev go = make(*be.gpu, s.out_f32 ? DType::f32 : DType::bf16, {s.M, s.N});
     put(*be.cpu, cx.t, x), put(*be.cpu, cw.t, w), put(*be.cpu, cb.t, bias), put(*be.cpu, co.t, init);

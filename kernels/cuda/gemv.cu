@@ -1,0 +1,99 @@
+// Decode-sized matrix products (a few rows of x) as a streaming GEMV: one warp per
+// output feature reads its weight row once with 16-byte loads, eight in flight per
+// lane, and multiplies it with up to four activation rows held in L1. Memory-bound
+// by design: the weight bytes are the whole cost, so nothing is staged in shared
+// memory and the loads bypass L1.
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/kernels.h"
+
+namespace banyan::kernels::cuda {
+namespace {
+
+constexpr int kWarps = 8, kUnroll = 8;
+
+__device__ __forceinline__ Bf16x8 load_stream(const uint16_t* p) {
+  Bf16x8 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3])
+               : "l"(p));
+  return v;
+}
+
+template <int MT>
+__device__ __forceinline__ void fma_rows(const uint16_t* __restrict__ x, int64_t K, int64_t k,
+                                         const Bf16x8& w, float (&acc)[MT]) {
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    const Bf16x8 xv = load8(x + m * K + k);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[m] = fmaf(w.get(j), xv.get(j), acc[m]);
+  }
+}
+
+// MT: activation rows (x holds exactly MT rows).
+template <int MT>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, void* out,
+                bool out_f32, int64_t N, int64_t K, bool accumulate) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  if (row >= N) return;
+  const uint16_t* wr = w + row * K;
+  const int64_t vecs = K / 8;
+  float acc[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) acc[m] = 0.0f;
+  int64_t v = lane;
+  for (; v + 32 * (kUnroll - 1) < vecs; v += 32 * kUnroll) {
+    Bf16x8 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream(wr + (v + 32 * u) * 8);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) fma_rows<MT>(x, K, (v + 32 * u) * 8, wv[u], acc);
+  }
+  for (; v < vecs; v += 32) fma_rows<MT>(x, K, v * 8, load_stream(wr + v * 8), acc);
+#pragma unroll
+  for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
+  if (lane == 0) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      const int64_t i = m * N + row;
+      if (out_f32) {
+        float* o = static_cast<float*>(out);
+        o[i] = accumulate ? o[i] + acc[m] : acc[m];
+      } else {
+        uint16_t* o = static_cast<uint16_t*>(out);
+        o[i] = f2bf(accumulate ? bf2f(o[i]) + acc[m] : acc[m]);
+      }
+    }
+  }
+}
+
+template <int MT>
+void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int64_t N, int64_t K,
+            bool accumulate, cudaStream_t stream) {
+  gemv_kernel<MT><<<blocks_for(N, kWarps, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
+      x, w, out, out_f32, N, K, accumulate);
+  BANYAN_CUDA_CHECK_LAUNCH("gemv");
+}
+
+}  // namespace
+
+bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w) {
+  const auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  return M >= 1 && M <= kGemvMaxRows && K % 8 == 0 && K > 0 && a16(x) && a16(w);
+}
+
+void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
+          int64_t K, bool accumulate, cudaStream_t stream) {
+  if (N <= 0) return;
+  switch (M) {  // rows beyond M would read past x: each count has its kernel
+    case 1: launch<1>(x, w, out, out_f32, N, K, accumulate, stream); break;
+    case 2: launch<2>(x, w, out, out_f32, N, K, accumulate, stream); break;
+    case 3: launch<3>(x, w, out, out_f32, N, K, accumulate, stream); break;
+    default: launch<4>(x, w, out, out_f32, N, K, accumulate, stream); break;
+  }
+}
+
+}  // namespace banyan::kernels::cuda
