@@ -27,6 +27,8 @@ struct DictObj {
   bool is_namespace = false;
   const Value* find(const Value& key) const;
   const Value* find(std::string_view key) const;
+  const Value* find(const std::string& key) const { return find(std::string_view(key)); }
+  const Value* find(const char* key) const { return find(std::string_view(key)); }
   void set(Value key, Value value);
 };
 
