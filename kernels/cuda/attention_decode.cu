@@ -7,6 +7,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/paged.cuh"
 
 #include <banyan/error.h>
 
@@ -82,10 +83,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + u * step + warp * kpw + kk;
       if (j < len && active) {
-        const int pos = begin + j;
-        const int64_t slot =
-            static_cast<int64_t>(qr.table[pos / a.block_size]) * a.block_size + pos % a.block_size;
-        rows[u] = load8(cache + slot * slot_stride + head_off);
+        rows[u] = load8(cache + slot_of(a, qr.table, begin + j) * slot_stride + head_off);
       } else {
         rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
       }

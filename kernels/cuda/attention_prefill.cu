@@ -7,6 +7,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/paged.cuh"
 
 #include <banyan/error.h>
 
@@ -18,9 +19,13 @@ namespace {
 constexpr int BM = 64, BN = 64, kThreads = 128;
 constexpr float kLog2e = 1.4426950408889634f;
 
+static_assert(BM == BN, "the query tile is staged in a key buffer");
+
+// K and V, two stages each; the query tile passes through the second K buffer
+// before the pipeline starts, which lets three blocks share an SM.
 template <int D>
 constexpr size_t smem_bytes() {
-  return sizeof(uint16_t) * static_cast<size_t>(BM + 4 * BN) * (D + 8);
+  return sizeof(uint16_t) * static_cast<size_t>(4 * BN) * (D + 8);
 }
 
 __device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
@@ -55,19 +60,26 @@ __device__ __forceinline__ void mma(float (&c)[4], const uint32_t (&a)[4], uint3
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  return static_cast<uint32_t>(f2bf(lo)) | (static_cast<uint32_t>(f2bf(hi)) << 16);
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // one cvt for both
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+/// 2^x (MUFU.EX2; 2^-inf = 0), without the library's denormal handling.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 template <int D>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, 3)
     prefill_kernel(const uint16_t* __restrict__ q, PagedArgs a, int q_tiles,
                    uint16_t* __restrict__ out) {
   constexpr int S = D + 8;  // padded row: conflict-free ldmatrix
   constexpr int VPR = D / 8;
   extern __shared__ __align__(16) uint16_t sm[];
-  uint16_t* sQ = sm;
-  uint16_t* sK = sm + BM * S;
-  uint16_t* sV = sK + 2 * BN * S;
+  uint16_t* sK = sm;
+  uint16_t* sV = sm + 2 * BN * S;
+  uint16_t* sQ = sK + BN * S;  // stage-1 K buffer, free until the second tile loads
 
   const int s = blockIdx.x / q_tiles;
   const int tile = q_tiles - 1 - static_cast<int>(blockIdx.x % q_tiles);  // long rows first
@@ -98,9 +110,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = tid; i < BN * VPR; i += kThreads) {
       const int r = i / VPR, c = (i % VPR) * 8, pos = j0 + r;
       const bool valid = pos <= p_last;
-      const int64_t slot =
-          valid ? static_cast<int64_t>(table[pos / a.block_size]) * a.block_size + pos % a.block_size
-                : 0;
+      const int64_t slot = valid ? slot_of(a, table, pos) : 0;
       const int64_t off = (slot * Hk + g) * D + c;
       cp_async16(k_s + r * S + c, a.k_cache + off, valid);
       cp_async16(v_s + r * S + c, a.v_cache + off, valid);
@@ -113,6 +123,12 @@ __global__ void __launch_bounds__(kThreads)
   const int r_in = warp * 16 + (lane >> 2);         // row of c0/c1 in the tile; c2/c3: +8
   const int pq0 = p_first + r_in, pq1 = pq0 + 8;    // their positions
   uint32_t qf[D / 16][4];
+  cp_async_wait<0>();
+  __syncthreads();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk)
+    ldmatrix_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8);
+  __syncthreads();  // sQ is overwritten by the second tile's keys
   float o[D / 8][4];
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
@@ -128,11 +144,6 @@ __global__ void __launch_bounds__(kThreads)
       cp_async_wait<0>();
     }
     __syncthreads();
-    if (it == 0) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk)
-        ldmatrix_x4(qf[kk], sQ + (warp * 16 + (lane & 15)) * S + kk * 16 + (lane >> 4) * 8);
-    }
     const uint16_t* k_s = sK + buf * BN * S;
     const uint16_t* v_s = sV + buf * BN * S;
 
@@ -151,31 +162,43 @@ __global__ void __launch_bounds__(kThreads)
       }
 
     const int j0 = kv_lo + it * BN;
+    // Tiles every row of the block sees whole (most of them) skip the masking.
+    const bool whole = j0 + BN - 1 <= p_first && (W == 0 || j0 > p_last - W);
     float mx[2] = {m[0], m[1]};
+    if (whole) {
 #pragma unroll
-    for (int nt = 0; nt < BN / 8; ++nt)
+      for (int nt = 0; nt < BN / 8; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = j0 + nt * 8 + (lane & 3) * 2 + (e & 1);
-        const int pq = e < 2 ? pq0 : pq1;
-        const bool ok = key <= pq && (W == 0 || key > pq - W);
-        sc[nt][e] = ok ? sc[nt][e] * sl2 : -INFINITY;
-        mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
-      }
+        for (int e = 0; e < 4; ++e) {
+          sc[nt][e] *= sl2;
+          mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+        }
+    } else {
+#pragma unroll
+      for (int nt = 0; nt < BN / 8; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int key = j0 + nt * 8 + (lane & 3) * 2 + (e & 1);
+          const int pq = e < 2 ? pq0 : pq1;
+          const bool ok = key <= pq && (W == 0 || key > pq - W);
+          sc[nt][e] = ok ? sc[nt][e] * sl2 : -INFINITY;
+          mx[e >> 1] = fmaxf(mx[e >> 1], sc[nt][e]);
+        }
+    }
     float alpha[2], ref[2], rs[2] = {0.0f, 0.0f};
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
       ref[r] = mx[r] == -INFINITY ? 0.0f : mx[r];  // a row with nothing visible yet
-      alpha[r] = exp2f(m[r] - ref[r]);
+      alpha[r] = fast_exp2(m[r] - ref[r]);
       m[r] = mx[r];
     }
 #pragma unroll
     for (int nt = 0; nt < BN / 8; ++nt)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        sc[nt][e] = exp2f(sc[nt][e] - ref[e >> 1]);
+        sc[nt][e] = fast_exp2(sc[nt][e] - ref[e >> 1]);
         rs[e >> 1] += sc[nt][e];
       }
 #pragma unroll

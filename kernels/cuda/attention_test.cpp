@@ -148,6 +148,8 @@ TEST_F(CudaAttention, SmallHeadsAndShortQueriesTakeTheTokenKernel) {
   run({"prefill d32 (fixture size)", 4, 2, 32, {{0, 20}, {5, 3}}}, be, 51);
   run({"prefill d16", 4, 4, 16, {{0, 33}}}, be, 52);
   run({"speculative rows d128", 8, 2, 128, {{90, 4}, {3, 2}}}, be, 53);
+  run({"decode, block size 12 (no shift)", 8, 2, 128, {{100, 1}, {30, 1}}, 0, 12}, be, 54);
+  run({"prefill, block size 12 (no shift)", 8, 2, 128, {{10, 40}}, 0, 12}, be, 55);
 }
 
 }  // namespace

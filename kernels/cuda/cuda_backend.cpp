@@ -232,7 +232,7 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, bool transposed, cons
   const bool out_f32 = out.type() == DType::f32;
   const int64_t K = x.dim(-1), M = x.numel() / K, N = transposed ? w.dim(1) : w.dim(0);
   if (!transposed && gemv_supported(M, K, x.data, w.data))
-    gemv(bf(x), M, bf(w), out.data, out_f32, N, K, accumulate, stream());
+    gemv(bf(x), M, bf(w), out.data, out_f32, N, K, accumulate, num_sms(), stream());
   else
     impl_->gemm->run(x.data, w.data, transposed, out.data, out_f32, M, N, K, accumulate, stream());
   if (bias) {
@@ -264,7 +264,9 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   PagedArgs a{l.seq_info.as<int32_t>(), l.token_seq.as<int32_t>(), l.block_tables.as<int32_t>(),
               l.slot_mapping.as<int32_t>(), l.num_seqs, l.num_tokens, l.max_query_len,
               l.max_context_len, bf(p.k_cache), bf(p.v_cache), p.block_size, p.num_heads,
-              p.num_kv_heads, p.head_dim, p.scale, p.sliding_window};
+              p.num_kv_heads, p.head_dim, p.scale, p.sliding_window, -1};
+  if (p.block_size > 0 && (p.block_size & (p.block_size - 1)) == 0)
+    for (a.block_shift = 0; (1 << a.block_shift) < p.block_size;) ++a.block_shift;
   kv_cache_write(bf(k), bf(v), a, stream());
   if (l.max_query_len >= impl_->opts.prefill_min_query_len &&
       prefill_attention_supported(p.head_dim)) {

@@ -1,6 +1,7 @@
-// Decode-sized matrix products (a few rows of x) as a streaming GEMV: one warp per
-// output feature reads its weight row once with 16-byte loads, eight in flight per
-// lane, and multiplies it with up to four activation rows held in L1. Memory-bound
+// Decode-sized matrix products (a few rows of x) as a streaming GEMV: one to eight
+// warps per output feature (narrow matrices split each row, so that every SM has
+// bytes to stream) read its weight row once with 16-byte loads, eight in flight per
+// lane, and multiply it with up to four activation rows held in L1. Memory-bound
 // by design: the weight bytes are the whole cost, so nothing is staged in shared
 // memory and the loads bypass L1.
 #include "kernels/cuda/common.cuh"
@@ -31,31 +32,45 @@ __device__ __forceinline__ void fma_rows(const uint16_t* __restrict__ x, int64_t
   }
 }
 
-// MT: activation rows (x holds exactly MT rows).
+// MT: activation rows (x holds exactly MT rows). A block of 8 warps serves
+// 8 / ksplit output features; the ksplit warps of one feature split its row.
 template <int MT>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, void* out,
-                bool out_f32, int64_t N, int64_t K, bool accumulate) {
-  const int lane = threadIdx.x & 31;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
-  if (row >= N) return;
-  const uint16_t* wr = w + row * K;
-  const int64_t vecs = K / 8;
+                bool out_f32, int64_t N, int64_t K, bool accumulate, int ksplit) {
+  __shared__ float partial[kWarps][MT];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % ksplit;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit;
   float acc[MT];
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = 0.0f;
-  int64_t v = lane;
-  for (; v + 32 * (kUnroll - 1) < vecs; v += 32 * kUnroll) {
-    Bf16x8 wv[kUnroll];
+  if (row < N) {
+    const uint16_t* wr = w + row * K;
+    const int64_t vecs = K / 8, stride = 32 * ksplit;
+    int64_t v = part * 32 + lane;
+    for (; v + stride * (kUnroll - 1) < vecs; v += stride * kUnroll) {
+      Bf16x8 wv[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream(wr + (v + 32 * u) * 8);
+      for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream(wr + (v + stride * u) * 8);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) fma_rows<MT>(x, K, (v + 32 * u) * 8, wv[u], acc);
+      for (int u = 0; u < kUnroll; ++u) fma_rows<MT>(x, K, (v + stride * u) * 8, wv[u], acc);
+    }
+#pragma unroll 4
+    for (; v < vecs; v += stride) fma_rows<MT>(x, K, v * 8, load_stream(wr + v * 8), acc);
   }
-  for (; v < vecs; v += 32) fma_rows<MT>(x, K, v * 8, load_stream(wr + v * 8), acc);
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
-  if (lane == 0) {
+  if (ksplit > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) partial[warp][m] = acc[m];
+    __syncthreads();
+    if (lane == 0 && part == 0)
+      for (int p = 1; p < ksplit; ++p)
+#pragma unroll
+        for (int m = 0; m < MT; ++m) acc[m] += partial[warp + p][m];
+  }
+  if (lane == 0 && part == 0 && row < N) {
 #pragma unroll
     for (int m = 0; m < MT; ++m) {
       const int64_t i = m * N + row;
@@ -72,9 +87,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 template <int MT>
 void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int64_t N, int64_t K,
-            bool accumulate, cudaStream_t stream) {
-  gemv_kernel<MT><<<blocks_for(N, kWarps, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
-      x, w, out, out_f32, N, K, accumulate);
+            bool accumulate, int num_sms, cudaStream_t stream) {
+  // Split rows across warps until the grid has a few blocks per SM to stream with.
+  int ksplit = 1;
+  while (ksplit < kWarps && N * ksplit / kWarps < 4LL * num_sms && K / 8 >= 64LL * ksplit)
+    ksplit *= 2;
+  const int64_t rows_per_block = kWarps / ksplit;
+  gemv_kernel<MT><<<blocks_for(N, static_cast<int>(rows_per_block), int64_t{1} << 31),
+                    kWarps * 32, 0, stream>>>(x, w, out, out_f32, N, K, accumulate, ksplit);
   BANYAN_CUDA_CHECK_LAUNCH("gemv");
 }
 
@@ -86,13 +106,13 @@ bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w) {
 }
 
 void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
-          int64_t K, bool accumulate, cudaStream_t stream) {
+          int64_t K, bool accumulate, int num_sms, cudaStream_t stream) {
   if (N <= 0) return;
   switch (M) {  // rows beyond M would read past x: each count has its kernel
-    case 1: launch<1>(x, w, out, out_f32, N, K, accumulate, stream); break;
-    case 2: launch<2>(x, w, out, out_f32, N, K, accumulate, stream); break;
-    case 3: launch<3>(x, w, out, out_f32, N, K, accumulate, stream); break;
-    default: launch<4>(x, w, out, out_f32, N, K, accumulate, stream); break;
+    case 1: launch<1>(x, w, out, out_f32, N, K, accumulate, num_sms, stream); break;
+    case 2: launch<2>(x, w, out, out_f32, N, K, accumulate, num_sms, stream); break;
+    case 3: launch<3>(x, w, out, out_f32, N, K, accumulate, num_sms, stream); break;
+    default: launch<4>(x, w, out, out_f32, N, K, accumulate, num_sms, stream); break;
   }
 }
 

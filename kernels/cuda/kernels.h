@@ -48,8 +48,9 @@ constexpr int64_t kGemvMaxRows = 4;
 /// Whether gemv() takes this product: M <= kGemvMaxRows, K % 8 == 0, 16-byte aligned x, W.
 bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w);
 /// out [M, N] (+)= x [M, K] · W^T for W [N, K] bf16, x bf16, out bf16 or f32.
+/// Small N splits each row over several warps, so that every SM has rows to stream.
 void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
-          int64_t K, bool accumulate, cudaStream_t stream);
+          int64_t K, bool accumulate, int num_sms, cudaStream_t stream);
 
 // --- rotary.cu ------------------------------------------------------------------
 struct RotaryArgs {
@@ -76,6 +77,7 @@ struct PagedArgs {
   int32_t block_size, num_heads, num_kv_heads, head_dim;
   float scale;
   int32_t sliding_window;
+  int32_t block_shift;          ///< log2(block_size) when a power of two, else -1
 };
 
 /// kv_write.cu: k, v [T, kv_heads * head_dim] into the caches at slot_mapping (-1: skip).
