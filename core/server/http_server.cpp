@@ -85,7 +85,7 @@ struct HttpServer::Impl {
       }
       auto session = std::make_shared<Session>(std::move(socket), strand, ctx);
       track(session);
-      asio::co_spawn(strand, session->run(), asio::detached);
+      asio::co_spawn(strand, session->run(session), asio::detached);
     }
   }
 };

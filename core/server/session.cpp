@@ -106,8 +106,7 @@ asio::awaitable<void> Session::stop_watch() {
   while (watch_pending_) co_await wait_wake();
 }
 
-asio::awaitable<void> Session::run() {
-  auto self = shared_from_this();
+asio::awaitable<void> Session::run(std::shared_ptr<Session> self) {
   bool first = true;
   for (;;) {
     bool again = false;
@@ -156,18 +155,20 @@ asio::awaitable<bool> Session::serve_one(bool first) {
     if (timed_out_) return 408;
     if (e == http::error::header_limit) return 431;
     if (e == http::error::body_limit) return 413;
-    if (e == http::error::end_of_stream || e == asio::error::eof ||
-        e == asio::error::connection_reset || e == asio::error::operation_aborted ||
-        e == http::error::partial_message)
+    if (e == asio::error::connection_reset || e == asio::error::operation_aborted ||
+        e == asio::error::broken_pipe)
       return 0;  // the client left: nothing to answer
-    return 400;
+    return 400;  // malformed, or the client half-closed mid-request
   };
   auto read_message = [&](int status) {
     switch (status) {
       case 408: return std::string("timed out reading the request");
       case 431: return "request headers larger than " + std::to_string(opt.max_header_bytes) + " bytes";
       case 413: return "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes";
-      default: return std::string("malformed HTTP request");
+      default:
+        return std::string(ec == http::error::partial_message || ec == http::error::end_of_stream
+                               ? "incomplete HTTP request (the client closed its side)"
+                               : "malformed HTTP request");
     }
   };
 
@@ -175,6 +176,7 @@ asio::awaitable<bool> Session::serve_one(bool first) {
   co_await http::async_read_header(socket_, buffer_, parser, redirect_error(use_awaitable, ec));
   if (ec) {
     int status = read_error(ec);
+    log_debug("http " + remote_ + ": read failed: " + ec.message());
     if (status == 0) co_return false;
     co_return co_await fail(status, read_message(status));
   }
@@ -187,11 +189,14 @@ asio::awaitable<bool> Session::serve_one(bool first) {
       if (ec) co_return false;
     }
   }
-  arm(opt.read_timeout_s);
-  co_await http::async_read(socket_, buffer_, parser, redirect_error(use_awaitable, ec));
-  disarm();
+  if (!parser.is_done()) {
+    arm(opt.read_timeout_s);
+    co_await http::async_read(socket_, buffer_, parser, redirect_error(use_awaitable, ec));
+    disarm();
+  }
   if (ec) {
     int status = read_error(ec);
+    log_debug("http " + remote_ + ": read failed: " + ec.message());
     if (status == 0) co_return false;
     co_return co_await fail(status, read_message(status));
   }

@@ -42,7 +42,8 @@ class Session : public std::enable_shared_from_this<Session> {
   Session(tcp::socket socket, Strand strand, ServerContext& ctx);
   ~Session();
 
-  asio::awaitable<void> run();
+  /// The connection's coroutine; `self` (this session) keeps it alive meanwhile.
+  asio::awaitable<void> run(std::shared_ptr<Session> self);
   /// Closes the connection if it waits for a request (drain). Call on the strand.
   void close_if_idle();
   /// Closes the connection whatever it does. Call on the strand.
