@@ -18,10 +18,18 @@ struct Node {
   const Json& j;
   std::string where;  // "tokenizer.json: normalizer.normalizers[0]"
 
-  Node child(std::string_view key) const { return {j.at(std::string(key)), where + "." + std::string(key)}; }
+  // The root node's `where` is "file:"; paths below it read "file: a.b[2].c".
+  Node child(std::string_view key) const {
+    const bool root = !where.empty() && where.back() == ':';
+    return {j.at(std::string(key)), where + (root ? " " : ".") + std::string(key)};
+  }
   Node at(size_t i) const { return {j.at(i), where + "[" + std::to_string(i) + "]"}; }
 
-  [[noreturn]] void fail(const std::string& what) const { throw Error(where + ": " + what); }
+  [[noreturn]] void fail(const std::string& what) const {
+    std::string w = where;
+    if (!w.empty() && w.back() == ':') w.pop_back();
+    throw Error(w + ": " + what);
+  }
 
   bool has(std::string_view key) const {
     return j.is_object() && j.contains(key) && !j.at(std::string(key)).is_null();

@@ -116,6 +116,12 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
 }
 
 bool Tokenizer::decoder_is_position_dependent() const { return impl_->decoder_position_dependent; }
+
+bool Tokenizer::is_byte_fallback_token(int32_t id) const {
+  if (!impl_->decoder_byte_fallback) return false;
+  const auto tok = id_to_token(id);
+  return tok && tok->size() == 6 && tok->compare(0, 3, "<0x") == 0 && (*tok)[5] == '>';
+}
 int32_t Tokenizer::vocab_size() const { return impl_->vocab_bound; }
 std::optional<int32_t> Tokenizer::bos_token_id() const { return impl_->bos_id; }
 std::optional<int32_t> Tokenizer::pad_token_id() const { return impl_->pad_id; }

@@ -71,6 +71,8 @@ class Tokenizer {
   /// Whether the decoder strips or rewrites the start of the text (Metaspace, Strip), so that
   /// text decoded from the middle of a sequence differs from the full decode.
   bool decoder_is_position_dependent() const;
+  /// Whether the id is a <0xXX> token that the decoder's ByteFallback turns into a byte.
+  bool is_byte_fallback_token(int32_t id) const;
 
   Tokenizer(const Tokenizer&);
   Tokenizer& operator=(const Tokenizer&);

@@ -24,6 +24,7 @@ struct Tokenizer::Impl {
   std::unique_ptr<PostProcessor> post_processor;
   std::unique_ptr<Decoder> decoder;
   bool decoder_position_dependent = false;
+  bool decoder_byte_fallback = false;
   AddedVocabulary added;
   std::unordered_set<std::string> special_contents;  // skipped by skip_special_tokens
   std::map<std::string, std::string> special_strings;

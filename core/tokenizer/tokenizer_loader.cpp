@@ -87,7 +87,7 @@ constexpr ClassDefault kClassDefaults[] = {
 
 void read_tokenizer_json(Tokenizer::Impl& impl, std::string_view text, const std::string& file) {
   const json::Json root = parse_json(text, file);
-  const json::Node top{root, file};
+  const json::Node top{root, file + ":"};
   if (!root.is_object()) top.fail("expected a JSON object");
   if (!top.has("model")) top.fail("missing \"model\"");
   impl.model = BpeModel::load(top.child("model"));
@@ -100,6 +100,7 @@ void read_tokenizer_json(Tokenizer::Impl& impl, std::string_view text, const std
     impl.decoder_position_dependent = dump.find("\"Metaspace\"") != std::string::npos ||
                                       dump.find("\"Strip\"") != std::string::npos ||
                                       dump.find("\"WordPiece\"") != std::string::npos;
+    impl.decoder_byte_fallback = dump.find("\"ByteFallback\"") != std::string::npos;
   }
   if (top.has("added_tokens")) {
     const json::Node list = top.array("added_tokens");
@@ -116,7 +117,7 @@ void read_tokenizer_json(Tokenizer::Impl& impl, std::string_view text, const std
 
 void read_config(Tokenizer::Impl& impl, std::string_view text, const std::string& file) {
   const json::Json root = parse_json(text, file);
-  const json::Node top{root, file};
+  const json::Node top{root, file + ":"};
   if (!root.is_object()) top.fail("expected a JSON object");
   int32_t next_id = impl.model->id_bound();
   for (const AddedToken& t : impl.added.tokens()) next_id = std::max(next_id, t.id + 1);
@@ -212,7 +213,7 @@ void read_config(Tokenizer::Impl& impl, std::string_view text, const std::string
 
 void read_generation_config(Tokenizer::Impl& impl, std::string_view text, const std::string& file) {
   const json::Json root = parse_json(text, file);
-  const json::Node top{root, file};
+  const json::Node top{root, file + ":"};
   if (!root.is_object()) top.fail("expected a JSON object");
   if (top.has("eos_token_id")) {
     const json::Node e = top.child("eos_token_id");
