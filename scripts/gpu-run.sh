@@ -17,6 +17,7 @@ mkdir -p "$out"
 jobs="${JOBS:-16}"
 build=build-gpu
 targets="banyan_kernels_cuda_tests banyan_bench_cuda"
+full_targets="banyan_model_llama"  # the parity test loads the llama plugin
 status=0
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$out/device.txt"
@@ -69,7 +70,9 @@ CMAKE
   cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90
 }
 {
-  if ! configure_full; then
+  if configure_full; then
+    targets="$targets $full_targets"
+  else
     echo "=== top-level configure failed: building kernels/ and bench/cuda standalone ==="
     configure_standalone || exit 1
   fi

@@ -83,7 +83,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& o) : impl_(std::make_unique<I
   m.stream = Stream::create();
   m.staging_done = Event::create();
   m.staging = PinnedMemory(size_t{8} << 20);
-  m.gemm = std::make_unique<Gemm>(o.gemm_workspace_bytes);
+  m.gemm = std::make_unique<Gemm>(o.gemm_workspace_bytes, o.gemm_autotune);
 }
 
 CudaBackend::~CudaBackend() {

@@ -20,6 +20,8 @@ struct CudaBackendOptions {
   int device = 0;
   /// cuBLASLt workspace (split-K reductions and the like).
   size_t gemm_workspace_bytes = size_t{32} << 20;
+  /// Time cuBLASLt's candidate algorithms on each new shape and keep the fastest.
+  bool gemm_autotune = true;
   /// Query rows from which a batch's attention takes the tensor-core prefill kernel.
   int prefill_min_query_len = 16;
 };

@@ -59,6 +59,7 @@ constexpr size_t kMaxPlans = 4096;
 }  // namespace
 
 struct Gemm::Impl {
+  bool autotune = true;
   cublasLtHandle_t handle = nullptr;
   DeviceMemory workspace;
   std::unordered_map<Key, Plan, KeyHash> plans;
@@ -68,7 +69,38 @@ struct Gemm::Impl {
     if (handle) cublasLtDestroy(handle);
   }
 
-  const Plan& plan(const Key& k) {
+  // Times each candidate on the real operands (output to scratch, beta 0) and
+  // returns the index of the fastest; -1 when timing is not possible.
+  int fastest(const Plan& p, const Key& k, const cublasLtMatmulHeuristicResult_t* results,
+              int found, const void* x, const void* w, cudaStream_t stream) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    BANYAN_CUDA_CHECK(cudaStreamIsCapturing(stream, &cap));
+    if (cap != cudaStreamCaptureStatusNone) return -1;  // plans made inside a capture keep [0]
+    DeviceMemory scratch(static_cast<size_t>(k.M) * k.N * (k.out_f32 ? 4 : 2));
+    Event start = Event::create(true), stop = Event::create(true);
+    const float alpha = 1.0f, beta = 0.0f;
+    int best = -1;
+    float best_ms = 0.0f;
+    for (int i = 0; i < found; ++i) {
+      if (results[i].workspaceSize > workspace.size()) continue;
+      auto once = [&] {
+        return cublasLtMatmul(handle, p.desc, &alpha, w, p.a, x, p.b, &beta, scratch.get(), p.c,
+                              scratch.get(), p.c, &results[i].algo, workspace.get(),
+                              workspace.size(), stream);
+      };
+      if (once() != CUBLAS_STATUS_SUCCESS) continue;
+      start.record(stream);
+      constexpr int kRuns = 5;
+      for (int r = 0; r < kRuns; ++r) BANYAN_CUBLAS_CHECK(once());
+      stop.record(stream);
+      stop.synchronize();
+      const float ms = stop.since(start);
+      if (best < 0 || ms < best_ms) best = i, best_ms = ms;
+    }
+    return best;
+  }
+
+  const Plan& plan(const Key& k, const void* x, const void* w, cudaStream_t stream) {
     if (auto it = plans.find(k); it != plans.end()) return it->second;
     if (plans.size() >= kMaxPlans) plans.clear();
     Plan p;
@@ -97,11 +129,12 @@ struct Gemm::Impl {
                       CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
       if (st == CUBLAS_STATUS_SUCCESS)
         st = cublasLtMatmulPreferenceSetAttribute(pref, attr, &k.align, sizeof k.align);
-    cublasLtMatmulHeuristicResult_t result{};
+    constexpr int kCandidates = 8;
+    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
     int found = 0;
     if (st == CUBLAS_STATUS_SUCCESS)
-      st = cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref, 1, &result,
-                                          &found);
+      st = cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.c, p.c, pref,
+                                          autotune ? kCandidates : 1, results, &found);
     cublasLtMatmulPreferenceDestroy(pref);
     BANYAN_CUBLAS_CHECK(st);
     if (found == 0)
@@ -109,12 +142,14 @@ struct Gemm::Impl {
                   "cuBLASLt has no algorithm for " + std::to_string(k.M) + "x" +
                       std::to_string(k.N) + "x" + std::to_string(k.K) + " (bf16, alignment " +
                       std::to_string(k.align) + ")");
-    p.algo = result.algo;
+    const int best = autotune && found > 1 ? fastest(p, k, results, found, x, w, stream) : -1;
+    p.algo = results[best < 0 ? 0 : best].algo;
     return plans.emplace(k, std::move(p)).first->second;
   }
 };
 
-Gemm::Gemm(size_t workspace_bytes) : impl_(std::make_unique<Impl>()) {
+Gemm::Gemm(size_t workspace_bytes, bool autotune) : impl_(std::make_unique<Impl>()) {
+  impl_->autotune = autotune;
   BANYAN_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
   impl_->workspace = DeviceMemory(workspace_bytes);
 }
@@ -128,7 +163,7 @@ void Gemm::run(const void* x, const void* w, bool w_transposed, void* out, bool 
   if (M <= 0 || N <= 0) return;
   const uint32_t align = std::min({alignment(x), alignment(w), alignment(out)});
   const Key key{M, N, K, w_transposed, out_f32, accumulate, align};
-  const Plan& p = impl_->plan(key);
+  const Plan& p = impl_->plan(key, x, w, stream);
   const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;
   BANYAN_CUBLAS_CHECK(cublasLtMatmul(impl_->handle, p.desc, &alpha, w, p.a, x, p.b, &beta, out,
                                      p.c, out, p.c, &p.algo, impl_->workspace.get(),

@@ -1,7 +1,7 @@
 // Matrix products through cuBLASLt: bf16 operands, f32 accumulation, bf16 or f32
 // output, optional accumulation into the output. One plan (descriptors, layouts
-// and the heuristic's algorithm) is cached per shape and alignment, so a step
-// issues only cublasLtMatmul calls, which CUDA graphs can capture.
+// and the chosen algorithm) is cached per shape and alignment, so a step issues
+// only cublasLtMatmul calls, which CUDA graphs can capture.
 #pragma once
 
 #include "kernels/cuda/cuda_resources.h"
@@ -13,7 +13,9 @@ namespace banyan::kernels::cuda {
 
 class Gemm {
  public:
-  Gemm(size_t workspace_bytes);
+  /// autotune: time the heuristic's first candidates on first use of a shape (outside
+  /// graph capture) and keep the fastest, instead of taking the first.
+  Gemm(size_t workspace_bytes, bool autotune);
   ~Gemm();
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
