@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <initializer_list>
+#include <string_view>
 
 #include "core/tokenizer/jinja_lexer.h"
 #include "core/tokenizer/jinja_template.h"
@@ -118,7 +119,8 @@ class Parser {
         fail("unexpected '" + peek_name() + "'");
       }
     }
-    if (ends.size()) fail(std::string("missing '{% ") + *ends.begin() + " %}'");
+    for (const char* e : ends)
+      if (std::string_view(e).substr(0, 3) == "end") fail(std::string("missing '{% ") + e + " %}'");
     return body;
   }
 
