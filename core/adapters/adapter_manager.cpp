@@ -334,6 +334,7 @@ void AdapterManager::make_resident(Entry& e, const std::vector<std::byte>& image
     w.dora_bias = p.bias ? reinterpret_cast<const float*>(base + p.bias_offset) : nullptr;
     w.rank = p.rank;
     w.scaling = p.scaling;
+    w.dtype = e.layout.dtype;
     kernels_->set(p.module, static_cast<int32_t>(slot), w);
   }
   slot_owner_[slot] = e.s.id;

@@ -26,12 +26,13 @@ namespace banyan::core {
 
 /// One adapter's weights for one module, in device memory.
 struct LoraSlotWeights {
-  const void* a = nullptr;           ///< [rank, in] A, activation dtype
-  const void* bt = nullptr;          ///< [rank, out] B transposed, activation dtype
+  const void* a = nullptr;           ///< [rank, in] A, in `dtype`
+  const void* bt = nullptr;          ///< [rank, out] B transposed, in `dtype`
   const float* dora_scale = nullptr; ///< [out] magnitude / ||W + scaling·B·A|| per row; null: LoRA
   const float* dora_bias = nullptr;  ///< [out] (1 - dora_scale) · bias; null: no bias (or LoRA)
   int32_t rank = 0;                  ///< 0: the slot does not adapt this module
   float scaling = 0;
+  DType dtype = DType::f32;          ///< of A and B^T: the activation dtype, or BF16
 };
 
 class LoraKernels {

@@ -71,12 +71,17 @@ Tensor view_of(const SafetensorsTensor& t) {
 
 }  // namespace
 
-AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType dtype,
+AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType activation,
                            const std::function<int32_t(const std::string&)>& module_index,
                            const Checkpoint& base) {
-  if (dtype != DType::f32 && dtype != DType::bf16)
-    throw Error(Code::unsupported, "adapters: activation dtype " + std::string(dtype_name(dtype)) +
+  if (activation != DType::f32 && activation != DType::bf16)
+    throw Error(Code::unsupported, "adapters: activation dtype " + std::string(dtype_name(activation)) +
                                        " is not supported");
+  bool all_bf16 = info.num_modules > 0;
+  for (int32_t i = 0; i < info.num_modules; ++i)
+    all_bf16 = all_bf16 && info.modules[i].lora_a.dtype == BANYAN_BF16 &&
+               info.modules[i].lora_b.dtype == BANYAN_BF16;
+  const DType dtype = all_bf16 ? DType::bf16 : activation;
   AdapterLayout l;
   l.dtype = dtype;
   const size_t es = dtype_size(dtype);

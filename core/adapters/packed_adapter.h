@@ -1,5 +1,7 @@
 // An adapter in the form the LoRA kernels read: one contiguous image holding, per
-// module, A [r, in] and B^T [r, out] in the activation dtype and, for DoRA, the
+// module, A [r, in] and B^T [r, out] (in the activation dtype, or BF16 when the
+// activations are F32 and the file's tensors are all BF16: lossless, and half the
+// bytes every step reads) and, for DoRA, the
 // per-output scale magnitude / ||W + scaling·B·A|| and bias term (f32). The same
 // bytes live in the host tier and, uploaded as one copy, on the device.
 #pragma once
@@ -29,15 +31,16 @@ struct PackedModule {
 struct AdapterLayout {
   std::vector<std::string> names;       ///< module names, parallel to modules
   std::vector<PackedModule> modules;
-  DType dtype = DType::f32;             ///< of A and B^T
+  DType dtype = DType::f32;             ///< of A and B^T (see above)
   size_t bytes = 0;                     ///< of the whole image
   int32_t max_rank = 0;
 };
 
-/// Plans the image of an adapter as a plugin described it. `module_index` maps a
+/// Plans the image of an adapter as a plugin described it, for `activation` (the
+/// backend's activation dtype: F32 or BF16). `module_index` maps a
 /// module name to its index (-1: unknown → Error); `base` tells whether a module
 /// has a bias (for DoRA). Reads no tensor data.
-AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType dtype,
+AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType activation,
                            const std::function<int32_t(const std::string&)>& module_index,
                            const Checkpoint& base);
 

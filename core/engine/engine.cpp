@@ -1,5 +1,7 @@
 #include "core/engine/engine_impl.h"
 
+#include "core/adapters/adapter_manager.h"
+
 #include "core/common/logging.h"
 #include "core/runtime/kv_cache.h"
 
@@ -42,6 +44,14 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   opt.kv_cache_bytes = config.get_bytes("engine.cpu_kv_cache_bytes");
   opt.cpu.threads = static_cast<int>(config.get_int("engine.num_threads"));
   runner_ = std::make_unique<ModelRunner>(plugins_, opt);
+  if (config.get_bool("adapters.enabled")) {
+    AdapterManagerOptions ao;
+    ao.pool_bytes = config.get_bytes("adapters.pool_bytes");
+    ao.host_pool_bytes = config.get_bytes("adapters.host_pool_bytes");
+    ao.max_rank = static_cast<int32_t>(config.get_int("adapters.max_lora_rank"));
+    adapters_ = std::make_unique<AdapterManager>(plugins_, *runner_, ao);
+    for (const auto& a : config.get_adapters("adapters.preload")) adapters_->load(a.name, a.path);
+  }
 
   blocks_ = std::make_unique<BlockManager>(static_cast<int32_t>(runner_->num_blocks()),
                                            runner_->block_size(),
@@ -102,7 +112,7 @@ void EngineImpl::submit(GenerationRequest req, RequestSink sink) {
     throw Error(Code::invalid_argument,
                 "the request needs " + std::to_string((total + bs - 1) / bs) +
                     " KV blocks but the cache has " + std::to_string(runner_->num_blocks()));
-  if (!req.adapter.empty())
+  if (!req.adapter.empty() && !adapters_)
     throw Error(Code::not_found, "The model `" + req.adapter + "` does not exist.");
   for (int32_t t : p.stop_token_ids)
     if (t < 0 || t >= vocab)
@@ -123,7 +133,10 @@ void EngineImpl::submit(GenerationRequest req, RequestSink sink) {
   s->tokens = req.prompt_ids;
   s->prompt_len = static_cast<int32_t>(req.prompt_ids.size());
   g->request = std::move(req);
-  {
+  // Counts the request against its adapter (and reads the adapter into the host tier
+  // if needed); released by finish_group, or below if the request is refused.
+  if (!g->request.adapter.empty()) g->adapter_id = adapters_->begin_request(g->request.adapter);
+  try {
     std::lock_guard lock(mu_);
     if (stopping_) throw Error(Code::unsupported, "the engine is shutting down");
     if (!known_ids_.insert(g->request.request_id).second)
@@ -135,6 +148,9 @@ void EngineImpl::submit(GenerationRequest req, RequestSink sink) {
     s->id = next_seq_id();
     g->seqs.push_back(std::move(s));
     incoming_.push_back(std::move(g));
+  } catch (...) {
+    if (g && g->adapter_id) adapters_->end_request(g->adapter_id, false, 0);
+    throw;
   }
   cv_.notify_one();
 }
@@ -160,13 +176,37 @@ EngineStats EngineImpl::stats() const {
   return stats_;
 }
 
-std::vector<AdapterInfo> EngineImpl::adapters() const { return {}; }
-
-void EngineImpl::load_adapter(const std::string& name, const std::string&) {
-  throw Error(Code::unsupported, "adapter \"" + name + "\": this engine was built without adapters");
+std::vector<AdapterInfo> EngineImpl::adapters() const {
+  std::vector<AdapterInfo> out;
+  if (!adapters_) return out;
+  for (const auto& a : adapters_->list())
+    out.push_back({a.name, a.path, a.rank, a.tier == AdapterTier::device, a.requests, a.tokens});
+  return out;
 }
+
+void EngineImpl::load_adapter(const std::string& name, const std::string& path) {
+  if (!adapters_)
+    throw Error(Code::unsupported, "adapter \"" + name + "\": adapters are disabled (start with "
+                                   "--enable-lora, or adapters.enabled: true)");
+  adapters_->load(name, path);
+}
+
 void EngineImpl::unload_adapter(const std::string& name) {
-  throw Error(Code::not_found, "adapter \"" + name + "\" is not loaded");
+  if (!adapters_) throw Error(Code::not_found, "adapter \"" + name + "\" is not loaded");
+  adapters_->unload(name);
+}
+
+void EngineImpl::bind_adapters(const SchedulerOutput& out) {
+  if (!adapters_) return;
+  for (const auto& ss : out.seqs) {
+    SequenceGroup& g = *ss.seq->group;
+    if (!g.adapter_id || g.adapter_slot >= 0 || g.error) continue;
+    try {
+      g.adapter_slot = adapters_->acquire(g.adapter_id);
+    } catch (const std::exception& e) {
+      fail_group(g, "adapter \"" + g.request.adapter + "\": " + e.what());
+    }
+  }
 }
 
 void EngineImpl::shutdown(bool drain) {
@@ -300,6 +340,7 @@ void EngineImpl::step() {
   auto t1 = steady_clock::now();
   if (!out.empty()) {
     copy_blocks(out.copies);
+    bind_adapters(out);
     std::vector<int32_t> row_of;
     ForwardBatch batch = build_batch(out, row_of);
     Tensor logits = runner_->execute(batch);

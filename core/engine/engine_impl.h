@@ -21,6 +21,8 @@
 
 namespace banyan::core {
 
+class AdapterManager;
+
 class EngineImpl final : public Engine {
  public:
   explicit EngineImpl(const Config& config);
@@ -37,6 +39,8 @@ class EngineImpl final : public Engine {
   void load_adapter(const std::string& name, const std::string& path) override;
   void unload_adapter(const std::string& name) override;
   void shutdown(bool drain) override;
+  /// The adapter manager (null unless adapters.enabled), for tests and metrics.
+  const AdapterManager* adapter_manager() const { return adapters_.get(); }
 
  private:
   void loop();
@@ -45,6 +49,8 @@ class EngineImpl final : public Engine {
   ForwardBatch build_batch(const SchedulerOutput& out, std::vector<int32_t>& row_of) const;
   void update_stats_locked(const SchedulerOutput& out, double step_s, double sched_s);
   void copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies);
+  /// Gives each newly scheduled group with an adapter its device slot (adapters).
+  void bind_adapters(const SchedulerOutput& out);
   // step_process.cpp
   void process(const SchedulerOutput& out, const std::vector<float>& logits,
                const std::vector<int32_t>& row_of, int32_t vocab);
@@ -60,6 +66,7 @@ class EngineImpl final : public Engine {
   PluginHost plugins_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ModelRunner> runner_;
+  std::unique_ptr<AdapterManager> adapters_;  ///< null unless adapters.enabled
   std::unique_ptr<BlockManager> blocks_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Decoders> decoders_;

@@ -1,6 +1,8 @@
 // After the forward pass: logits -> tokens (sampling, parallel samples, beams),
 // finish checks, and the messages sent to each request's sink.
 #include "core/engine/engine_impl.h"
+
+#include "core/adapters/adapter_manager.h"
 #include "core/engine/text_output.h"
 
 #include <banyan/logits.h>
@@ -251,6 +253,12 @@ void EngineImpl::fail_group(SequenceGroup& g, const std::string& message) {
 void EngineImpl::finish_group(std::unique_ptr<SequenceGroup> g) {
   const auto& p = g->request.params;
   g->metrics.finished = Clock::now();
+  if (adapters_ && g->adapter_id) {  // before the sink: its caller sees the adapter released
+    int64_t tokens = static_cast<int64_t>(g->request.prompt_ids.size());
+    for (const auto& s : g->seqs) tokens += s->output_len();
+    adapters_->end_request(g->adapter_id, g->adapter_slot >= 0, tokens);
+    g->adapter_slot = -1;
+  }
   if (g->error) {
     RequestOutput o;
     o.request_id = g->request.request_id;
