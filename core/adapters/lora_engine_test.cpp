@@ -103,13 +103,19 @@ void expect_matches(const RequestResult& r, const json& c, const std::string& wh
   const auto want = c["greedy_ids"].get<std::vector<int32_t>>();
   EXPECT_EQ(r.outputs[0].token_ids, want) << what;
   const auto& lps = r.outputs[0].logprobs;
-  for (size_t s = 0; s < want.size() && s < lps.size(); ++s) {
+  ASSERT_EQ(lps.size(), want.size()) << what << ": logprobs were asked for every token";
+  for (size_t s = 0; s < want.size(); ++s) {
     if (r.outputs[0].token_ids[s] != want[s]) break;
+    int compared = 0;
     for (const auto& pair : c["top_logprobs"][s]) {
       const int32_t id = pair[0];
-      for (const auto& t : lps[s].top)
-        if (t.id == id) EXPECT_NEAR(t.logprob, pair[1].get<double>(), kLogprobTolerance) << what << ", step " << s;
+      for (const auto& t : lps[s].top) {
+        if (t.id != id) continue;
+        EXPECT_NEAR(t.logprob, pair[1].get<double>(), kLogprobTolerance) << what << ", step " << s;
+        ++compared;
+      }
     }
+    EXPECT_GE(compared, 4) << what << ", step " << s << ": top-5 sets differ";
   }
 }
 
@@ -134,51 +140,76 @@ std::unique_ptr<Engine> open_engine(const fs::path& model, std::string* skipped,
   }
 }
 
+// Serves every case of every adapter of `fam`, and the base model's own cases, in
+// one run and checks them against peft. Returns the requests checked (0: skipped).
+size_t serve_family(const std::string& fam, const std::vector<std::string>& extra, std::string* skipped,
+                    EngineStats* stats) {
+  const json g = read_json(fixtures() / fam / "golden_adapters.json");
+  const json& adapters = g.contains("adapters") ? g["adapters"] : g;
+  auto engine = open_engine(fixtures() / fam, skipped, extra);
+  if (!engine) return 0;  // e.g. gpt2, whose model plugin lives out of tree
+  for (const auto& [name, a] : adapters.items())
+    engine->load_adapter(name, (fixtures() / fam / "adapters" / name).string());
+  struct Want {
+    json c;
+    std::string what;
+  };
+  std::vector<Want> wants;
+  Results results;
+  auto submit = [&](const json& c, const std::string& adapter, const std::string& what) {
+    const size_t i = wants.size();
+    wants.push_back({c, what + " case " + std::to_string(i)});
+    engine->submit(greedy_request("r" + std::to_string(i), c, adapter), results.sink(i));
+  };
+  // Interleaved: case k of every adapter, then case k of the base model, k = 0, 1, ...
+  const json base = fs::exists(fixtures() / fam / "golden.json")
+                        ? read_json(fixtures() / fam / "golden.json")["cases"]
+                        : json::array();
+  for (size_t k = 0;; ++k) {
+    bool any = false;
+    for (const auto& [name, a] : adapters.items())
+      if (k < a["cases"].size()) submit(a["cases"][k], name, fam + "/" + name), any = true;
+    if (k < base.size()) submit(base[k], "", fam + "/base"), any = true;
+    if (!any) break;
+  }
+  results.wait(wants.size());
+  for (size_t i = 0; i < wants.size(); ++i) expect_matches(results.get(i), wants[i].c, wants[i].what);
+  for (const auto& info : engine->adapters()) {  // per-adapter counters
+    EXPECT_EQ(info.requests, static_cast<int64_t>(adapters[info.name]["cases"].size())) << info.name;
+    EXPECT_GT(info.tokens, info.requests * 16) << info.name;
+    EXPECT_TRUE(info.resident) << info.name;
+  }
+  std::cout << "[   PEFT   ] " << fam << ": " << adapters.size() << " adapters and the base model, "
+            << wants.size() << " requests in one run\n";
+  *stats = engine->stats();
+  return wants.size();
+}
+
 TEST(LoraEngine, EveryAdapterMatchesPeftAllMixedInOneRun) {
-  int checked = 0;
+  size_t checked = 0;
   std::string skips;
   for (const auto& fam : adapter_families()) {
-    const json g = read_json(fixtures() / fam / "golden_adapters.json");
-    const json& adapters = g.contains("adapters") ? g["adapters"] : g;
     std::string why;
-    auto engine = open_engine(fixtures() / fam, &why);
-    if (!engine) {  // e.g. gpt2, whose model plugin lives out of tree
-      skips += fam + " (" + why + "); ";
-      continue;
-    }
-    for (const auto& [name, a] : adapters.items())
-      engine->load_adapter(name, (fixtures() / fam / "adapters" / name).string());
-    // Every case of every adapter, and the base model's own cases, in one run.
-    struct Want {
-      json c;
-      std::string what;
-    };
-    std::vector<Want> wants;
-    Results results;
-    for (const auto& [name, a] : adapters.items())
-      for (const auto& c : a["cases"]) {
-        const size_t i = wants.size();
-        wants.push_back({c, fam + "/" + name + " case " + std::to_string(i)});
-        engine->submit(greedy_request("r" + std::to_string(i), c, name), results.sink(i));
-      }
-    if (fs::exists(fixtures() / fam / "golden.json"))
-      for (const auto& c : read_json(fixtures() / fam / "golden.json")["cases"]) {
-        const size_t i = wants.size();
-        wants.push_back({c, fam + "/base case " + std::to_string(i)});
-        engine->submit(greedy_request("r" + std::to_string(i), c, ""), results.sink(i));
-      }
-    results.wait(wants.size());
-    for (size_t i = 0; i < wants.size(); ++i) expect_matches(results.get(i), wants[i].c, wants[i].what);
-    // Per-adapter counters.
-    for (const auto& info : engine->adapters()) {
-      EXPECT_EQ(info.requests, static_cast<int64_t>(adapters[info.name]["cases"].size())) << info.name;
-      EXPECT_GT(info.tokens, info.requests * 16) << info.name;
-      EXPECT_TRUE(info.resident) << info.name;
-    }
-    checked += static_cast<int>(wants.size());
+    EngineStats st;
+    checked += serve_family(fam, {}, &why, &st);
+    if (!why.empty()) skips += fam + " (" + why + "); ";
   }
   if (!skips.empty()) std::cout << "[  SKIPPED ] families without a model plugin: " << skips << "\n";
   if (!checked) GTEST_SKIP() << "no adapter goldens generated yet (tools/make_fixtures.py)";
+}
+
+// The same under chunked prefill (a 40-token budget) and preemption (a KV cache of
+// 32 blocks of 4 tokens): a preempted request keeps its adapter and recomputes.
+TEST(LoraEngine, PeftParityUnderChunkedPrefillAndPreemption) {
+  if (!fs::exists(fixtures() / "llama" / "golden_adapters.json")) GTEST_SKIP() << "no llama fixture";
+  std::string why;
+  EngineStats st;
+  ASSERT_GT(serve_family("llama",
+                         {"engine.max_num_batched_tokens", "40", "engine.max_num_seqs", "16",
+                          "engine.block_size", "4", "engine.cpu_kv_cache_bytes", "128KiB"},
+                         &why, &st),
+            0u) << why;
+  EXPECT_GT(st.preemptions, 0) << "the KV cache was meant to force preemption";
 }
 
 TEST(LoraEngine, UnknownAdaptersAndDisabledAdaptersAreRefused) {
