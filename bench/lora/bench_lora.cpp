@@ -172,36 +172,40 @@ int main(int argc, char** argv) {
         for (int i = 0; i < n; ++i) s[static_cast<size_t>(i)] = slot[static_cast<size_t>(i % distinct)];
       return s;
     };
-    std::printf("| batch | decode tok/s | vs base | prefill tok/s (%d x %d tokens) | vs base |\n",
-                std::min(a.batch, 8), a.prefill);
-    std::printf("| --- | --- | --- | --- | --- |\n");
-    double base_decode = 0, base_prefill = 0;
-    for (const Case& c : cases) {
-      const auto s = slots_for(c.distinct, a.batch);
-      runner.execute(make_batch(a.batch, 0, a.context, 16, per_seq, s));  // fill the KV cache
-      std::vector<double> rates;
-      for (int rep = 0; rep < a.reps + 1; ++rep) {
-        const double t0 = now();
-        for (int st = 0; st < a.steps; ++st) runner.execute(make_batch(a.batch, a.context + st, 1, 16, per_seq, s));
-        const double rate = a.batch * a.steps / (now() - t0);
-        if (rep > 0) rates.push_back(rate);  // the first is a warm-up
-      }
-      std::sort(rates.begin(), rates.end());
-      const double decode = rates[rates.size() / 2];
-      const int pb = std::min(a.batch, 8);
-      const auto ps = slots_for(c.distinct, pb);
-      std::vector<double> prates;
-      for (int rep = 0; rep < a.reps + 1; ++rep) {
-        const double t0 = now();
+    // The cases take turns within each repetition, so that a change in the machine's
+    // load hits them alike; the median of the repetitions is reported.
+    const int pb = std::min(a.batch, 8);
+    std::vector<std::vector<double>> decode(std::size(cases)), prefill(std::size(cases));
+    for (int rep = 0; rep < a.reps + 1; ++rep) {
+      for (size_t ci = 0; ci < std::size(cases); ++ci) {
+        const auto s = slots_for(cases[ci].distinct, a.batch);
+        runner.execute(make_batch(a.batch, 0, a.context, 16, per_seq, s));  // fill the KV cache
+        double t0 = now();
+        for (int st = 0; st < a.steps; ++st)
+          runner.execute(make_batch(a.batch, a.context + st, 1, 16, per_seq, s));
+        const double d = a.batch * a.steps / (now() - t0);
+        const auto ps = slots_for(cases[ci].distinct, pb);
+        t0 = now();
         runner.execute(make_batch(pb, 0, a.prefill, 16, per_seq, ps));
-        const double rate = pb * a.prefill / (now() - t0);
-        if (rep > 0) prates.push_back(rate);
+        const double p = pb * a.prefill / (now() - t0);
+        if (rep > 0) {  // the first is a warm-up
+          decode[ci].push_back(d);
+          prefill[ci].push_back(p);
+        }
       }
-      std::sort(prates.begin(), prates.end());
-      const double prefill = prates[prates.size() / 2];
-      if (c.distinct == 0) base_decode = decode, base_prefill = prefill;
-      std::printf("| %d seqs, %s | %.0f | %.2fx | %.0f | %.2fx |\n", a.batch, c.name, decode,
-                  decode / base_decode, prefill, prefill / base_prefill);
+    }
+    auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    std::printf("| batch | decode tok/s | vs base | prefill tok/s (%d x %d tokens) | vs base |\n", pb,
+                a.prefill);
+    std::printf("| --- | --- | --- | --- | --- |\n");
+    const double base_decode = median(decode[0]), base_prefill = median(prefill[0]);
+    for (size_t ci = 0; ci < std::size(cases); ++ci) {
+      const double d = median(decode[ci]), p = median(prefill[ci]);
+      std::printf("| %d seqs, %s | %.0f | %.2fx | %.0f | %.2fx |\n", a.batch, cases[ci].name, d,
+                  d / base_decode, p, p / base_prefill);
     }
 
     for (int k = 0; k < kAdapters; ++k) {

@@ -1,9 +1,10 @@
 // LoRA on the CPU. A step's rows are grouped by adapter slot, each group cut into
-// tiles of up to kTile rows; the tiles run in parallel (OpenMP). In a tile, each row
-// of A and of B^T is read once for all the tile's rows (shrink: kTile dot products
-// per A row; expand: kTile axpys per B^T row), so a prefill group streams its adapter
-// once per tile and a decode row reads exactly its own adapter's r·(in + out)
-// weights. Weights are F32 or BF16 (converted on the fly, vectorized).
+// tiles of up to kTile rows; the tiles run in parallel (OpenMP). In a tile, the
+// shrink computes 4 rows x 4 rows of A per pass and the expand 4 rows x 64 output
+// columns per pass, in registers, so every load of x, A or B^T feeds several
+// multiply-adds; a prefill group streams its adapter once per tile and a decode row
+// reads exactly its own adapter's r·(in + out) weights. Weights are F32 or BF16
+// (converted on the fly). The DoRA rescale is fused into the expand's store.
 #include "core/adapters/lora_kernels.h"
 
 #include "core/runtime/step_arena.h"
@@ -27,37 +28,108 @@ constexpr int kLanes = 16;  // f32 accumulators per dot product (one 512-bit vec
 inline float load(const float* p, int64_t i) { return p[i]; }
 inline float load(const uint16_t* p, int64_t i) { return kernels::cpu::bf16_to_f32(p[i]); }
 
-// sums[m] = x_m · a for the MT rows x_m (length n each).
-template <int MT, class WT>
-inline void dots(const float* const* x, const WT* a, int64_t n, float* sums) {
-  float acc[MT][kLanes] = {};
+// sums[m][q] = x_m · a_q for MT rows x_m and KT rows a_q of A (length n each):
+// each load of x or A feeds several multiply-adds, all in registers.
+template <int MT, int KT, class WT>
+inline void dots(const float* const* x, const WT* a, int64_t lda, int64_t n, float (*sums)[KT]) {
+  float acc[MT][KT][kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    float av[kLanes];
-    for (int j = 0; j < kLanes; ++j) av[j] = load(a, i + j);
+    float av[KT][kLanes];
+    for (int q = 0; q < KT; ++q)
+      for (int j = 0; j < kLanes; ++j) av[q][j] = load(a + q * lda, i + j);
+    for (int m = 0; m < MT; ++m) {
+      float xv[kLanes];
+      for (int j = 0; j < kLanes; ++j) xv[j] = x[m][i + j];
+      for (int q = 0; q < KT; ++q)
+        for (int j = 0; j < kLanes; ++j) acc[m][q][j] += av[q][j] * xv[j];
+    }
+  }
+  for (int m = 0; m < MT; ++m)
+    for (int q = 0; q < KT; ++q) {
+      float s = 0;
+      for (int j = 0; j < kLanes; ++j) s += acc[m][q][j];
+      for (int64_t k = i; k < n; ++k) s += load(a + q * lda, k) * x[m][k];
+      sums[m][q] = s;
+    }
+}
+
+// t[m * r + k] = scaling * x_m · A_k for the tile's MT rows.
+template <int MT, class WT>
+inline void shrink(const float* const* x, const LoraSlotWeights& w, int64_t in, float* t) {
+  const auto* A = static_cast<const WT*>(w.a);
+  const int r = w.rank;
+  int k = 0;
+  for (; MT > 1 && k + 4 <= r; k += 4) {
+    float sums[MT][4];
+    dots<MT, 4>(x, A + static_cast<int64_t>(k) * in, in, in, sums);
     for (int m = 0; m < MT; ++m)
-      for (int j = 0; j < kLanes; ++j) acc[m][j] += av[j] * x[m][i + j];
+      for (int q = 0; q < 4; ++q) t[m * r + k + q] = sums[m][q] * w.scaling;
+  }
+  for (; k < r; ++k) {
+    float sums[MT][1];
+    dots<MT, 1>(x, A + static_cast<int64_t>(k) * in, in, in, sums);
+    for (int m = 0; m < MT; ++m) t[m * r + k] = sums[m][0] * w.scaling;
+  }
+}
+
+// o_m[j] += sum_k t[m * r + k] * Bt[k][j], then the DoRA rescale, for the MT rows,
+// CW columns (CW a multiple of kLanes, or a tail) at a time in registers.
+template <int MT, int CW, class WT>
+inline void expand_cols(float* const* o, const LoraSlotWeights& w, const float* t, int64_t out,
+                        int64_t j0) {
+  const auto* Bt = static_cast<const WT*>(w.bt);
+  const int r = w.rank;
+  float acc[MT][CW];
+  for (int m = 0; m < MT; ++m)
+    for (int c = 0; c < CW; ++c) acc[m][c] = 0;
+  for (int k = 0; k < r; ++k) {
+    const WT* b = Bt + static_cast<int64_t>(k) * out + j0;
+    float bv[CW];
+    for (int c = 0; c < CW; ++c) bv[c] = load(b, c);
+    for (int m = 0; m < MT; ++m) {
+      const float tv = t[m * r + k];
+      for (int c = 0; c < CW; ++c) acc[m][c] += tv * bv[c];
+    }
   }
   for (int m = 0; m < MT; ++m) {
-    float s = 0;
-    for (int j = 0; j < kLanes; ++j) s += acc[m][j];
-    for (int64_t k = i; k < n; ++k) s += load(a, k) * x[m][k];
-    sums[m] = s;
+    float* om = o[m] + j0;
+    if (w.dora_scale) {
+      const float* sc = w.dora_scale + j0;
+      for (int c = 0; c < CW; ++c)
+        om[c] = sc[c] * (om[c] + acc[m][c]) + (w.dora_bias ? w.dora_bias[j0 + c] : 0.0f);
+    } else {
+      for (int c = 0; c < CW; ++c) om[c] += acc[m][c];
+    }
   }
 }
 
+// One row (decode): B^T streams once, row by row, into the output row (in L1).
 template <class WT>
-inline void axpy(float* y, float s, const WT* b, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += s * load(b, i);
+inline void expand_row(float* o, const LoraSlotWeights& w, const float* t, int64_t out) {
+  const auto* Bt = static_cast<const WT*>(w.bt);
+  for (int k = 0; k < w.rank; ++k) {
+    const WT* b = Bt + static_cast<int64_t>(k) * out;
+    const float tv = t[k];
+    for (int64_t j = 0; j < out; ++j) o[j] += tv * load(b, j);
+  }
+  if (w.dora_scale) {
+    for (int64_t j = 0; j < out; ++j)
+      o[j] = w.dora_scale[j] * o[j] + (w.dora_bias ? w.dora_bias[j] : 0.0f);
+  }
 }
 
-inline void dora_rescale(float* o, const LoraSlotWeights& w, int64_t n) {
-  if (!w.dora_scale) return;
-  if (w.dora_bias) {
-    for (int64_t j = 0; j < n; ++j) o[j] = w.dora_scale[j] * o[j] + w.dora_bias[j];
-  } else {
-    for (int64_t j = 0; j < n; ++j) o[j] = w.dora_scale[j] * o[j];
+template <int MT, class WT>
+inline void expand(float* const* o, const LoraSlotWeights& w, const float* t, int64_t out) {
+  if constexpr (MT == 1) {
+    expand_row<WT>(o[0], w, t, out);
+    return;
   }
+  constexpr int kCols = 4 * kLanes;
+  int64_t j = 0;
+  for (; j + kCols <= out; j += kCols) expand_cols<MT, kCols, WT>(o, w, t, out, j);
+  for (; j + kLanes <= out; j += kLanes) expand_cols<MT, kLanes, WT>(o, w, t, out, j);
+  for (; j < out; ++j) expand_cols<MT, 1, WT>(o, w, t, out, j);
 }
 
 struct Tile {
@@ -66,35 +138,26 @@ struct Tile {
   int32_t rows[kTile];
 };
 
-// o_m += scaling · (x_m · A^T) · B^T for the tile's rows, then the DoRA rescale.
+// The tile's rows: o_m += scaling · (x_m · A^T) · B^T, then the DoRA rescale.
 // t: scratch [kTile * rank].
 template <class WT>
 void tile_kernel(const Tile& tile, const LoraSlotWeights& w, const float* X, float* O, int64_t in,
                  int64_t out, float* t) {
-  const auto* A = static_cast<const WT*>(w.a);
-  const auto* Bt = static_cast<const WT*>(w.bt);
-  const int n = tile.count, r = w.rank;
   const float* x[kTile];
   float* o[kTile];
-  for (int m = 0; m < n; ++m) {
+  for (int m = 0; m < tile.count; ++m) {
     x[m] = X + static_cast<int64_t>(tile.rows[m]) * in;
     o[m] = O + static_cast<int64_t>(tile.rows[m]) * out;
   }
-  float sums[kTile];
-  for (int k = 0; k < r; ++k) {
-    const WT* a = A + static_cast<int64_t>(k) * in;
-    if (n == kTile) {
-      dots<kTile>(x, a, in, sums);
-    } else {
-      for (int m = 0; m < n; ++m) dots<1>(x + m, a, in, sums + m);
+  if (tile.count == kTile) {
+    shrink<kTile, WT>(x, w, in, t);
+    expand<kTile, WT>(o, w, t, out);
+  } else {
+    for (int m = 0; m < tile.count; ++m) {
+      shrink<1, WT>(x + m, w, in, t + m * w.rank);
+      expand<1, WT>(o + m, w, t + m * w.rank, out);
     }
-    for (int m = 0; m < n; ++m) t[m * r + k] = sums[m] * w.scaling;
   }
-  for (int k = 0; k < r; ++k) {
-    const WT* b = Bt + static_cast<int64_t>(k) * out;
-    for (int m = 0; m < n; ++m) axpy(o[m], t[m * r + k], b, out);
-  }
-  for (int m = 0; m < n; ++m) dora_rescale(o[m], w, out);
 }
 
 class CpuLoraKernels final : public LoraKernels {
