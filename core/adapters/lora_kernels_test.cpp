@@ -137,6 +137,16 @@ TEST_F(LoraKernelsTest, DoraRescalesEachOutputWithAndWithoutBias) {
   check(slots, data, in, out, 4);
 }
 
+TEST_F(LoraKernelsTest, OddSizesTakeEveryTailPath) {
+  const int64_t in = 50, out = 37;  // not multiples of the vector width
+  std::mt19937 rng(13);
+  std::vector<SlotData> data = {make_slot(6, in, out, rng, false, false),   // rank not a multiple of 4
+                                make_slot(1, in, out, rng, true, true)};
+  std::vector<int32_t> slots;
+  for (int i = 0; i < 11; ++i) slots.push_back(i % 3 == 0 ? 1 : 0);
+  check(slots, data, in, out, 21);
+}
+
 TEST_F(LoraKernelsTest, RowsWithoutAdaptersAreUntouched) {
   const int64_t in = 32, out = 16;
   std::mt19937 rng(5);
