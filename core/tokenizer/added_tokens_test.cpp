@@ -104,6 +104,21 @@ TEST(AddedTokens, LongestMatchWinsAndSpecialTokensAreNotNormalized) {
   EXPECT_EQ(tok.decode(std::vector<int32_t>{1002, 81}, true), "q");
 }
 
+TEST(TokenizerConfig, SplitSpecialTokensTokenizesThemAsText) {
+  Json vocab = Json::object();
+  const auto chars = alphabet();
+  for (size_t i = 0; i < chars.size(); ++i) vocab[chars[i]] = i;
+  const std::string tok_json =
+      Json{{"added_tokens", Json::array({{{"id", 1000}, {"content", "<s>"}, {"special", true}},
+                                         {{"id", 1001}, {"content", "<t>"}, {"special", false}}})},
+           {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", Json::array()}}}}
+          .dump();
+  const Tokenizer plain = Tokenizer::from_strings(tok_json, R"({"split_special_tokens": false})");
+  const Tokenizer split = Tokenizer::from_strings(tok_json, R"({"split_special_tokens": true})");
+  EXPECT_EQ(plain.encode("<s><t>", false), (std::vector<int32_t>{1000, 1001}));
+  EXPECT_EQ(split.encode("<s><t>", false), concat({spelled("<s>"), {1001}}));  // non-special still match
+}
+
 TEST(TokenizerConfig, SpecialTokensEosAndTemplates) {
   const Tokenizer base = char_tokenizer({{"<s>", true, false, false, false, false},
                                          {"</s>", true, false, false, false, false}});

@@ -198,6 +198,7 @@ void AddedVocabulary::split_raw(Piece&& piece, const Matcher& matcher, Pieces& o
     size_t start = i, stop = i + len;
     i = stop;
     const AddedToken& tok = tokens_[static_cast<size_t>(idx)];
+    if (split_special_ && tok.special) continue;
     if (tok.single_word) {
       const bool start_space = start == 0 || !last_char_is_word(std::string_view(s).substr(0, start));
       const bool stop_space = stop == s.size() || !first_char_is_word(std::string_view(s).substr(stop));

@@ -37,6 +37,9 @@ class AddedVocabulary {
   void add(AddedToken token);
   /// Builds the matchers; call after the last add(), with the normalizer (may be null).
   void finalize(const Normalizer* normalizer);
+  /// transformers' split_special_tokens: special tokens in the text are not recognized
+  /// (they are tokenized as ordinary text).
+  void set_split_special_tokens(bool split) { split_special_ = split; }
 
   /// Splits text into pieces: added tokens (token >= 0) and normalized text pieces.
   Pieces split(std::string_view text, const Normalizer* normalizer) const;
@@ -53,6 +56,7 @@ class AddedVocabulary {
   std::unordered_map<int32_t, size_t> by_id_;
   std::unordered_map<std::string, size_t> by_content_;
   std::unique_ptr<Matcher> raw_, normalized_;
+  bool split_special_ = false;
 };
 
 }  // namespace banyan::core

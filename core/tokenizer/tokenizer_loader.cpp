@@ -147,6 +147,7 @@ void read_config(Tokenizer::Impl& impl, std::string_view text, const std::string
       ensure_added(impl, std::move(*t), next_id);
     }
   }
+  impl.added.set_split_special_tokens(top.boolean_or("split_special_tokens", false));
   const std::string cls = top.str_or("tokenizer_class", "");
   for (const ClassDefault& d : kClassDefaults) {
     if (cls != d.tokenizer_class || root.contains(d.key)) continue;
