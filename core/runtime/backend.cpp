@@ -1,5 +1,7 @@
 #include "core/runtime/backend.h"
 
+#include <vector>
+
 #include "kernels/cpu/cpu_backend.h"
 #ifdef BANYAN_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
@@ -39,6 +41,16 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const CpuBacken
 #endif
   }
   throw Error("unknown device \"" + device + "\" (expected cpu or cuda[:N])");
+}
+
+void Backend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                      size_t width, size_t rows) {
+  std::vector<char> tmp(width);
+  for (size_t r = 0; r < rows; ++r) {
+    download(tmp.data(), static_cast<const char*>(src) + r * src_pitch, width);
+    upload(static_cast<char*>(dst) + r * dst_pitch, tmp.data(), width);
+    synchronize();
+  }
 }
 
 }  // namespace banyan::core

@@ -96,6 +96,10 @@ class Backend {
   /// Device → host; returns when the bytes are there.
   virtual void download(void* host_dst, const void* device_src, size_t bytes) = 0;
   virtual void fill_zero(void* device_dst, size_t bytes) = 0;
+  /// Device → device copy of `rows` rows of `width` bytes between pitched buffers.
+  /// The default goes through host memory; backends override it with a direct copy.
+  virtual void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                       size_t width, size_t rows);
   virtual void synchronize() = 0;
 
   // ---------------------------------------------------------------- weights ---

@@ -228,6 +228,22 @@ void StepContext::add(const Tensor& a, const Tensor& b, Tensor& out) {
   res_.backend.add(a, b, out);
 }
 
+void StepContext::slice_columns(const Tensor& x, int64_t begin, int64_t count, Tensor& out) {
+  check_activation("slice_columns", "x", x);
+  if (x.ndim != 2) fail("slice_columns", "x is " + x.shape_string() + ", expected [T, N]");
+  if (begin < 0 || count <= 0 || begin + count > x.shape[1])
+    fail("slice_columns", "columns [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                              ") are outside x " + x.shape_string());
+  if (out.ndim != 2 || out.shape[0] != x.shape[0] || out.shape[1] != count || out.dtype != x.dtype)
+    fail("slice_columns", "out is " + out.shape_string() + ", expected [" +
+                              std::to_string(x.shape[0]) + ", " + std::to_string(count) + "]");
+  const size_t es = dtype_size(x.type());
+  res_.backend.copy_2d(out.data, static_cast<size_t>(count) * es,
+                       static_cast<const char*>(x.data) + static_cast<size_t>(begin) * es,
+                       static_cast<size_t>(x.shape[1]) * es, static_cast<size_t>(count) * es,
+                       static_cast<size_t>(x.shape[0]));
+}
+
 Tensor StepContext::logits(const Tensor& hidden, const char* name, uint32_t flags) {
   if (!name) fail("logits", "null module name");
   const std::string op = "logits " + std::string(name);

@@ -73,6 +73,7 @@ class StepContext : public BanyanStepContext {
   void act_mul(const Tensor& gate, const Tensor& up, int32_t act, Tensor& out);
   void activation(const Tensor& x, int32_t act, Tensor& out);
   void add(const Tensor& a, const Tensor& b, Tensor& out);
+  void slice_columns(const Tensor& x, int64_t begin, int64_t count, Tensor& out);
   Tensor logits(const Tensor& hidden, const char* name, uint32_t flags);
 
  private:

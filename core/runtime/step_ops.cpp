@@ -107,13 +107,21 @@ int32_t op_logits(BanyanStepContext* c, const BanyanTensor* hidden, const char* 
   return guard(e, [&] { deref(out, "out") = self(c).logits(in(hidden, "hidden"), name, flags); });
 }
 
+int32_t op_slice_columns(BanyanStepContext* c, const BanyanTensor* x, int64_t begin, int64_t count,
+                         BanyanTensor* out, BanyanError* e) {
+  return guard(e, [&] {
+    Tensor o = in(out, "out");
+    self(c).slice_columns(in(x, "x"), begin, count, o);
+  });
+}
+
 }  // namespace
 
 const BanyanOpsV1& StepContext::ops() {
   static const BanyanOpsV1 table = {
       sizeof(BanyanOpsV1), &op_step_input, &op_alloc,     &op_weight,  &op_embedding,
       &op_rms_norm,        &op_layer_norm, &op_linear,    &op_rotary,  &op_attention,
-      &op_act_mul,         &op_activation, &op_add,       &op_logits,
+      &op_act_mul,         &op_activation, &op_add,       &op_logits,  &op_slice_columns,
   };
   return table;
 }

@@ -69,6 +69,12 @@ class CpuBackend final : public core::Backend {
   void fill_zero(void* dst, size_t n) override {
     if (n) std::memset(dst, 0, n);
   }
+  void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+               size_t rows) override {
+    for (size_t r = 0; r < rows; ++r)
+      std::memcpy(static_cast<char*>(dst) + r * dst_pitch,
+                  static_cast<const char*>(src) + r * src_pitch, width);
+  }
   void synchronize() override {}
 
   DType weight_dtype(DType stored, int ndim) const override {

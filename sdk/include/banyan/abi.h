@@ -188,6 +188,10 @@ typedef struct BanyanOpsV1 {
    * linear `name` and returns logits [R, V] (f32), allocated by the host. */
   int32_t (*logits)(BanyanStepContext* ctx, const BanyanTensor* hidden, const char* name,
                     uint32_t flags, BanyanTensor* out, BanyanError* err);
+  /* out [T, count] = columns [begin, begin + count) of x [T, N] (a copy), e.g. q, k
+   * and v out of a fused qkv projection. */
+  int32_t (*slice_columns)(BanyanStepContext* ctx, const BanyanTensor* x, int64_t begin,
+                           int64_t count, BanyanTensor* out, BanyanError* err);
 } BanyanOpsV1;
 
 /* ---------------------------------------------------------------- host ------ */

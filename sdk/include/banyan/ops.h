@@ -8,6 +8,7 @@
 #include <banyan/error.h>
 #include <banyan/tensor.h>
 
+#include <cstddef>
 #include <initializer_list>
 #include <string>
 
@@ -89,6 +90,15 @@ class Ops {
   Tensor add(const Tensor& a, const Tensor& b) const {
     Tensor out = like(a);
     call(t_->add(ctx_, &a, &b, &out, &err_));
+    return out;
+  }
+  /// Columns [begin, begin + count) of x [T, N], as a new [T, count] tensor.
+  Tensor slice_columns(const Tensor& x, int64_t begin, int64_t count) const {
+    if (t_->struct_size < offsetof(BanyanOpsV1, slice_columns) + sizeof(t_->slice_columns) ||
+        !t_->slice_columns)
+      throw Error(Code::unsupported, "the host's op table has no slice_columns");
+    Tensor out = alloc(x.type(), {x.shape[0], count});
+    call(t_->slice_columns(ctx_, &x, begin, count, &out, &err_));
     return out;
   }
   /// Logits [R, V] (f32) for the rows the step asks for.
