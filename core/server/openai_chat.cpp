@@ -137,13 +137,15 @@ class ChatPresenter : public Presenter {
   std::vector<bool> finish_sent_;
 };
 
-std::vector<ChatMessage> read_messages(const Fields& f) {
+}  // namespace
+
+json read_chat_messages(const Fields& f) {
   const json* v = f.get("messages");
   if (!v) throw bad_field("messages", "is required");
   if (!v->is_array()) throw bad_field("messages", "expected a list, got " + json_type_name(*v));
   if (v->empty()) throw bad_field("messages", "the list of messages is empty");
   if (v->size() > 4096) throw bad_field("messages", "at most 4096 messages");
-  std::vector<ChatMessage> out;
+  json out = json::array();
   for (size_t i = 0; i < v->size(); ++i) {
     const json& m = (*v)[i];
     std::string where = "messages[" + std::to_string(i) + "]";
@@ -157,30 +159,46 @@ std::vector<ChatMessage> read_messages(const Fields& f) {
     if (!known)
       throw bad_field(where + ".role", "unknown role \"" + *role +
                                            "\" (system, developer, user, assistant or tool)");
-    ChatMessage msg{*role, ""};
+    json msg = m;  // other fields (name, tool_call_id, ...) reach the template as given
     const json* content = mf.get("content");
-    if (content && content->is_string()) {
-      msg.content = content->get<std::string>();
-    } else if (content && content->is_array()) {
+    if (content && content->is_array()) {
+      std::string text;
       for (const auto& part : *content) {
         if (!part.is_object() || !part.contains("type") || part["type"] != "text" ||
             !part.contains("text") || !part["text"].is_string())
           throw bad_field(where + ".content",
                           "only text parts ({\"type\": \"text\", \"text\": ...}) are supported");
-        msg.content += part["text"].get<std::string>();
+        text += part["text"].get<std::string>();
       }
-    } else if (content) {
+      msg["content"] = std::move(text);
+    } else if (content && !content->is_string()) {
       throw bad_field(where + ".content", "expected a string or a list of text parts, got " +
                                               json_type_name(*content));
-    } else if (*role != "assistant") {
-      throw bad_field(where + ".content", "is required");
+    } else if (!content) {
+      if (*role != "assistant") throw bad_field(where + ".content", "is required");
+      msg["content"] = "";
     }
     out.push_back(std::move(msg));
   }
   return out;
 }
 
-}  // namespace
+std::string render_chat_prompt(const ServerContext& ctx, const Fields& f) {
+  json messages = read_chat_messages(f);
+  bool add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
+  json extra = json::object();
+  if (const json* kw = f.get("chat_template_kwargs")) {
+    if (!kw->is_object())
+      throw f.error("chat_template_kwargs", "expected an object, got " + json_type_name(*kw));
+    extra = *kw;
+  }
+  try {
+    return ctx.codec.render_chat(dump(messages), add_generation_prompt, dump(extra));
+  } catch (const banyan::Error& e) {
+    throw ApiError(400, std::string("chat template: ") + e.what(), "invalid_request_error",
+                   "messages");
+  }
+}
 
 RouteResult openai_chat(ServerContext& ctx, const json& body) {
   Fields f(body);
@@ -208,15 +226,7 @@ RouteResult openai_chat(ServerContext& ctx, const json& body) {
   job->params.logprobs = opts.logprobs;
   check_sampling(job->params);
 
-  auto messages = read_messages(f);
-  bool add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
-  std::string text;
-  try {
-    text = ctx.codec.render_chat(messages, add_generation_prompt);
-  } catch (const banyan::Error& e) {
-    throw ApiError(400, std::string("chat template: ") + e.what(), "invalid_request_error",
-                   "messages");
-  }
+  std::string text = render_chat_prompt(ctx, f);
   bool add_special = f.boolean("add_special_tokens").value_or(false);
   job->prompts.push_back(prompt_from_text(ctx.codec, text, add_special));
   check_context_length(job->prompts[0].ids.size(), job->params, ctx.engine.max_model_len());

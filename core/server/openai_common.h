@@ -10,6 +10,7 @@
 namespace banyan::core::server {
 
 class TextCodec;
+class ServerContext;
 
 /// How a route shows tokens and usage; read from the request body.
 struct OutputOptions {
@@ -38,6 +39,13 @@ size_t utf8_length(const std::string& s);
 
 /// JSON text with invalid UTF-8 replaced (tokens may hold partial sequences).
 std::string dump(const json& j);
+
+/// The `messages` of a chat request, checked, with list-of-text-parts content joined
+/// into strings. 400 naming the message at fault.
+json read_chat_messages(const Fields& f);
+/// messages + add_generation_prompt + chat_template_kwargs rendered with the model's
+/// chat template (400 when the template refuses them).
+std::string render_chat_prompt(const ServerContext& ctx, const Fields& f);
 
 /// The prompt text as echoed (the prompt text of prompt i).
 const std::string& prompt_text(const JobResult& r, size_t prompt);

@@ -12,11 +12,6 @@
 
 namespace banyan::core::server {
 
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
-
 class TextCodec {
  public:
   virtual ~TextCodec() = default;
@@ -27,10 +22,12 @@ class TextCodec {
   virtual bool is_special(int32_t id) const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual std::optional<int32_t> eos_token_id() const = 0;
-  /// Renders a conversation with the model's chat template. Throws banyan::Error
-  /// when the model has no template or the messages do not fit it.
-  virtual std::string render_chat(const std::vector<ChatMessage>& messages,
-                                  bool add_generation_prompt) const = 0;
+  /// Renders a conversation (a JSON array of messages, content already text) with the
+  /// model's chat template; `extra_json` is an object of extra template variables
+  /// (chat_template_kwargs). Throws banyan::Error when the model has no template or
+  /// the messages do not fit it.
+  virtual std::string render_chat(const std::string& messages_json, bool add_generation_prompt,
+                                  const std::string& extra_json = "{}") const = 0;
 };
 
 }  // namespace banyan::core::server

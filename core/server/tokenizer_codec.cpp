@@ -1,6 +1,7 @@
 #include "core/server/tokenizer_codec.h"
 
 #if BANYAN_SERVER_HAVE_TOKENIZER
+#include "core/tokenizer/chat_template.h"
 #include "core/tokenizer/tokenizer.h"
 
 #include <banyan/error.h>
@@ -29,11 +30,10 @@ std::optional<int32_t> TokenizerCodec::eos_token_id() const {
   return eos.front();
 }
 
-std::string TokenizerCodec::render_chat(const std::vector<ChatMessage>& messages,
-                                        bool add_generation_prompt) const {
-  (void)messages;
-  (void)add_generation_prompt;
-  throw banyan::Error(Code::unsupported, "this build cannot render chat templates yet");
+std::string TokenizerCodec::render_chat(const std::string& messages_json,
+                                        bool add_generation_prompt,
+                                        const std::string& extra_json) const {
+  return core::render_chat(tok_, messages_json, add_generation_prompt, extra_json);
 }
 
 }  // namespace banyan::core::server

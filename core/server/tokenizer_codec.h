@@ -19,8 +19,8 @@ class TokenizerCodec : public TextCodec {
   bool is_special(int32_t id) const override;
   int64_t vocab_size() const override;
   std::optional<int32_t> eos_token_id() const override;
-  std::string render_chat(const std::vector<ChatMessage>& messages,
-                          bool add_generation_prompt) const override;
+  std::string render_chat(const std::string& messages_json, bool add_generation_prompt,
+                          const std::string& extra_json) const override;
 
  private:
   const Tokenizer& tok_;

@@ -71,24 +71,8 @@ HttpReply vllm_tokenize(ServerContext& ctx, const json& body) {
   ctx.resolve_model(f.string("model"));
   std::vector<int32_t> ids;
   if (f.has("messages")) {
-    const json& msgs = *f.get("messages");
-    if (!msgs.is_array() || msgs.empty())
-      throw bad_field("messages", "expected a non-empty list of messages");
-    std::vector<ChatMessage> messages;
-    for (const auto& m : msgs) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string() ||
-          !m.contains("content") || !m["content"].is_string())
-        throw bad_field("messages", "each message needs a string role and content");
-      messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
-    }
-    std::string text;
-    try {
-      text = ctx.codec.render_chat(messages, f.boolean("add_generation_prompt").value_or(true));
-    } catch (const banyan::Error& e) {
-      throw ApiError(400, std::string("chat template: ") + e.what(), "invalid_request_error",
-                     "messages");
-    }
-    ids = ctx.codec.encode(text, f.boolean("add_special_tokens").value_or(false));
+    ids = ctx.codec.encode(render_chat_prompt(ctx, f),
+                           f.boolean("add_special_tokens").value_or(false));
   } else {
     auto prompt = f.string("prompt");
     if (!prompt) throw bad_field("prompt", "is required (a string), or give messages");

@@ -2,6 +2,8 @@
 
 #include <banyan/error.h>
 
+#include <nlohmann/json.hpp>
+
 namespace banyan::core::server::testing {
 
 std::vector<int32_t> ByteCodec::encode(const std::string& text, bool add_special) const {
@@ -27,12 +29,14 @@ std::string ByteCodec::token_text(int32_t id) const {
   return std::string(1, static_cast<char>(id - kOffset));
 }
 
-std::string ByteCodec::render_chat(const std::vector<ChatMessage>& messages,
-                                   bool add_generation_prompt) const {
+std::string ByteCodec::render_chat(const std::string& messages_json, bool add_generation_prompt,
+                                   const std::string& extra_json) const {
+  (void)extra_json;
   std::string s;
-  for (const auto& m : messages) {
-    if (m.role == "tool") throw banyan::Error("this template has no tool role");
-    s += "<|" + m.role + "|>" + m.content + "\n";
+  for (const auto& m : nlohmann::json::parse(messages_json)) {
+    std::string role = m.at("role").get<std::string>();
+    if (role == "tool") throw banyan::Error("this template has no tool role");
+    s += "<|" + role + "|>" + m.value("content", "") + "\n";
   }
   if (add_generation_prompt) s += "<|assistant|>";
   return s;

@@ -15,8 +15,8 @@ class ByteCodec : public TextCodec {
   bool is_special(int32_t id) const override { return id < kOffset; }
   int64_t vocab_size() const override { return 256 + kOffset; }
   std::optional<int32_t> eos_token_id() const override { return kEos; }
-  std::string render_chat(const std::vector<ChatMessage>& messages,
-                          bool add_generation_prompt) const override;
+  std::string render_chat(const std::string& messages_json, bool add_generation_prompt,
+                          const std::string& extra_json) const override;
 };
 
 }  // namespace banyan::core::server::testing
