@@ -157,8 +157,8 @@ int main(int argc, char** argv) {
                 static_cast<long long>(a.hidden), static_cast<long long>(a.layers),
                 static_cast<long long>(spec.intermediate), static_cast<long long>(a.vocab),
                 static_cast<double>(params) / 1e6, omp_get_max_threads());
-    std::printf("Adapters: %d, ranks 8/16/32/64 in turn, all 7 projections of every layer, "
-                "%s in all (f32 on the device).\n\n", kAdapters,
+    std::printf("Adapters: %d, ranks 8/16/32/64 in turn, all 7 projections of every layer, BF16 "
+                "files, %s in all on the device (kept BF16: the files are BF16).\n\n", kAdapters,
                 mib(static_cast<double>(adapter_bytes)).c_str());
 
     struct Case {
@@ -208,6 +208,7 @@ int main(int argc, char** argv) {
                   d / base_decode, p, p / base_prefill);
     }
 
+    const size_t rss_before_unload = rss_bytes();
     for (int k = 0; k < kAdapters; ++k) {
       mgr->end_request(ids[k], true, 0);
       mgr->unload("a" + std::to_string(k));
@@ -215,16 +216,17 @@ int main(int argc, char** argv) {
     const AdapterPoolStats after = mgr->stats();
     const size_t rss_unloaded = rss_bytes();
     std::printf("\nMemory: %d adapters resident take %s of pool (device) and %s of host tier; "
-                "process RSS %s -> %s (+%s). After unloading all: pool %s, host tier %s, RSS %s "
-                "(%s given back).\n",
+                "loading them took process RSS from %s to %s (+%s). Unloading all: pool %s, host "
+                "tier %s, RSS %s -> %s (%s given back to the system).\n",
                 kAdapters, mib(static_cast<double>(loaded.device_bytes)).c_str(),
                 mib(static_cast<double>(loaded.host_bytes)).c_str(), mib(static_cast<double>(rss0)).c_str(),
                 mib(static_cast<double>(rss_loaded)).c_str(),
                 mib(static_cast<double>(rss_loaded) - static_cast<double>(rss0)).c_str(),
                 mib(static_cast<double>(after.device_bytes)).c_str(),
                 mib(static_cast<double>(after.host_bytes)).c_str(),
+                mib(static_cast<double>(rss_before_unload)).c_str(),
                 mib(static_cast<double>(rss_unloaded)).c_str(),
-                mib(static_cast<double>(rss_loaded) - static_cast<double>(rss_unloaded)).c_str());
+                mib(static_cast<double>(rss_before_unload) - static_cast<double>(rss_unloaded)).c_str());
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
