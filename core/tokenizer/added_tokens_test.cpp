@@ -5,6 +5,9 @@
 // normalized (here lowercased) text.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <random>
+
 #include "core/tokenizer/test_fixtures.h"
 #include "core/tokenizer/utf8.h"
 
@@ -148,6 +151,25 @@ TEST(TokenizerConfig, SpecialTokensEosAndTemplates) {
   const Tokenizer single_eos = Tokenizer::from_strings(tok_json, config, R"({"eos_token_id": 1001})");
   EXPECT_EQ(single_eos.eos_token_ids(), (std::vector<int32_t>{1001}));
   EXPECT_EQ(base.vocab_size(), 1002);
+}
+
+TEST(TokenizerConfig, TemplateFilesBesideTheConfigWin) {
+  std::random_device rd;
+  const auto dir = std::filesystem::temp_directory_path() / ("banyan_tpl_test_" + std::to_string(rd()));
+  std::filesystem::create_directories(dir / "additional_chat_templates");
+  Json vocab = Json::object();
+  vocab["a"] = 0;
+  std::ofstream(dir / "tokenizer.json") << Json{{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", Json::array()}}}}.dump();
+  std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": "from config"})";
+  std::ofstream(dir / "chat_template.json") << R"({"chat_template": [{"name": "default", "template": "from json"}, {"name": "rag", "template": "R"}]})";
+  std::ofstream(dir / "chat_template.jinja") << "from jinja";
+  std::ofstream(dir / "additional_chat_templates" / "tool_use.jinja") << "T";
+  const Tokenizer tok = Tokenizer::load(dir);
+  EXPECT_EQ(*tok.chat_template(), "from jinja");
+  EXPECT_EQ(*tok.chat_template("rag"), "R");
+  EXPECT_EQ(*tok.chat_template("tool_use"), "T");
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

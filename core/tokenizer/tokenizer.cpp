@@ -42,9 +42,19 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
   const auto tok_path = dir / "tokenizer.json";
   if (!std::filesystem::is_regular_file(tok_path, ec))
     throw Error(Code::not_found, tok_path.string() + ": missing (only tokenizer.json tokenizers are supported)");
-  return Tokenizer(load_tokenizer_impl(read_file(tok_path), read_optional(dir / "tokenizer_config.json"),
-                                       read_optional(dir / "generation_config.json"),
-                                       read_optional(dir / "chat_template.jinja"), dir.string()));
+  auto impl = load_tokenizer_impl(read_file(tok_path), read_optional(dir / "tokenizer_config.json"),
+                                  read_optional(dir / "generation_config.json"), {}, dir.string());
+  // Newer transformers save templates beside tokenizer_config.json; those files win.
+  if (const std::string json = read_optional(dir / "chat_template.json"); !json.empty())
+    read_chat_template_json(*impl, json, (dir / "chat_template.json").string());
+  if (const std::string jinja = read_optional(dir / "chat_template.jinja"); !jinja.empty())
+    impl->templates["default"] = jinja;
+  const auto extra_dir = dir / "additional_chat_templates";
+  if (std::filesystem::is_directory(extra_dir, ec)) {
+    for (const auto& entry : std::filesystem::directory_iterator(extra_dir, ec))
+      if (entry.path().extension() == ".jinja") impl->templates[entry.path().stem().string()] = read_file(entry.path());
+  }
+  return Tokenizer(std::move(impl));
 }
 
 Tokenizer Tokenizer::from_strings(std::string_view tokenizer_json, std::string_view config_json,

@@ -42,6 +42,9 @@ struct Tokenizer::Impl {
   }
 };
 
+/// Reads chat_template.json ({"chat_template": str or [{"name", "template"}]}) into impl.
+void read_chat_template_json(Tokenizer::Impl& impl, std::string_view text, const std::string& file);
+
 /// Builds the Impl from file contents (tokenizer_loader.cpp).
 std::shared_ptr<Tokenizer::Impl> load_tokenizer_impl(std::string_view tokenizer_json, std::string_view config_json,
                                                      std::string_view generation_json,

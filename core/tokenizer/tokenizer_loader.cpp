@@ -115,6 +115,8 @@ void read_tokenizer_json(Tokenizer::Impl& impl, std::string_view text, const std
   }
 }
 
+void read_chat_templates(Tokenizer::Impl& impl, const json::Node& ct);
+
 void read_config(Tokenizer::Impl& impl, std::string_view text, const std::string& file) {
   const json::Json root = parse_json(text, file);
   const json::Node top{root, file + ":"};
@@ -197,18 +199,19 @@ void read_config(Tokenizer::Impl& impl, std::string_view text, const std::string
     };
     impl.post_processor = std::make_unique<Wrap>(std::move(before), std::move(after));
   }
-  if (top.has("chat_template")) {
-    const json::Node ct = top.child("chat_template");
-    if (ct.j.is_string()) {
-      impl.templates["default"] = ct.j.get<std::string>();
-    } else if (ct.j.is_array()) {
-      for (size_t i = 0; i < ct.j.size(); ++i) {
-        const json::Node e = ct.at(i);
-        impl.templates[e.str("name")] = e.str("template");
-      }
-    } else {
-      ct.fail("must be a string or a list of {\"name\", \"template\"}");
+  if (top.has("chat_template")) read_chat_templates(impl, top.child("chat_template"));
+}
+
+void read_chat_templates(Tokenizer::Impl& impl, const json::Node& ct) {
+  if (ct.j.is_string()) {
+    impl.templates["default"] = ct.j.get<std::string>();
+  } else if (ct.j.is_array()) {
+    for (size_t i = 0; i < ct.j.size(); ++i) {
+      const json::Node e = ct.at(i);
+      impl.templates[e.str("name")] = e.str("template");
     }
+  } else {
+    ct.fail("must be a string or a list of {\"name\", \"template\"}");
   }
 }
 
@@ -232,6 +235,13 @@ void read_generation_config(Tokenizer::Impl& impl, std::string_view text, const 
 }
 
 }  // namespace
+
+void read_chat_template_json(Tokenizer::Impl& impl, std::string_view text, const std::string& file) {
+  const json::Json root = parse_json(text, file);
+  const json::Node top{root, file + ":"};
+  if (!root.is_object() || !top.has("chat_template")) top.fail("expected an object with \"chat_template\"");
+  read_chat_templates(impl, top.child("chat_template"));
+}
 
 std::shared_ptr<Tokenizer::Impl> load_tokenizer_impl(std::string_view tokenizer_json, std::string_view config_json,
                                                      std::string_view generation_json,
