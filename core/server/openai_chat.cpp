@@ -206,7 +206,7 @@ RouteResult openai_chat(ServerContext& ctx, const json& body) {
   job->id = ctx.new_id("chatcmpl");
   auto model = f.string("model");
   job->adapter = ctx.resolve_model(model);
-  job->model = model && !model->empty() ? *model : ctx.model_name;
+  job->model = job->adapter.empty() ? ctx.model_name : job->adapter;
 
   if (const json* tools = f.get("tools"); tools && !(tools->is_array() && tools->empty()))
     throw f.error("tools", "tool calling is not supported");

@@ -208,7 +208,7 @@ RouteResult openai_completions(ServerContext& ctx, const json& body) {
   job->id = ctx.new_id("cmpl");
   auto model = f.string("model");
   job->adapter = ctx.resolve_model(model);
-  job->model = model && !model->empty() ? *model : ctx.model_name;
+  job->model = job->adapter.empty() ? ctx.model_name : job->adapter;
 
   OutputOptions opts = read_output_options(f);
   opts.echo = f.boolean("echo").value_or(false);

@@ -65,6 +65,9 @@ void ServerContext::forget_adapters() {
 std::string ServerContext::resolve_model(const std::optional<std::string>& model,
                                          const char* param) {
   if (!model || model->empty() || *model == model_name || *model == options.model_path) return "";
+  // TGI serves one model and ignores `model`; its clients send "tgi" or the endpoint URL.
+  if (*model == "tgi" || model->rfind("http://", 0) == 0 || model->rfind("https://", 0) == 0)
+    return "";
   if (options.adapters_enabled && has_adapter(*model)) return *model;
   throw ApiError(404, "The model `" + *model + "` does not exist.", "not_found_error", param,
                  "model_not_found");

@@ -50,7 +50,7 @@ RouteResult vllm_generate(ServerContext& ctx, const json& body) {
   job->id = ctx.new_id("gen");
   auto model = f.string("model");
   job->adapter = ctx.resolve_model(model);
-  job->model = model && !model->empty() ? *model : ctx.model_name;
+  job->model = job->adapter.empty() ? ctx.model_name : job->adapter;
   auto prompt = f.string("prompt");
   if (!prompt) throw bad_field("prompt", "is required (a string)");
   job->params = read_sampling_fields(f, ctx.options.defaults, ctx.codec);

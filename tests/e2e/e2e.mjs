@@ -120,10 +120,11 @@ await check("@huggingface/inference v4: textGeneration and chatCompletion", asyn
 
 await check("@huggingface/inference v2 (TGI client): textGeneration and stream", async () => {
   const tgi = new HfInferenceEndpoint(BASE);
-  const out = await tgi.textGeneration({ inputs: "A fortune:", parameters: { max_new_tokens: 12, details: true } });
+  // v2 asks the Hub for a default model unless one is named; TGI ignores the name.
+  const out = await tgi.textGeneration({ model: "tgi", inputs: "A fortune:", parameters: { max_new_tokens: 12, details: true } });
   assert(typeof out.generated_text === "string", "generated_text");
   let text = "", last = null, tokens = 0;
-  for await (const ev of tgi.textGenerationStream({ inputs: "A fortune:", parameters: { max_new_tokens: 12, details: true } })) {
+  for await (const ev of tgi.textGenerationStream({ model: "tgi", inputs: "A fortune:", parameters: { max_new_tokens: 12, details: true } })) {
     tokens++;
     last = ev;
     if (!ev.generated_text) text += ev.token.text;
