@@ -2,6 +2,7 @@
 
 #include <banyan/error.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "core/tokenizer/unicode.h"
@@ -123,16 +124,21 @@ class Lexer {
     out_.push_back(std::move(t));
   }
 
+  // Line and column of an offset; offsets mostly grow, so scanning resumes from the last one.
   void locate(size_t offset, int& line, int& column) const {
-    line = 1;
-    size_t line_start = 0;
-    for (size_t i = 0; i < offset && i < src_.size(); ++i) {
+    if (offset < loc_offset_) {
+      loc_offset_ = loc_line_start_ = 0;
+      loc_line_ = 1;
+    }
+    for (size_t i = loc_offset_; i < offset && i < src_.size(); ++i) {
       if (src_[i] == '\n') {
-        ++line;
-        line_start = i + 1;
+        ++loc_line_;
+        loc_line_start_ = i + 1;
       }
     }
-    column = static_cast<int>(utf8::length(std::string_view(src_).substr(line_start, offset - line_start))) + 1;
+    loc_offset_ = std::max(loc_offset_, std::min(offset, src_.size()));
+    line = loc_line_;
+    column = static_cast<int>(utf8::length(std::string_view(src_).substr(loc_line_start_, offset - loc_line_start_))) + 1;
   }
 
   [[noreturn]] void fail(const std::string& what, size_t offset) const {
@@ -338,6 +344,8 @@ class Lexer {
 
   std::string src_;
   std::vector<Token> out_;
+  mutable size_t loc_offset_ = 0, loc_line_start_ = 0;
+  mutable int loc_line_ = 1;
 };
 
 }  // namespace

@@ -69,9 +69,7 @@ std::vector<std::string> split_whitespace(std::string_view s, int64_t maxsplit, 
     while (i < u.size() && is_space(u[i])) ++i;
     if (i >= u.size()) break;
     if (maxsplit >= 0 && static_cast<int64_t>(out.size()) == maxsplit) {
-      size_t end = u.size();
-      while (end > i && is_space(u[end - 1])) --end;
-      std::u32string rest = u.substr(i, end - i);
+      std::u32string rest = u.substr(i);  // Python keeps the rest's whitespace
       if (from_right) std::reverse(rest.begin(), rest.end());
       out.push_back(encode(rest));
       break;

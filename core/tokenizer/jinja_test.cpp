@@ -192,6 +192,9 @@ b|é|tab	here)J"},
     {R"J({{ dict(a=1)['a'] }} {{ {'a': {'b': [10, 20]}}.a.b.1 }} {{ {'a': 1}.get('z', 'dflt') }})J",
      R"J({})J",
      R"J(1 20 dflt)J"},
+    {R"J({{ ' a b '.split(none, 0) }} {{ 'a b  c  '.split(none, 1) }} {{ '  a b c'.rsplit(none, 1) }} {{ 'a,b,c'.rsplit(',', 1) }} {{ ''.split() }} {{ ''.split(',') }})J",
+     R"J({})J",
+     R"J(['a b '] ['a', 'b  c  '] ['  a b', 'c'] ['a,b', 'c'] [] [''])J"},
 };
 
 TEST(Jinja, RendersLikeJinja2) {
