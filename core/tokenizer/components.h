@@ -13,7 +13,6 @@ namespace banyan::core {
 std::unique_ptr<Normalizer> make_normalizer(const json::Node& node);
 std::unique_ptr<PreTokenizer> make_pre_tokenizer(const json::Node& node);
 std::unique_ptr<Decoder> make_decoder(const json::Node& node);
-/// token_id resolves a token string to its id (for processors that name tokens).
 std::unique_ptr<PostProcessor> make_post_processor(const json::Node& node);
 
 /// A Split/Replace "pattern": {"String": s} or {"Regex": r}.
