@@ -23,6 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -35,6 +36,13 @@ using namespace banyan;
 using namespace banyan::core;
 
 namespace {
+
+std::string loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -280,7 +288,8 @@ int main(int argc, char** argv) {
     auto backend = make_backend("cpu");  // sets BLAS single-threaded, like the runner
     PluginHost plugins;
     plugins.scan(PluginHost::default_search_paths());
-    std::printf("threads: %d (OpenMP)\n", omp_get_max_threads());
+    std::printf("threads: %d (OpenMP), load average at start: %s\n", omp_get_max_threads(),
+                loadavg().c_str());
     Rooflines roof = measure_rooflines();
     std::printf("memory read %.1f GB/s, copy %.1f GB/s (read+write), sgemm %.0f GFLOP/s\n",
                 roof.read_gbs, roof.copy_gbs, roof.sgemm_gflops);
@@ -310,6 +319,7 @@ int main(int argc, char** argv) {
         if (weights == "both" || (weights == "bf16") == bf16)
           bench_model(plugins, dir, label, bf16, prompt, decode, reps, roof, rows);
     if (tmp) fs::remove_all(*tmp);
+    std::printf("load average at end: %s\n", loadavg().c_str());
 
     std::printf("\n| model | weights | phase | batch | tok/s best | tok/s median | roofline tok/s | best / roofline |\n");
     std::printf("|---|---|---|---:|---:|---:|---:|---:|\n");

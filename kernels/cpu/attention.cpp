@@ -23,7 +23,7 @@ inline float dot(const float* a, const float* b, int32_t n) {
 
 void write_cache(const float* k, const float* v, const AttentionArgs& a) {
   const int64_t width = static_cast<int64_t>(a.num_kv_heads) * a.head_dim;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (a.num_tokens * width > kParallelMin)
   for (int32_t t = 0; t < a.num_tokens; ++t) {
     const int64_t slot = a.slot_mapping[t];
     if (slot < 0) continue;
@@ -43,13 +43,15 @@ void paged_attention(const float* q, const float* k, const float* v, const Atten
   // Work items: sum over sequences of query_len * Hk; prefix sums find the sequence.
   std::vector<int64_t> first(a.num_seqs + 1, 0);
   int32_t max_ctx = 0;
+  int64_t work = 0;  // multiply-adds, roughly
   for (int32_t s = 0; s < a.num_seqs; ++s) {
     first[s + 1] = first[s] + static_cast<int64_t>(a.seq_info[s * 4 + 1]) * Hk;
     max_ctx = std::max(max_ctx, a.seq_info[s * 4 + 2]);
+    work += int64_t{a.seq_info[s * 4 + 1]} * a.seq_info[s * 4 + 2] * 2 * Hq * D;
   }
   const int64_t items = first[a.num_seqs];
 
-#pragma omp parallel
+#pragma omp parallel if (work > kParallelMin)
   {
     std::vector<float> scores(static_cast<size_t>(G) * std::max(max_ctx, 1));
 #pragma omp for schedule(dynamic, 4)

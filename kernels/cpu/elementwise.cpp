@@ -39,7 +39,7 @@ void parallel_chunks(int64_t n, F&& f) {
 
 void embedding(const void* table, WeightType wt, int64_t hidden, const int32_t* ids, int64_t n,
                float* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * hidden > kParallelMin)
   for (int64_t t = 0; t < n; ++t) {
     float* o = out + t * hidden;
     int64_t row = ids[t];

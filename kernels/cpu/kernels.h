@@ -9,6 +9,11 @@ namespace banyan::kernels::cpu {
 
 enum class WeightType { f32, bf16 };
 
+/// Work (in multiply-adds or elements) below which a kernel runs on the calling
+/// thread: waking the OpenMP team costs more than it saves, and on a shared
+/// machine a descheduled team member would stall the whole op.
+inline constexpr int64_t kParallelMin = int64_t{1} << 15;
+
 // --- matmul.cpp -----------------------------------------------------------------
 /// out [M, N] (+)= x [M, K] · W^T (+ bias [N]); W [N, K], or [K, N] when transposed.
 void matmul(const float* x, int64_t M, int64_t K, const void* w, WeightType wt, bool transposed,

@@ -51,7 +51,8 @@ inline void dot_rows(const float* x, int64_t K, const WT* w_row, float* sums) {
 template <class WT>
 void small_m(const float* x, int64_t M, int64_t K, const WT* w, int64_t N, const float* bias,
              float* out, bool accumulate) {
-#pragma omp parallel for schedule(static)
+  // Dynamic chunks of rows: a descheduled thread (shared machines) delays little.
+#pragma omp parallel for schedule(dynamic, 32) if (M * N * K > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const WT* w_row = w + n * K;
     float sums[4];
@@ -106,11 +107,15 @@ void add_bias(float* out, int64_t M, int64_t N, const float* bias) {
 // spinning workers cannot fight the OpenMP team for the cores.
 void large_m(const float* x, int64_t M, int64_t K, const void* w, WeightType wt, bool transposed,
              int64_t N, float* out, bool accumulate) {
-  const int64_t tile = std::min(N, std::max<int64_t>(16, ((int64_t{1} << 18) / K) / 16 * 16));
+  // At most ~1 MiB of f32 per tile, and at least 4 tiles per thread so that a thread
+  // the OS descheduled (shared machines) holds up little work.
+  const int64_t per_thread = (N + 4 * omp_get_max_threads() - 1) / (4 * omp_get_max_threads());
+  const int64_t cap = std::max<int64_t>(16, ((int64_t{1} << 18) / K) / 16 * 16);
+  const int64_t tile = std::min(N, std::max<int64_t>(16, std::min(cap, (per_thread + 15) / 16 * 16)));
   const int64_t tiles = (N + tile - 1) / tile;
 #pragma omp parallel
   {
-    std::vector<float> buf;
+    thread_local std::vector<float> buf;  // kept across calls: no page faults per tile
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t n0 = t * tile, nb = std::min(tile, N - n0);

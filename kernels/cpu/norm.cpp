@@ -32,7 +32,7 @@ inline const float* fuse_residual(const float* x, float* residual, int64_t n) {
 
 void rms_norm(const float* x, float* residual, const float* w, float w_offset, float eps,
               int64_t rows, int64_t n, float* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const float* v = fuse_residual(x + r * n, residual ? residual + r * n : nullptr, n);
     float inv = 1.0f / std::sqrt(lane_sum(v, n, true) / static_cast<float>(n) + eps);
@@ -43,7 +43,7 @@ void rms_norm(const float* x, float* residual, const float* w, float w_offset, f
 
 void layer_norm(const float* x, float* residual, const float* w, const float* bias, float eps,
                 int64_t rows, int64_t n, float* out) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * n > kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     const float* v = fuse_residual(x + r * n, residual ? residual + r * n : nullptr, n);
     float mean = lane_sum(v, n, false) / static_cast<float>(n);

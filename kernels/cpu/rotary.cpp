@@ -30,7 +30,8 @@ inline void rotate_head(float* x, const float* c, const float* s, int32_t half, 
 void rotary(float* q, int64_t q_heads, float* k, int64_t k_heads, int64_t tokens,
             const RotaryArgs& a) {
   const int32_t half = a.rotary_dim / 2;
-#pragma omp parallel
+  const int64_t work = tokens * (q_heads + k_heads) * a.head_dim;
+#pragma omp parallel if (work > kParallelMin)
   {
     std::vector<float> cs(static_cast<size_t>(2 * half));
     float* c = cs.data();
