@@ -14,6 +14,10 @@
 
 #include <omp.h>
 
+#if defined(BANYAN_WITH_CUDA)
+#include "kernels/cuda/cuda_lora_kernels.h"
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
@@ -266,6 +270,9 @@ std::unique_ptr<LoraKernels> make_cpu_lora_kernels() { return std::make_unique<C
 
 std::unique_ptr<LoraKernels> make_lora_kernels(Backend& backend) {
   if (backend.device().type == DeviceType::cpu) return make_cpu_lora_kernels();
+#if defined(BANYAN_WITH_CUDA)
+  if (backend.device().type == DeviceType::cuda) return kernels::cuda::make_cuda_lora_kernels(backend);
+#endif
   throw Error(Code::unsupported, "LoRA adapters on " + backend.name() +
                                      ": no LoRA kernels are built for this device yet");
 }

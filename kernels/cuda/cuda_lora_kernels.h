@@ -1,0 +1,34 @@
+// core::LoraKernels on the CUDA backend: the (module, slot) tables live on the
+// device (one LoraEntry per entry, pointing into the adapter pool's device
+// images), rows are grouped by slot on the device once per step and slots array,
+// and each module's delta is one shrink and one expand launch (lora.h).
+//
+// Graphs: a captured step replays the grouping, shrink and expand launches with
+// the grid sizes of capture time (the tables' slot count and each module's largest
+// rank). Table changes made by set() are staged and uploaded by the next apply()
+// or flush(); flush() returns a generation that changes whenever a captured graph
+// would be stale (table moved, more slots, a larger rank), so its owner knows to
+// capture again.
+//
+// Thread-safety: as core::LoraKernels (set() from any thread, the rest on the
+// engine thread).
+#pragma once
+
+#include "core/adapters/lora_kernels.h"
+
+#include <cstdint>
+#include <memory>
+
+namespace banyan::kernels::cuda {
+
+class CudaLoraKernels;
+
+/// The multi-LoRA kernels of `backend`, which must be a CudaBackend (else
+/// Error(invalid_argument)). Adapter weights must be BF16 (the activation dtype).
+std::unique_ptr<core::LoraKernels> make_cuda_lora_kernels(core::Backend& backend);
+
+/// Uploads staged table changes (engine thread, not while capturing) and returns
+/// the generation described above. `kernels` must come from make_cuda_lora_kernels.
+uint64_t flush_lora_tables(core::LoraKernels& kernels);
+
+}  // namespace banyan::kernels::cuda

@@ -1,0 +1,249 @@
+// The CUDA multi-LoRA kernels against the CPU ones (core/adapters), on fresh random
+// inputs: mixed slots and ranks (1 to 64) in one batch, DoRA with and without a
+// bias, rows without an adapter (left bit-identical), slots out of range, odd
+// sizes (the scalar paths), and a captured graph replayed over new slots.
+#include "kernels/cuda/cuda_test_util.h"
+
+#if defined(BANYAN_WITH_ADAPTERS)
+#include "core/adapters/lora_kernels.h"
+#include "core/runtime/step_arena.h"
+#include "kernels/cuda/cuda_lora_kernels.h"
+
+namespace banyan::kernels::cuda::test {
+namespace {
+
+struct Shape {
+  int64_t in, out;
+};
+
+struct Fixture {
+  Backends be;
+  core::StepArena cpu_arena{*be.cpu, size_t{1} << 20};
+  std::unique_ptr<core::LoraKernels> gpu = make_cuda_lora_kernels(*be.gpu);
+  std::unique_ptr<core::LoraKernels> cpu = core::make_cpu_lora_kernels();
+  std::vector<Shape> shapes;
+  int32_t slots = 0;
+  std::vector<std::vector<int32_t>> rank;  // [module][slot]
+  std::vector<std::vector<uint16_t>> host; // CPU copies of the weights (kept alive)
+  std::vector<std::vector<float>> host_f;
+  std::vector<Dev> dev;
+  uint64_t step = 0;
+
+  Fixture(std::vector<Shape> s, int32_t n_slots, uint32_t seed) : shapes(std::move(s)), slots(n_slots) {
+    const int32_t M = static_cast<int32_t>(shapes.size());
+    gpu->resize(M, slots);
+    cpu->resize(M, slots);
+    std::mt19937 rng(seed);
+    const int32_t ranks[] = {0, 1, 3, 8, 16, 24, 64};
+    rank.assign(static_cast<size_t>(M), std::vector<int32_t>(static_cast<size_t>(slots), 0));
+    for (int32_t m = 0; m < M; ++m) {
+      const int64_t in = shapes[m].in, out = shapes[m].out;
+      for (int32_t s = 0; s < slots; ++s) {
+        const int32_t r = ranks[rng() % 7];
+        rank[m][s] = r;
+        if (r == 0) continue;
+        const float amp = 1.0f / std::sqrt(static_cast<float>(in));
+        auto bits = [&](const std::vector<float>& v) {
+          std::vector<uint16_t> h(v.size());
+          for (size_t i = 0; i < v.size(); ++i) h[i] = cpu::f32_to_bf16(v[i]);
+          return h;
+        };
+        const auto a = random_bf16(static_cast<size_t>(r * in), rng(), -amp, amp);
+        const auto bt = random_bf16(static_cast<size_t>(r * out), rng(), -1.0f, 1.0f);
+        core::LoraSlotWeights wc, wg;
+        wc.rank = wg.rank = r;
+        wc.scaling = wg.scaling = 0.25f + static_cast<float>(rng() % 8) * 0.25f;
+        wc.dtype = wg.dtype = DType::bf16;
+        host.push_back(bits(a));
+        wc.a = host.back().data();
+        dev.push_back(make(*be.gpu, DType::bf16, {r, in}));
+        put(*be.gpu, dev.back().t, a);
+        wg.a = dev.back().t.data;
+        host.push_back(bits(bt));
+        wc.bt = host.back().data();
+        dev.push_back(make(*be.gpu, DType::bf16, {r, out}));
+        put(*be.gpu, dev.back().t, bt);
+        wg.bt = dev.back().t.data;
+        const int kind = static_cast<int>(rng() % 3);  // 0 LoRA, 1 DoRA, 2 DoRA with bias
+        if (kind >= 1) {
+          host_f.push_back(random_bf16(static_cast<size_t>(out), rng(), 0.5f, 1.5f));
+          wc.dora_scale = host_f.back().data();
+          dev.push_back(make(*be.gpu, DType::f32, {out}));
+          put(*be.gpu, dev.back().t, host_f.back());
+          wg.dora_scale = dev.back().t.as<float>();
+        }
+        if (kind == 2) {
+          host_f.push_back(random_bf16(static_cast<size_t>(out), rng(), -0.5f, 0.5f));
+          wc.dora_bias = host_f.back().data();
+          dev.push_back(make(*be.gpu, DType::f32, {out}));
+          put(*be.gpu, dev.back().t, host_f.back());
+          wg.dora_bias = dev.back().t.as<float>();
+        }
+        cpu->set(m, s, wc);
+        gpu->set(m, s, wg);
+      }
+    }
+  }
+
+  /// The CPU result for module m: out0 plus every row's delta, in f32.
+  std::vector<float> reference(int32_t m, const std::vector<int32_t>& row_slots,
+                               const std::vector<float>& x, const std::vector<float>& out0) {
+    const int64_t T = static_cast<int64_t>(row_slots.size());
+    std::vector<float> xs = x, out = out0;
+    std::vector<int32_t> sl = row_slots;
+    Tensor xt(xs.data(), DType::f32, {T, shapes[m].in}), ot(out.data(), DType::f32, {T, shapes[m].out});
+    core::StepLayout layout;
+    core::ForwardBatch batch;
+    cpu_arena.reset();
+    core::LinearContext ctx{*be.cpu, cpu_arena, layout, batch, Tensor(sl.data(), DType::i32, {T}), true};
+    cpu->apply(m, ctx, xt, ot);
+    return out;
+  }
+
+  /// Checks `got` (bf16 results) against the reference: one bf16 rounding of each
+  /// adapted element; rows the module's adapters leave alone are bit-identical.
+  void expect_matches(int32_t m, const std::vector<int32_t>& row_slots, const std::vector<float>& ref,
+                      const std::vector<float>& out0, const std::vector<float>& got, const std::string& what) {
+    const int64_t n = shapes[m].out;
+    int64_t bad = 0, adapted = 0;
+    for (size_t row = 0; row < row_slots.size(); ++row) {
+      const int32_t s = row_slots[row];
+      const bool adapts = s >= 0 && s < slots && rank[m][s] > 0;
+      adapted += adapts;
+      for (int64_t j = 0; j < n; ++j) {
+        const size_t i = row * static_cast<size_t>(n) + static_cast<size_t>(j);
+        const bool ok = adapts ? std::fabs(got[i] - ref[i]) <= 0.0040 * std::fabs(ref[i]) + 2e-4 &&
+                                     std::isfinite(got[i])
+                               : got[i] == out0[i];
+        if (!ok && bad++ < 5)
+          ADD_FAILURE() << what << " module " << m << " row " << row << " (slot " << s << ", rank "
+                        << (adapts ? rank[m][s] : 0) << ") col " << j << ": got " << got[i]
+                        << ", reference " << ref[i] << ", base " << out0[i];
+      }
+    }
+    EXPECT_EQ(bad, 0) << what << " module " << m << ": " << bad << " elements off";
+    (void)adapted;
+  }
+};
+
+TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
+  BANYAN_REQUIRE_GPU();
+  // Multiples of 8 take the 16-byte paths; 60 x 36 and 4101 the scalar ones.
+  Fixture f({{256, 512}, {512, 136}, {60, 36}, {1024, 4096}, {4096, 1000}, {4101, 264}}, 9, 11);
+  std::mt19937 rng(12);
+  for (int64_t T : {1, 3, 8, 9, 64, 77, 300}) {
+    for (int32_t m = 0; m < static_cast<int32_t>(f.shapes.size()); ++m) {
+      const int64_t in = f.shapes[m].in, n = f.shapes[m].out;
+      std::vector<int32_t> row_slots(static_cast<size_t>(T));
+      // Few slots for long batches (tiles of several rows), any slot for short ones;
+      // -1 and an out-of-range slot mean no adapter.
+      const int32_t spread = T > 64 ? 3 : f.slots + 2;
+      for (auto& s : row_slots) s = static_cast<int32_t>(rng() % spread) - 1;
+      const auto x = random_bf16(static_cast<size_t>(T * in), rng());
+      const auto out0 = random_bf16(static_cast<size_t>(T * n), rng(), -2.0f, 2.0f);
+      const auto ref = f.reference(m, row_slots, x, out0);
+
+      Dev xd = make(*f.be.gpu, DType::bf16, {T, in}), od = make(*f.be.gpu, DType::bf16, {T, n});
+      Dev sd = make(*f.be.gpu, DType::i32, {T});
+      put(*f.be.gpu, xd.t, x);
+      put(*f.be.gpu, od.t, out0);
+      put_i32(*f.be.gpu, sd.t, row_slots);
+      core::StepArena arena(*f.be.gpu, size_t{1} << 20);
+      core::StepLayout layout;
+      layout.step_id = ++f.step;
+      core::ForwardBatch batch;
+      core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+      f.gpu->apply(m, ctx, xd.t, od.t);
+      f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t), "T=" + std::to_string(T));
+    }
+  }
+}
+
+TEST(CudaLora, F32OutputsOfTheFinalProjection) {
+  BANYAN_REQUIRE_GPU();
+  Fixture f({{128, 1000}}, 4, 21);
+  const int64_t T = 5, in = 128, n = 1000;
+  const std::vector<int32_t> row_slots = {0, 1, 2, 3, -1};
+  const auto x = random_bf16(static_cast<size_t>(T * in), 22);
+  const auto out0 = random_bf16(static_cast<size_t>(T * n), 23);
+  const auto ref = f.reference(0, row_slots, x, out0);
+  Dev xd = make(*f.be.gpu, DType::bf16, {T, in}), od = make(*f.be.gpu, DType::f32, {T, n});
+  Dev sd = make(*f.be.gpu, DType::i32, {T});
+  put(*f.be.gpu, xd.t, x);
+  put(*f.be.gpu, od.t, out0);
+  put_i32(*f.be.gpu, sd.t, row_slots);
+  core::StepArena arena(*f.be.gpu, size_t{1} << 20);
+  core::StepLayout layout;
+  layout.step_id = 1;
+  core::ForwardBatch batch;
+  core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+  f.gpu->apply(0, ctx, xd.t, od.t);
+  const auto got = get(*f.be.gpu, od.t);
+  for (size_t i = 0; i < got.size(); ++i) {
+    const int32_t s = row_slots[i / n];
+    if (s >= 0 && f.rank[0][s] > 0)
+      EXPECT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << "element " << i;
+    else
+      EXPECT_EQ(got[i], out0[i]) << "element " << i;
+  }
+}
+
+// A captured step regroups its rows on every replay: new slots in the same buffer
+// give the new slots' results.
+TEST(CudaLora, GraphReplaysRegroupNewSlots) {
+  BANYAN_REQUIRE_GPU();
+  Fixture f({{512, 1024}, {1024, 256}}, 16, 31);
+  const int64_t T = 64;
+  std::mt19937 rng(32);
+  auto random_slots = [&] {
+    std::vector<int32_t> v(static_cast<size_t>(T));
+    for (auto& s : v) s = static_cast<int32_t>(rng() % 17) - 1;
+    return v;
+  };
+  Dev x0 = make(*f.be.gpu, DType::bf16, {T, 512}), o0 = make(*f.be.gpu, DType::bf16, {T, 1024});
+  Dev o1 = make(*f.be.gpu, DType::bf16, {T, 256}), sd = make(*f.be.gpu, DType::i32, {T});
+  core::StepArena arena(*f.be.gpu, size_t{1} << 20);
+  core::StepLayout layout;
+  core::ForwardBatch batch;
+  core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+  // Module 0 writes o0; module 1 reads o0 (as its x) and writes o1.
+  Tensor x1 = o0.t;
+  auto enqueue = [&] {
+    f.gpu->apply(0, ctx, x0.t, o0.t);
+    f.gpu->apply(1, ctx, x1, o1.t);
+  };
+  put_i32(*f.be.gpu, sd.t, random_slots());
+  layout.step_id = 1;
+  enqueue();  // warm-up: buffers and tables exist before the capture
+  layout.step_id = 2;
+  f.be.gpu->begin_capture();
+  enqueue();
+  Graph g = f.be.gpu->end_capture();
+  for (int rep = 0; rep < 3; ++rep) {
+    const auto slots = random_slots();
+    const auto x = random_bf16(static_cast<size_t>(T * 512), rng());
+    const auto base0 = random_bf16(static_cast<size_t>(T * 1024), rng());
+    const auto base1 = random_bf16(static_cast<size_t>(T * 256), rng());
+    put_i32(*f.be.gpu, sd.t, slots);
+    put(*f.be.gpu, x0.t, x);
+    put(*f.be.gpu, o0.t, base0);
+    put(*f.be.gpu, o1.t, base1);
+    f.be.gpu->launch(g);
+    const auto got0 = get(*f.be.gpu, o0.t), got1 = get(*f.be.gpu, o1.t);
+    const auto ref0 = f.reference(0, slots, x, base0);
+    f.expect_matches(0, slots, ref0, base0, got0, "replay " + std::to_string(rep));
+    // Module 1's input is the GPU's (bf16) module-0 output.
+    const auto ref1 = f.reference(1, slots, got0, base1);
+    f.expect_matches(1, slots, ref1, base1, got1, "replay " + std::to_string(rep));
+  }
+}
+
+}  // namespace
+}  // namespace banyan::kernels::cuda::test
+
+#else
+TEST(CudaLora, NeedsTheAdaptersLibrary) {
+  GTEST_SKIP() << "the CUDA LoRA tests compare with core/adapters' CPU kernels, which this "
+                  "(standalone kernels) build does not include";
+}
+#endif
