@@ -108,6 +108,11 @@ class Backend {
   /// Converts `count` elements of host memory (dtype `src`, any alignment) into
   /// the device tensor `dst` (its own dtype, from weight_dtype()).
   virtual void load_weight(const void* host_src, DType src, Tensor& dst) = 0;
+  /// Whether the backend can compute straight from this read-only host memory
+  /// (a memory-mapped checkpoint) without a copy. Default: no.
+  virtual bool can_use_host_weight(const void* host_src, DType src, int ndim) const {
+    return false;
+  }
 
   // ---------------------------------------------------------------- ops -------
   /// out[t] = table[ids[t]] (table f32 or bf16 → out dtype).

@@ -50,10 +50,15 @@ const Tensor* WeightStore::find(const std::string& name) {
   if (!st) return nullptr;
   Entry e;
   e.tensor = describe(*st);
-  e.buffer = DeviceBuffer(backend_, e.tensor.nbytes());
-  e.tensor.data = e.buffer.data();
-  backend_.load_weight(st->data, *st->dtype, e.tensor);
-  device_bytes_ += e.buffer.size();
+  if (backend_.can_use_host_weight(st->data, *st->dtype, static_cast<int>(st->shape.size()))) {
+    e.tensor.data = const_cast<std::byte*>(st->data);  // read-only by contract
+    mapped_bytes_ += e.tensor.nbytes();
+  } else {
+    e.buffer = DeviceBuffer(backend_, e.tensor.nbytes());
+    e.tensor.data = e.buffer.data();
+    backend_.load_weight(st->data, *st->dtype, e.tensor);
+    device_bytes_ += e.buffer.size();
+  }
   return &loaded_.emplace(name, std::move(e)).first->second.tensor;
 }
 

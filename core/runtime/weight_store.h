@@ -1,6 +1,7 @@
 // Checkpoint tensors on the device. Each tensor is converted to the backend's
 // weight dtype (Backend::weight_dtype) and uploaded the first time it is asked
-// for, so that a quantizer or a provider that never asks for a dense copy of a
+// for (or, when the backend can compute from host memory in that dtype, used in
+// place from the memory-mapped file: the CPU backend with bf16 weights), so that a quantizer or a provider that never asks for a dense copy of a
 // weight never pays its memory. ModelRunner asks for everything during warm-up.
 //
 // Thread-safety: used by the engine thread only (loading mutates the store).
@@ -29,8 +30,10 @@ class WeightStore {
 
   const Checkpoint& checkpoint() const { return ckpt_; }
   Backend& backend() const { return backend_; }
-  /// Device bytes of the tensors loaded so far.
-  size_t device_bytes() const { return device_bytes_; }
+  /// Bytes of the tensors loaded so far: copies on the device, and tensors the
+  /// backend reads in place from the memory-mapped checkpoint (CPU, same dtype).
+  size_t device_bytes() const { return device_bytes_ + mapped_bytes_; }
+  size_t mapped_bytes() const { return mapped_bytes_; }
 
  private:
   struct Entry {
@@ -42,6 +45,7 @@ class WeightStore {
   Backend& backend_;
   std::unordered_map<std::string, Entry> loaded_;
   size_t device_bytes_ = 0;
+  size_t mapped_bytes_ = 0;
 };
 
 }  // namespace banyan::core

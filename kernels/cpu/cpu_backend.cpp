@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -95,6 +96,11 @@ class CpuBackend final : public core::Backend {
                                          std::string(dtype_name(src_type)) + " as " +
                                          std::string(dtype_name(dst.type())));
     }
+  }
+
+  bool can_use_host_weight(const void* src, DType type, int ndim) const override {
+    const auto addr = reinterpret_cast<uintptr_t>(src);
+    return weight_dtype(type, ndim) == type && addr % dtype_size(type) == 0;
   }
 
   void embedding(const Tensor& table, const Tensor& ids, Tensor& out) override {
