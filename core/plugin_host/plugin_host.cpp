@@ -182,6 +182,15 @@ void PluginHost::load_one(const fs::path& manifest) {
     if (a->struct_size < sizeof(BanyanAdapterV1)) missing = "BanyanAdapterV1 (struct too small)";
     else if (!a->open) missing = "BanyanAdapterV1.open";
     else if (!a->close) missing = "BanyanAdapterV1.close";
+  } else if (d->kind == BANYAN_KIND_QUANTIZER) {
+    auto* q = static_cast<const BanyanQuantizerV1*>(d->iface);
+    if (q->struct_size < sizeof(BanyanQuantizerV1)) missing = "BanyanQuantizerV1 (struct too small)";
+    else if (!q->plan) missing = "BanyanQuantizerV1.plan";
+    else if (!q->quantize) missing = "BanyanQuantizerV1.quantize";
+    else if (!q->dequantize) missing = "BanyanQuantizerV1.dequantize";
+    else if (!q->plan_checkpoint != !q->convert_checkpoint)
+      missing = q->plan_checkpoint ? "BanyanQuantizerV1.convert_checkpoint (plan_checkpoint is set)"
+                                   : "BanyanQuantizerV1.plan_checkpoint (convert_checkpoint is set)";
   }
   if (missing)
     throw Error(Code::not_found, "plugin " + lib_name + ": required slot \"" + missing +

@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define BANYAN_ABI_MAJOR 1
-#define BANYAN_ABI_MINOR 0
+#define BANYAN_ABI_MINOR 1
 
 #if defined(_WIN32)
 #define BANYAN_EXPORT __declspec(dllexport)
@@ -349,6 +349,98 @@ typedef struct BanyanAdapterV1 {
   /* Frees a handle from open(). */
   void (*close)(void* self, void* adapter);
 } BanyanAdapterV1;
+
+/* ---------------------------------------------------------------- quantizers */
+/* A quantizer plugin owns a weight storage format and its math: it packs one
+ * weight matrix into one of the layouts below (quantize), unpacks it again
+ * (dequantize: the reference for tests and tools) and may read checkpoints that
+ * another tool quantized. The host runs the products with its own kernels, one per
+ * layout, on every backend. The host quantizes the linear layers of the decoder
+ * blocks; the embeddings and the output projection keep the checkpoint's dtype.
+ * Added in ABI 1.1. */
+
+typedef enum BanyanQuantLayout {
+  BANYAN_QUANT_INT8_ROW = 0,   /* int8, one scale per output row */
+  BANYAN_QUANT_INT4_GROUP = 1, /* unsigned 4-bit with a zero point, groups along the input */
+  BANYAN_QUANT_LUT4_BLOCK = 2, /* 4-bit indices into a 16-value code, absmax per block */
+  BANYAN_QUANT_FP8 = 3         /* e4m3fn values, one scale per tensor or per output row */
+} BanyanQuantLayout;
+
+/* One quantized weight W [rows, cols] (rows = out_features, cols = in_features).
+ * Its tensors are host memory, row-major; a tensor a layout does not use has ndim 0
+ * and data null. With g = group_size and q the stored 4/8-bit values:
+ *
+ * INT8_ROW   qweight I8 [rows, cols]; scales F32 [rows]:
+ *              w[n,k] = qweight[n,k] * scales[n]
+ * INT4_GROUP qweight U8 [rows, cols / 2]: element k of a row is in byte k / 2, in the
+ *            low nibble when k is even; scales F32 [rows, cols / g]; zeros U8
+ *            [rows, cols / g]:
+ *              w[n,k] = (q[n,k] - zeros[n, k/g]) * scales[n, k/g]
+ * LUT4_BLOCK over the flat row-major weight (element i = n * cols + k): qweight U8
+ *            [ceil(rows * cols / 2)], element i in byte i / 2, in the HIGH nibble when
+ *            i is even (bitsandbytes' order); code F32 [16]; blocks of g elements:
+ *              w[i] = code[q[i]] * absmax[i / g]
+ *            absmax = scales (F32 [nblocks]), or with double quantization (scales U8
+ *            [nblocks], group_size2 > 0): absmax[b] = code2[scales[b]] *
+ *            scales2[b / group_size2] + offset, code2 F32 [256], scales2 F32
+ *            [ceil(nblocks / group_size2)]
+ * FP8        qweight FP8_E4M3 [rows, cols] (e4m3fn bits); scales F32 [1] (per tensor)
+ *            or [rows] (per channel):
+ *              w[n,k] = float(qweight[n,k]) * scales[0 or n]
+ */
+typedef struct BanyanQuantizedWeight {
+  uint32_t struct_size;
+  int32_t layout;      /* BanyanQuantLayout */
+  int64_t rows, cols;
+  int32_t group_size;  /* INT4_GROUP, LUT4_BLOCK; else 0 */
+  int32_t group_size2; /* LUT4_BLOCK with double quantization; else 0 */
+  float offset;        /* LUT4_BLOCK with double quantization; else 0 */
+  BanyanTensor qweight;
+  BanyanTensor scales;
+  BanyanTensor zeros;
+  BanyanTensor code;
+  BanyanTensor scales2;
+  BanyanTensor code2;
+} BanyanQuantizedWeight;
+
+/* Read access to a checkpoint's tensors (host memory, valid while the source lives),
+ * for plugins that read pre-quantized checkpoints. get() returns NOT_FOUND when the
+ * checkpoint has no tensor of that name. */
+typedef struct BanyanTensorSource {
+  void* ctx;
+  int32_t (*get)(void* ctx, const char* name, BanyanTensor* out);
+} BanyanTensorSource;
+
+/* Kind-specific interface of a quantizer plugin (descriptor.iface). `module` is the
+ * linear layer's name ("model.layers.0.mlp.down_proj"), for messages and per-module
+ * choices. Every call is made from one thread at a time. */
+typedef struct BanyanQuantizerV1 {
+  uint32_t struct_size;
+  /* Says how the weight of `module`, [rows, cols], will be stored: fills out's layout,
+   * sizes, group sizes and the dtype and shape of each tensor it uses (data null).
+   * The host allocates those tensors, then calls quantize(). INVALID_ARGUMENT, with a
+   * message naming the module, when the shape does not suit the options (e.g. a group
+   * size that does not divide cols). */
+  int32_t (*plan)(void* self, const char* module, int64_t rows, int64_t cols,
+                  BanyanQuantizedWeight* out, BanyanError* err);
+  /* Quantizes `weight` (host memory, BF16, F16 or F32 [rows, cols]) into the buffers of
+   * `out`, a weight plan() described and the host allocated. */
+  int32_t (*quantize)(void* self, const char* module, const BanyanTensor* weight,
+                      BanyanQuantizedWeight* out, BanyanError* err);
+  /* Unpacks `w` into `out` (host memory, F32 [rows, cols], allocated by the caller). */
+  int32_t (*dequantize)(void* self, const BanyanQuantizedWeight* w, BanyanTensor* out,
+                        BanyanError* err);
+  /* Optional (null: no pre-quantized checkpoints). When config.json has a
+   * quantization_config, create() receives it as "quantization_config"; then the
+   * host asks for each linear layer of the decoder blocks: plan_checkpoint() plans
+   * the module's stored weight as plan() does, or returns 0 leaving out->rows 0 when
+   * the checkpoint keeps this module dense; convert_checkpoint() fills the planned
+   * buffers. */
+  int32_t (*plan_checkpoint)(void* self, const char* module, const BanyanTensorSource* src,
+                             BanyanQuantizedWeight* out, BanyanError* err);
+  int32_t (*convert_checkpoint)(void* self, const char* module, const BanyanTensorSource* src,
+                                BanyanQuantizedWeight* out, BanyanError* err);
+} BanyanQuantizerV1;
 
 /* ---------------------------------------------------------------- entry ----- */
 /* The descriptor a plugin library returns from banyan_plugin_entry(). It must

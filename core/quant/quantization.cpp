@@ -1,0 +1,197 @@
+#include "core/quant/quantization.h"
+
+#include "core/common/logging.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/quant/quantized_linear.h"
+#include "core/quant/quantizer.h"
+#include "core/runtime/checkpoint.h"
+#include "core/runtime/weight_store.h"
+
+#include <banyan/error.h>
+#include <banyan/quantizer.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+namespace banyan::core {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(' '), e = item.find_last_not_of(' ');
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+const PluginOption* option(const PluginInfo& p, const std::string& name) {
+  for (const auto& o : p.options)
+    if (o.name == name) return &o;
+  return nullptr;
+}
+
+/// The quantizer plugin whose checkpoint_methods lists `method`, with the list of
+/// everything readable for the message.
+const PluginInfo* reader_for(const PluginHost& plugins, const std::string& method, std::string* known) {
+  const PluginInfo* found = nullptr;
+  for (const auto& p : plugins.plugins()) {
+    if (p.kind != "quantizer") continue;
+    const PluginOption* o = option(p, "checkpoint_methods");
+    if (!o || o->default_json.empty()) continue;
+    for (const auto& m : split_list(json::parse(o->default_json).get<std::string>())) {
+      if (lower(m) == method && !found) found = &p;
+      *known += (known->empty() ? "" : ", ") + m + " (" + p.name + ")";
+    }
+  }
+  return found;
+}
+
+std::optional<json> quantization_config(const fs::path& dir) {
+  std::ifstream in(dir / "config.json");
+  if (!in) return std::nullopt;  // the model runner reports a missing config.json
+  json c;
+  try {
+    c = json::parse(in);
+  } catch (const json::exception&) {
+    return std::nullopt;
+  }
+  auto it = c.find("quantization_config");
+  if (it == c.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object())
+    throw Error((dir / "config.json").string() + ": quantization_config is not an object");
+  return *it;
+}
+
+// A host view of a checkpoint weight, [out, in] (transposed into f32 when stored [in, out]).
+Tensor weight_view(const SafetensorsTensor& st, bool transposed, std::vector<float>& scratch,
+                   const std::string& module) {
+  if (!st.dtype || (*st.dtype != DType::bf16 && *st.dtype != DType::f16 && *st.dtype != DType::f32))
+    throw Error(Code::unsupported, module + ".weight has dtype " + st.dtype_name +
+                                       ": quantizing at load needs BF16, F16 or F32 weights");
+  if (st.shape.size() != 2)
+    throw Error(module + ".weight has " + std::to_string(st.shape.size()) + " dimensions, expected 2");
+  Tensor t(const_cast<std::byte*>(st.data), *st.dtype, {st.shape[0], st.shape[1]});
+  if (!transposed) return t;
+  const int64_t K = st.shape[0], N = st.shape[1];
+  scratch.resize(static_cast<size_t>(N * K));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t n = 0; n < N; ++n) scratch[n * K + k] = float_element(t, k * N + n);
+  return Tensor(scratch.data(), DType::f32, {N, K});
+}
+
+struct State {
+  std::unique_ptr<Quantizer> quantizer;
+  bool prequantized = false;
+  std::shared_ptr<QuantizationStats> stats = std::make_shared<QuantizationStats>();
+};
+
+std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) {
+  if (!in_decoder_block(s.module)) return nullptr;
+  const Checkpoint& ckpt = s.weights.checkpoint();
+  const bool transposed = (s.flags & BANYAN_LINEAR_TRANSPOSED) != 0;
+  std::optional<QuantizedMatrix> m;
+  uint64_t source_bytes = 0, params = 0;
+  if (st.prequantized) {
+    if (transposed)
+      throw Error(Code::unsupported, "linear " + s.module + ": pre-quantized weights of transposed "
+                                                            "(Conv1D) layers are not read");
+    m = st.quantizer->from_checkpoint(s.module, ckpt);
+    if (!m) return nullptr;  // kept dense by the checkpoint
+    source_bytes = m->bytes();
+  } else {
+    const SafetensorsTensor* w = ckpt.find(s.module + ".weight");
+    if (!w) return nullptr;  // DenseLinear names what is missing
+    std::vector<float> scratch;
+    m = st.quantizer->quantize(s.module, weight_view(*w, transposed, scratch, s.module));
+    source_bytes = w->nbytes();
+  }
+  params = static_cast<uint64_t>(m->rows() * m->cols());
+  const Tensor* bias = s.weights.find(s.module + ".bias");
+  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias);
+  if (st.stats->modules == 0)
+    log_info("quantizer \"" + st.quantizer->name() + "\": " + s.module + " [" + std::to_string(m->rows()) +
+             ", " + std::to_string(m->cols()) + "] -> " + describe(m->get()) + (st.prequantized ? " (from the checkpoint)" : ""));
+  st.stats->modules += 1;
+  st.stats->device_bytes += p->device_bytes();
+  st.stats->source_bytes += source_bytes;
+  st.stats->source_params += params;
+  return p;
+}
+
+}  // namespace
+
+bool in_decoder_block(const std::string& module) {
+  size_t b = 0;
+  while (b <= module.size()) {
+    size_t e = module.find('.', b);
+    if (e == std::string::npos) e = module.size();
+    bool digits = e > b;
+    for (size_t i = b; i < e && digits; ++i) digits = std::isdigit(static_cast<unsigned char>(module[i])) != 0;
+    if (digits) return true;
+    b = e + 1;
+  }
+  return false;
+}
+
+Quantization make_quantization(const PluginHost& plugins, const QuantizationOptions& o) {
+  Quantization out;
+  const std::string method = lower(o.method.empty() ? "none" : o.method);
+  json user;
+  try {
+    user = json::parse(o.options_json.empty() ? "{}" : o.options_json);
+  } catch (const json::exception& e) {
+    throw Error("quantization.options is not valid JSON: " + std::string(e.what()));
+  }
+  if (!user.is_object()) throw Error("quantization.options must be a mapping");
+
+  auto state = std::make_shared<State>();
+  std::string plugin;
+  if (auto qc = quantization_config(o.model_dir)) {
+    const std::string qm = lower(qc->value("quant_method", std::string()));
+    std::string known;
+    const PluginInfo* reader = reader_for(plugins, qm, &known);
+    if (!reader)
+      throw Error(Code::unsupported,
+                  (o.model_dir / "config.json").string() + ": the checkpoint is pre-quantized with quant_method \"" +
+                      qm + "\", which no quantizer plugin reads" +
+                      (known.empty() ? std::string(" (none is loaded)") : " (readable: " + known + ")"));
+    if (method != "none" && method != reader->name)
+      throw Error(Code::invalid_argument,
+                  (o.model_dir / "config.json").string() + " is already quantized (" + qm +
+                      ", read by the \"" + reader->name + "\" quantizer); --quantization " + method +
+                      " cannot quantize it again: leave it unset or say " + reader->name);
+    plugin = reader->name;
+    user["quantization_config"] = *qc;
+    state->prequantized = true;
+    out.checkpoint_method = qm;
+  } else {
+    if (method == "none") return out;
+    plugin = method;
+    if (const PluginInfo* info = plugins.find("quantizer", plugin))
+      if (option(*info, "group_size") && o.group_size && !user.contains("group_size"))
+        user["group_size"] = *o.group_size;
+  }
+  state->quantizer = std::make_unique<Quantizer>(plugins, plugin, user.dump());
+  if (state->prequantized && !state->quantizer->reads_checkpoints())
+    throw Error(Code::internal, "quantizer \"" + plugin + "\" lists checkpoint_methods but reads none");
+  out.method = plugin;
+  out.stats = state->stats;
+  out.factories.push_back([state](const LinearSource& s) { return make_provider(*state, s); });
+  return out;
+}
+
+}  // namespace banyan::core

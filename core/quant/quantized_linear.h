@@ -1,0 +1,40 @@
+// A LinearProvider over a quantized weight: the tensors of a QuantizedMatrix copied
+// to the backend's memory, multiplied with the layout's kernel for that backend
+// (quant_kernels.h). A bias stays dense (the checkpoint's module.bias).
+//
+// Thread-safety: used by the engine thread only.
+#pragma once
+
+#include "core/quant/quant_kernels.h"
+#include "core/quant/quantized_matrix.h"
+#include "core/runtime/device_buffer.h"
+#include "core/runtime/linear.h"
+
+#include <string>
+#include <vector>
+
+namespace banyan::core {
+
+class QuantizedLinear final : public LinearProvider {
+ public:
+  /// Uploads `weight` (validated first). `bias`: a device tensor [rows] or null.
+  /// Throws Error(unsupported) when the backend has no kernels for the layout.
+  QuantizedLinear(Backend& backend, const std::string& module, const QuantizedMatrix& weight,
+                  const Tensor* bias);
+  int64_t in_features() const override { return view_.cols; }
+  int64_t out_features() const override { return view_.rows; }
+  void forward(const LinearContext& ctx, const Tensor& x, Tensor& out) override;
+
+  /// Device bytes of the quantized tensors (the bias not counted).
+  size_t device_bytes() const { return bytes_; }
+  const QuantView& view() const { return view_; }
+
+ private:
+  std::string module_;
+  std::vector<DeviceBuffer> buffers_;
+  QuantView view_;
+  Tensor bias_;
+  size_t bytes_ = 0;
+};
+
+}  // namespace banyan::core
