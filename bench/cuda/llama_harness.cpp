@@ -85,7 +85,8 @@ LlamaHarness::LlamaHarness(kernels::cuda::CudaBackend& b, const LlamaShape& s, i
 void LlamaHarness::set_step(const std::vector<int32_t>& ids, const std::vector<int32_t>& pos,
                             const std::vector<int32_t>& slots, const std::vector<int32_t>& info,
                             const std::vector<int32_t>& tables, const std::vector<int32_t>& rows,
-                            int32_t max_query_len, int32_t max_context_len) {
+                            int32_t max_query_len, int32_t max_context_len,
+                            const std::vector<int32_t>& adapter_slots) {
   const int32_t T = static_cast<int32_t>(ids.size()), S = static_cast<int32_t>(info.size() / 4);
   const int32_t B = static_cast<int32_t>(tables.size()), R = static_cast<int32_t>(rows.size());
   staging_.clear();
@@ -93,7 +94,13 @@ void LlamaHarness::set_step(const std::vector<int32_t>& ids, const std::vector<i
   append(ids);
   append(pos);
   append(slots);
-  staging_.insert(staging_.end(), T, -1);  // adapter slots
+  if (adapter_slots.empty())
+    staging_.insert(staging_.end(), T, -1);
+  else if (static_cast<int32_t>(adapter_slots.size()) == T)
+    append(adapter_slots);
+  else
+    throw Error("bench: adapter slots for " + std::to_string(adapter_slots.size()) + " of " +
+                std::to_string(T) + " tokens");
   for (int32_t s = 0; s < S; ++s) staging_.insert(staging_.end(), info[4 * s + 1], s);
   append(info);
   append(tables);
@@ -122,12 +129,15 @@ void LlamaHarness::set_step(const std::vector<int32_t>& ids, const std::vector<i
   layout_.num_seqs = S;
   layout_.max_query_len = max_query_len;
   layout_.max_context_len = max_context_len;
+  layout_.has_adapters = !adapter_slots.empty();
+  ++layout_.step_id;
 }
 
 void LlamaHarness::forward(unsigned mask) {
   const int64_t T = layout_.num_tokens, H = s_.hidden, I = s_.intermediate;
   const int64_t Dq = s_.heads * s_.head_dim, Dk = s_.kv_heads * s_.head_dim;
   const bool gemm = mask & kGemm, attn = mask & kAttention, other = mask & kOther;
+  const bool lora = (mask & kLora) && hook_;
   Tensor residual = residual_.view({T, H}), x = x_.view({T, H}), q = q_.view({T, Dq}),
          k = k_.view({T, Dk}), v = v_.view({T, Dk}), at = attn_.view({T, Dq}),
          o = o_.view({T, H}), gate = gate_.view({T, I}), up = up_.view({T, I}),
@@ -153,6 +163,11 @@ void LlamaHarness::forward(unsigned mask) {
       b_.matmul(x, w_[kK][l], false, nullptr, k);
       b_.matmul(x, w_[kV][l], false, nullptr, v);
     }
+    if (lora) {
+      hook_(l, kQ, x, q);
+      hook_(l, kK, x, k);
+      hook_(l, kV, x, v);
+    }
     if (other) b_.rotary(q, k, rp);
     if (attn) {
       ap.k_cache = k_cache_[l];
@@ -160,13 +175,19 @@ void LlamaHarness::forward(unsigned mask) {
       b_.attention(q, k, v, ap, at);
     }
     if (gemm) b_.matmul(at, w_[kO][l], false, nullptr, o);
+    if (lora) hook_(l, kO, at, o);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
     if (gemm) {
       b_.matmul(x, w_[kGate][l], false, nullptr, gate);
       b_.matmul(x, w_[kUp][l], false, nullptr, up);
     }
+    if (lora) {
+      hook_(l, kGate, x, gate);
+      hook_(l, kUp, x, up);
+    }
     if (other) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
     if (gemm) b_.matmul(act, w_[kDown][l], false, nullptr, down);
+    if (lora) hook_(l, kDown, act, down);
     if (other) b_.rms_norm(down, &residual, l + 1 < s_.layers ? ones_ : final_norm_, s_.eps, 0.0f, x);
   }
   const int64_t R = layout_.logits_rows.numel();

@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_backend.h"
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace banyan::bench {
@@ -27,10 +28,14 @@ struct LlamaShape {
 };
 
 /// Which op families forward() issues (the others are skipped, for timing ablations).
-enum OpMask : unsigned { kGemm = 1, kAttention = 2, kOther = 4, kAll = 7 };
+/// kLora: the linear hook (set_linear_hook) after each projection.
+enum OpMask : unsigned { kGemm = 1, kAttention = 2, kOther = 4, kLora = 8, kAll = 15 };
 
 /// Per-layer matrices, named like the checkpoint's modules.
 enum Proj { kQ, kK, kV, kO, kGate, kUp, kDown, kProjections };
+
+/// Runs after a projection's matmul (y = x · W^T), e.g. to add adapter deltas.
+using LinearHook = std::function<void(int64_t layer, Proj p, const Tensor& x, Tensor& y)>;
 
 class LlamaHarness {
  public:
@@ -45,7 +50,10 @@ class LlamaHarness {
   void set_step(const std::vector<int32_t>& token_ids, const std::vector<int32_t>& positions,
                 const std::vector<int32_t>& slots, const std::vector<int32_t>& seq_info,
                 const std::vector<int32_t>& block_tables, const std::vector<int32_t>& logits_rows,
-                int32_t max_query_len, int32_t max_context_len);
+                int32_t max_query_len, int32_t max_context_len,
+                const std::vector<int32_t>& adapter_slots = {});
+  /// Installs (or, with an empty function, removes) the hook that kLora runs.
+  void set_linear_hook(LinearHook hook) { hook_ = std::move(hook); }
   /// Enqueues one forward pass of the current step (no host synchronization).
   void forward(unsigned mask = kAll);
   /// Enqueues the `p` projection of every layer, at the current step's token count.
@@ -67,6 +75,7 @@ class LlamaHarness {
   Tensor layout_buf_;
   core::StepLayout layout_;
   std::vector<int32_t> staging_;
+  LinearHook hook_;
 };
 
 }  // namespace banyan::bench

@@ -1,0 +1,424 @@
+// banyan_bench_lora_gpu: multi-LoRA decode throughput of a Llama-3-8B-shaped model
+// on the CUDA backend (random bf16 weights made on the GPU), against the base model
+// alone in the same run and against transformers + peft (BASELINES.md), as JSON.
+//   banyan_bench_lora_gpu [--out FILE] [--batch 64] [--adapters 1,8,64,512]
+//                         [--big-batch 512] [--steps 64] [--prompt 128] [--reps 3]
+//                         [--ranks 16,64,8,32] [--prefill 2048]
+// Every adapter adapts all 7 projections of all 32 layers; adapter i has rank
+// ranks[i % 4] (mixed in every batch, never padded). Decode: B sequences with
+// `prompt` tokens of context generate `steps` tokens, one CUDA-graph replay per step
+// (the step's layout, adapter slots included, uploaded before each). Token i of step
+// s uses slot (i + s * B) % N: with N >= B every token of a step has its own
+// adapter, and N > B rotates through all of them. Adapter images are allocated until
+// the free memory is used (a budget, like the adapter pool's); when N exceeds the
+// images that fit, slot j reads image j % images (reported: the bytes a step reads
+// stay those of distinct adapters, as images repeat only across steps).
+#include "bench/cuda/llama_harness.h"
+#include "core/runtime/step_arena.h"
+#include "kernels/cuda/cuda_lora_kernels.h"
+#include "kernels/cuda/kernels.h"
+
+#include <banyan/error.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace banyan::bench {
+namespace {
+
+using kernels::cuda::CudaBackend;
+using kernels::cuda::DeviceMemory;
+using kernels::cuda::Event;
+using kernels::cuda::Graph;
+
+constexpr double kHbmBytesPerS = 3.03e12;  // measured device-to-device copy (BASELINES)
+constexpr double kPeftTokS = 153.7;        // transformers + peft, b64, 8 adapters r16 (BASELINES)
+constexpr int kBlock = 16;
+
+struct Options {
+  std::string out = "lora_bench.json";
+  int batch = 64, big_batch = 512, steps = 64, prompt = 128, reps = 3, prefill = 2048;
+  std::vector<int> adapters = {1, 8, 64, 512};
+  std::vector<int> ranks = {16, 64, 8, 32};
+};
+
+std::vector<int> int_list(const std::string& s) {
+  std::vector<int> v;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) v.push_back(std::stoi(item));
+  return v;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw Error("missing value after " + a);
+      return argv[++i];
+    };
+    if (a == "--out") o.out = value();
+    else if (a == "--batch") o.batch = std::stoi(value());
+    else if (a == "--big-batch") o.big_batch = std::stoi(value());
+    else if (a == "--adapters") o.adapters = int_list(value());
+    else if (a == "--steps") o.steps = std::stoi(value());
+    else if (a == "--prompt") o.prompt = std::stoi(value());
+    else if (a == "--reps") o.reps = std::stoi(value());
+    else if (a == "--ranks") o.ranks = int_list(value());
+    else if (a == "--prefill") o.prefill = std::stoi(value());
+    else throw Error("unknown argument " + a);
+  }
+  if (o.ranks.empty()) throw Error("--ranks is empty");
+  return o;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+std::string join(const std::vector<double>& v) {
+  std::ostringstream s;
+  for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
+  return s.str();
+}
+
+/// One adapter's weights for every (layer, projection), in one device buffer.
+struct Image {
+  DeviceMemory memory;
+  int32_t rank = 0;
+  size_t bytes = 0;
+  std::vector<core::LoraSlotWeights> modules;  // [layer * kProjections + p]
+};
+
+struct Record {
+  std::string case_name;
+  int batch = 0, adapters = 0;
+  double tok_s = 0, base_tok_s = 0;
+  std::string extra;
+};
+
+class LoraBench {
+ public:
+  LoraBench(CudaBackend& b, const Options& o, LlamaHarness& h, const LlamaShape& s)
+      : b_(b), o_(o), h_(h), s_(s), arena_(b, size_t{1} << 20),
+        kernels_(kernels::cuda::make_cuda_lora_kernels(b)) {
+    for (int p = 0; p < kProjections; ++p) {
+      in_[p] = p == kO ? s.heads * s.head_dim : p == kDown ? s.intermediate : s.hidden;
+      out_[p] = p == kK || p == kV ? s.kv_heads * s.head_dim
+                : p == kGate || p == kUp ? s.intermediate : s.hidden;
+    }
+    // DoRA magnitudes / norms (around 1), one vector per projection shape, shared.
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> d(0.9f, 1.1f);
+    for (int p = 0; p < kProjections; ++p) {
+      std::vector<float> v(static_cast<size_t>(out_[p]));
+      for (auto& x : v) x = d(rng);
+      dora_[p] = DeviceMemory(v.size() * sizeof(float));
+      b_.upload(dora_[p].get(), v.data(), v.size() * sizeof(float));
+    }
+    h_.set_linear_hook([this](int64_t layer, Proj p, const Tensor& x, Tensor& y) {
+      core::LinearContext ctx{b_, arena_, h_.layout(), batch_, h_.layout().adapter_slots, true};
+      kernels_->apply(static_cast<int32_t>(layer * kProjections + p), ctx, x, y);
+    });
+  }
+
+  size_t image_bytes(int32_t rank) const {
+    size_t n = 0;
+    for (int p = 0; p < kProjections; ++p)
+      n += 2 * static_cast<size_t>(rank) * static_cast<size_t>(in_[p] + out_[p]) + 512;  // + alignment
+    return n * static_cast<size_t>(s_.layers);
+  }
+
+  /// Allocates images (rank ranks[i % 4]) while `budget` bytes last, up to `max`.
+  void make_images(size_t budget, int max) {
+    uint64_t seed = 1000;
+    for (int i = 0; i < max; ++i) {
+      const int32_t r = o_.ranks[static_cast<size_t>(i) % o_.ranks.size()];
+      const size_t bytes = image_bytes(r);
+      if (bytes > budget) break;
+      budget -= bytes;
+      Image img;
+      img.rank = r;
+      img.bytes = bytes;
+      img.memory = DeviceMemory(bytes);
+      auto* at = img.memory.as<uint16_t>();
+      for (int64_t l = 0; l < s_.layers; ++l)
+        for (int p = 0; p < kProjections; ++p) {
+          core::LoraSlotWeights w;
+          w.rank = r;
+          w.scaling = 2.0f;
+          w.dtype = DType::bf16;
+          const int64_t na = r * in_[p], nb = r * out_[p];
+          kernels::cuda::fill_uniform_bf16(at, na, seed++, std::sqrt(3.0f / static_cast<float>(in_[p])), b_.stream());
+          w.a = at;
+          at += (na + 127) / 128 * 128;
+          kernels::cuda::fill_uniform_bf16(at, nb, seed++, 0.02f, b_.stream());
+          w.bt = at;
+          at += (nb + 127) / 128 * 128;
+          img.modules.push_back(w);
+        }
+      images_.push_back(std::move(img));
+    }
+    b_.synchronize();
+  }
+  int num_images() const { return static_cast<int>(images_.size()); }
+
+  /// Binds slot j to image image_of(j) for j < n (and clears the other slots).
+  template <class F>
+  void bind(int n, F image_of, bool dora) {
+    const int32_t modules = static_cast<int32_t>(s_.layers * kProjections);
+    kernels_->resize(modules, std::max(n, kernels_->slots()));
+    for (int32_t j = 0; j < kernels_->slots(); ++j)
+      for (int32_t m = 0; m < modules; ++m) {
+        core::LoraSlotWeights w;
+        if (j < n) {
+          w = images_[static_cast<size_t>(image_of(j))].modules[static_cast<size_t>(m)];
+          if (dora) w.dora_scale = dora_[m % kProjections].as<float>();
+        }
+        kernels_->set(m, j, w);
+      }
+    kernels::cuda::flush_lora_tables(*kernels_);
+  }
+
+  // Decode step `step` of `batch` sequences; slots per token (empty: base model).
+  void decode_layout(int batch, int step, int adapters) {
+    const int per_seq = (o_.prompt + o_.steps + kBlock - 1) / kBlock;
+    std::vector<int32_t> ids(batch), pos(batch), kv(batch), info, tables, rows(batch), slots;
+    for (int i = 0; i < batch; ++i) {
+      const int p = o_.prompt + step;
+      ids[i] = static_cast<int32_t>(rng_() % s_.vocab);
+      pos[i] = p;
+      kv[i] = (i * per_seq + p / kBlock) * kBlock + p % kBlock;
+      info.insert(info.end(), {i, 1, p + 1, i * per_seq});
+      for (int j = 0; j < per_seq; ++j) tables.push_back(i * per_seq + j);
+      rows[i] = i;
+      if (adapters > 0) slots.push_back(slot_of(i, step, batch, adapters));
+    }
+    h_.set_step(ids, pos, kv, info, tables, rows, 1, o_.prompt + o_.steps, slots);
+  }
+  static int32_t slot_of(int i, int step, int batch, int adapters) {
+    return static_cast<int32_t>((static_cast<int64_t>(i) + static_cast<int64_t>(step) * batch) % adapters);
+  }
+
+  Graph capture(unsigned mask) {
+    b_.begin_capture();
+    try {
+      h_.forward(mask);
+    } catch (...) {
+      (void)b_.end_capture();
+      throw;
+    }
+    return b_.end_capture();
+  }
+
+  double time_decode(int batch, int adapters, const Graph& g) {
+    Event start = Event::create(true), stop = Event::create(true);
+    start.record(b_.stream());
+    for (int st = 0; st < o_.steps; ++st) {
+      decode_layout(batch, st, adapters);
+      b_.launch(g);
+    }
+    stop.record(b_.stream());
+    stop.synchronize();
+    return stop.since(start);
+  }
+
+  /// Median ms per step over reps, and the runs (ms for all steps).
+  std::pair<double, std::vector<double>> run_decode(int batch, int adapters, unsigned mask) {
+    decode_layout(batch, 0, adapters);
+    h_.forward(mask);  // plans, workspaces and LoRA buffers before the capture
+    b_.synchronize();
+    Graph g = capture(mask);
+    time_decode(batch, adapters, g);  // warm-up
+    std::vector<double> runs;
+    for (int r = 0; r < o_.reps; ++r) runs.push_back(time_decode(batch, adapters, g));
+    return {median(runs) / o_.steps, runs};
+  }
+
+  double base(int batch) {
+    const double ms = run_decode(batch, 0, kAll).first;
+    base_ms_[batch] = ms;
+    std::cerr << "base b" << batch << ": " << batch / (ms * 1e-3) << " tok/s (" << ms << " ms/step)\n";
+    return ms;
+  }
+
+  template <class F>
+  Record lora(const std::string& name, int batch, int adapters, F image_of, bool dora) {
+    bind(adapters, image_of, dora);
+    auto [ms, runs] = run_decode(batch, adapters, kAll);
+    const double lora_only = run_decode(batch, adapters, kLora).first;
+    // Bytes a step reads: weights, KV cache, and each distinct adapter of step 0 once.
+    std::set<int> distinct;
+    double adapter_bytes = 0, rank_sum = 0;
+    for (int i = 0; i < batch; ++i) {
+      const int j = slot_of(i, 0, batch, adapters);
+      const Image& img = images_[static_cast<size_t>(image_of(j))];
+      rank_sum += img.rank;
+      if (distinct.insert(j).second) adapter_bytes += static_cast<double>(img.bytes);
+    }
+    const double ctx = o_.prompt + (o_.steps + 1) / 2.0;
+    const double kv = batch * ctx * 2.0 * 2 * s_.layers * s_.kv_heads * s_.head_dim;
+    const double base_bytes = s_.step_weight_bytes() + kv;
+    const double base_ms = base_ms_.at(batch);
+    std::set<int> used_images;
+    for (int j = 0; j < adapters; ++j) used_images.insert(image_of(j));
+    Record r{name, batch, adapters, batch / (ms * 1e-3), batch / (base_ms * 1e-3), ""};
+    std::ostringstream e;
+    e << "\"ratio_to_base\": " << r.tok_s / r.base_tok_s << ", \"step_ms\": " << ms
+      << ", \"base_step_ms\": " << base_ms << ", \"lora_only_ms\": " << lora_only
+      << ", \"distinct_adapters_per_step\": " << distinct.size()
+      << ", \"mean_rank_per_token\": " << rank_sum / batch << ", \"dora\": " << (dora ? "true" : "false")
+      << ", \"adapter_images\": " << used_images.size()
+      << ", \"adapter_bytes_per_step\": " << adapter_bytes
+      << ", \"roofline_tok_s\": " << batch / ((base_bytes + adapter_bytes) / kHbmBytesPerS)
+      << ", \"base_roofline_tok_s\": " << batch / (base_bytes / kHbmBytesPerS)
+      << ", \"runs_ms\": [" << join(runs) << "]";
+    if (batch == 64) e << ", \"peft_tok_s\": " << kPeftTokS << ", \"x_peft\": " << r.tok_s / kPeftTokS;
+    r.extra = e.str();
+    std::cerr << name << ": " << r.tok_s << " tok/s, " << r.tok_s / r.base_tok_s << "x base ("
+              << ms << " ms/step, LoRA kernels alone " << lora_only << " ms, " << distinct.size()
+              << " adapters per step, " << adapter_bytes / 1e9 << " GB of adapters)\n";
+    return r;
+  }
+
+  /// One prefill step of `tokens` tokens (one sequence) with adapter slot 0, or none.
+  double prefill_ms(int tokens, bool adapter) {
+    std::vector<int32_t> ids(tokens), pos(tokens), kv(tokens), tables, slots;
+    for (int i = 0; i < tokens; ++i) {
+      ids[i] = static_cast<int32_t>(rng_() % s_.vocab);
+      pos[i] = kv[i] = i;
+      if (adapter) slots.push_back(0);
+    }
+    for (int j = 0; j < (tokens + kBlock - 1) / kBlock; ++j) tables.push_back(j);
+    h_.set_step(ids, pos, kv, {0, tokens, tokens, 0}, tables, {tokens - 1}, tokens, tokens, slots);
+    h_.forward();
+    std::vector<double> v;
+    for (int r = 0; r < 5; ++r) {
+      Event start = Event::create(true), stop = Event::create(true);
+      start.record(b_.stream());
+      h_.forward();
+      stop.record(b_.stream());
+      stop.synchronize();
+      v.push_back(stop.since(start));
+    }
+    return median(v);
+  }
+
+ private:
+  CudaBackend& b_;
+  const Options& o_;
+  LlamaHarness& h_;
+  const LlamaShape& s_;
+  core::StepArena arena_;  // LinearContext needs one; the CUDA LoRA kernels do not use it
+  core::ForwardBatch batch_;
+  std::unique_ptr<core::LoraKernels> kernels_;
+  int64_t in_[kProjections], out_[kProjections];
+  DeviceMemory dora_[kProjections];
+  std::vector<Image> images_;
+  std::map<int, double> base_ms_;
+  std::mt19937 rng_{42};
+};
+
+std::string today() {
+  std::time_t t = std::time(nullptr);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d", std::gmtime(&t));
+  return buf;
+}
+
+int run(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  CudaBackend b;
+  const std::string device = b.name();
+  std::cerr << "device: " << device << "\n";
+  LlamaShape s;
+  const int max_batch = std::max(o.batch, o.big_batch);
+  const int per_seq = (o.prompt + o.steps + kBlock - 1) / kBlock;
+  const int64_t blocks = std::max<int64_t>(int64_t{max_batch} * per_seq, (o.prefill + kBlock - 1) / kBlock) + 1;
+  LlamaHarness h(b, s, blocks, kBlock, std::max(max_batch, o.prefill), max_batch,
+                 std::max<int64_t>(int64_t{max_batch} * per_seq, blocks));
+  LoraBench bench(b, o, h, s);
+  const int max_adapters = std::max(o.big_batch, *std::max_element(o.adapters.begin(), o.adapters.end()));
+  auto [free_b, total_b] = b.memory_info();
+  const size_t reserve = size_t{3} << 30;  // graphs, workspaces, LoRA scratch
+  bench.make_images(free_b > reserve ? free_b - reserve : 0, max_adapters);
+  const int images = bench.num_images();
+  std::cerr << "weights and KV cache: " << ((total_b - free_b) >> 20) << " MiB; " << images
+            << " adapter images (ranks cycling";
+  for (int r : o.ranks) std::cerr << " " << r;
+  std::cerr << ") in the remaining memory\n";
+  if (images < 4) throw Error("too little device memory for adapter images");
+  auto cyclic = [images](int j) { return j % images; };
+
+  std::vector<Record> records;
+  bench.base(o.batch);
+  for (int n : o.adapters)
+    records.push_back(bench.lora("decode_b" + std::to_string(o.batch) + "_a" + std::to_string(n), o.batch, n,
+                                 cyclic, false));
+  // The peft baseline's configuration: 8 adapters of rank 16 (images 0, 4, 8, ...).
+  if (o.ranks[0] == 16 && images >= 32)
+    records.push_back(bench.lora("decode_b" + std::to_string(o.batch) + "_a8_r16", o.batch, 8,
+                                 [](int j) { return 4 * j; }, false));
+  records.push_back(bench.lora("decode_b" + std::to_string(o.batch) + "_a64_dora", o.batch, 64, cyclic, true));
+  if (o.big_batch > 0) {
+    bench.base(o.big_batch);
+    records.push_back(bench.lora("decode_b" + std::to_string(o.big_batch) + "_a" + std::to_string(o.big_batch),
+                                 o.big_batch, o.big_batch, cyclic, false));
+  }
+  double prefill_base = 0, prefill_lora = 0;
+  if (o.prefill > 0) {
+    bench.bind(1, cyclic, false);
+    prefill_base = bench.prefill_ms(o.prefill, false);
+    prefill_lora = bench.prefill_ms(o.prefill, true);
+    Record r{"prefill_" + std::to_string(o.prefill) + "_a1", 1, 1, o.prefill / (prefill_lora * 1e-3),
+             o.prefill / (prefill_base * 1e-3), ""};
+    std::ostringstream e;
+    e << "\"ratio_to_base\": " << r.tok_s / r.base_tok_s << ", \"step_ms\": " << prefill_lora
+      << ", \"base_step_ms\": " << prefill_base << ", \"rank\": " << o.ranks[0];
+    r.extra = e.str();
+    std::cerr << r.case_name << ": " << r.tok_s << " tok/s vs base " << r.base_tok_s << "\n";
+    records.push_back(r);
+  }
+
+  std::ofstream out(o.out);
+  out << "[\n";
+  const std::string date = today();
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    out << "  {\"date\": \"" << date << "\", \"device\": \"" << device << "\", \"case\": \"" << r.case_name
+        << "\", \"batch\": " << r.batch << ", \"adapters\": " << r.adapters << ", \"tok_s\": " << r.tok_s
+        << ", \"base_tok_s\": " << r.base_tok_s << ", " << r.extra << "}" << (i + 1 < records.size() ? "," : "")
+        << "\n";
+  }
+  out << "]\n";
+  std::printf("%-22s %6s %9s %12s %12s %8s %8s\n", "case", "batch", "adapters", "tok/s", "base tok/s",
+              "x base", "x peft");
+  for (const Record& r : records)
+    std::printf("%-22s %6d %9d %12.1f %12.1f %8.3f %8.1f\n", r.case_name.c_str(), r.batch, r.adapters,
+                r.tok_s, r.base_tok_s, r.tok_s / r.base_tok_s, r.batch == 64 ? r.tok_s / kPeftTokS : 0.0);
+  return 0;
+}
+
+}  // namespace
+}  // namespace banyan::bench
+
+int main(int argc, char** argv) {
+  try {
+    return banyan::bench::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "banyan_bench_lora_gpu: " << e.what() << "\n";
+    return 1;
+  }
+}
