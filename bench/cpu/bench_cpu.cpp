@@ -4,7 +4,7 @@
 // decode, sgemm throughput for prefill). Prints a Markdown report.
 //
 //   banyan_bench_cpu [--model DIR]... [--random-0.5b] [--prompt N] [--decode N]
-//                    [--reps N] [--weights bf16|f32|both]
+//                    [--reps N] [--weights bf16|f32|both] [--threads N] [--matmul]
 #include "core/plugin_host/plugin_host.h"
 #include "core/runtime/model_runner.h"
 #include "core/runtime/random_checkpoint.h"
@@ -259,6 +259,7 @@ void bench_matmul() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress lines show up in logs at once
   std::vector<fs::path> models;
   bool random05 = false;
   int prompt = 128, decode = 32, reps = 3;
@@ -277,9 +278,10 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(val());
     else if (a == "--weights") weights = val();
     else if (a == "--matmul") matmul = true;
+    else if (a == "--threads") omp_set_num_threads(std::stoi(val()));
     else {
       std::cerr << "usage: banyan_bench_cpu [--model DIR]... [--random-0.5b] [--prompt N] "
-                   "[--decode N] [--reps N] [--weights bf16|f32|both]\n";
+                   "[--decode N] [--reps N] [--weights bf16|f32|both] [--threads N] [--matmul]\n";
       return 2;
     }
   }

@@ -13,6 +13,9 @@
 #include "kernels/cpu/kernels.h"
 
 #include <cblas.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
@@ -21,13 +24,50 @@
 namespace banyan::kernels::cpu {
 namespace {
 
-int64_t g_small_m = 8;  // rows up to which the streaming kernel wins
+int64_t g_small_m = 12;  // rows up to which the streaming kernel wins
 constexpr int kLanes = 16;       // one 512-bit (or two 256-bit) vector of f32
 
 inline float load(const float* p, int64_t i) { return p[i]; }
 inline float load(const uint16_t* p, int64_t i) { return bf16_to_f32(p[i]); }
 
-// out[m0..m0+MT, n] = x[m0..m0+MT, :] · w_row, for one weight row of length K.
+#if defined(__AVX512F__)
+// GCC 12 warns inside its own AVX-512 headers (_mm512_undefined_* in the
+// conversions); the code is correct.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {  // bf16 → f32: widen, shift into the high half
+  __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// sums[m] = x[m, :] · w_row for MT rows of x. Two accumulators per row hide the
+// FMA latency when MT is small; everything stays in registers.
+template <int MT, class WT>
+inline void dot_rows(const float* x, int64_t K, const WT* w_row, float* sums) {
+  constexpr int kAcc = MT <= 2 ? 2 : 1;
+  __m512 acc[MT][kAcc];
+  for (int m = 0; m < MT; ++m)
+    for (int a = 0; a < kAcc; ++a) acc[m][a] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 * kAcc <= K; k += 16 * kAcc) {
+    for (int a = 0; a < kAcc; ++a) {
+      const __m512 w = load16(w_row + k + 16 * a);
+      for (int m = 0; m < MT; ++m)
+        acc[m][a] = _mm512_fmadd_ps(w, _mm512_loadu_ps(x + m * K + k + 16 * a), acc[m][a]);
+    }
+  }
+  for (int m = 0; m < MT; ++m) {
+    __m512 t = acc[m][0];
+    if constexpr (kAcc == 2) t = _mm512_add_ps(t, acc[m][1]);
+    float s = _mm512_reduce_add_ps(t);
+    for (int64_t kk = k; kk < K; ++kk) s += load(w_row, kk) * x[m * K + kk];
+    sums[m] = s;
+  }
+}
+#pragma GCC diagnostic pop
+#else
+// Portable version: kLanes partial sums per row, written for auto-vectorization.
 template <int MT, class WT>
 inline void dot_rows(const float* x, int64_t K, const WT* w_row, float* sums) {
   float acc[MT][kLanes] = {};
@@ -47,24 +87,31 @@ inline void dot_rows(const float* x, int64_t K, const WT* w_row, float* sums) {
     sums[m] = s;
   }
 }
+#endif
 
 template <class WT>
 void small_m(const float* x, int64_t M, int64_t K, const WT* w, int64_t N, const float* bias,
              float* out, bool accumulate) {
+  constexpr int64_t kRows = 8;  // rows of x per pass over a weight row (registers)
   // Dynamic chunks of rows: a descheduled thread (shared machines) delays little.
 #pragma omp parallel for schedule(dynamic, 32) if (M * N * K > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const WT* w_row = w + n * K;
-    float sums[4];
-    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    float sums[kRows];
+    for (int64_t m0 = 0; m0 < M; m0 += kRows) {
       const float* xm = x + m0 * K;
-      switch (std::min<int64_t>(4, M - m0)) {
+      const int64_t rows = std::min(kRows, M - m0);
+      switch (rows) {
+        case 8: dot_rows<8>(xm, K, w_row, sums); break;
+        case 7: dot_rows<7>(xm, K, w_row, sums); break;
+        case 6: dot_rows<6>(xm, K, w_row, sums); break;
+        case 5: dot_rows<5>(xm, K, w_row, sums); break;
         case 4: dot_rows<4>(xm, K, w_row, sums); break;
         case 3: dot_rows<3>(xm, K, w_row, sums); break;
         case 2: dot_rows<2>(xm, K, w_row, sums); break;
         default: dot_rows<1>(xm, K, w_row, sums); break;
       }
-      for (int64_t m = m0; m < std::min(M, m0 + 4); ++m) {
+      for (int64_t m = m0; m < m0 + rows; ++m) {
         float v = sums[m - m0] + (bias ? bias[n] : 0.0f);
         out[m * N + n] = accumulate ? out[m * N + n] + v : v;
       }
