@@ -51,6 +51,9 @@ std::vector<ConfigKey> build() {
       {"engine.gpu_memory_utilization", VT::number, "0.9", 0.01, 1.0, {},
        "--gpu-memory-utilization",
        "Fraction of GPU memory Banyan may use; the KV cache gets what the model leaves."},
+      {"engine.kv_cache_bytes", VT::bytes, "", 1, kBig * 1e3, {}, "--kv-cache-bytes",
+       "KV-cache size on any device, instead of what engine.gpu_memory_utilization (GPU) or "
+       "engine.cpu_kv_cache_bytes (CPU) gives."},
       {"engine.cpu_kv_cache_bytes", VT::bytes, "1GiB", 1, kBig * 1e3, {}, "--cpu-kv-cache-bytes",
        "KV-cache size on the CPU backend."},
       {"engine.prefix_caching", VT::boolean, "true", {}, {}, {}, "--enable-prefix-caching",

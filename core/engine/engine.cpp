@@ -19,7 +19,7 @@ std::unique_ptr<Engine> Engine::create(const Config& config) {
 namespace {
 std::string resolve_device(const std::string& device) {
   if (device != "auto") return device;
-  return "cpu";  // the CUDA backend registers itself as "cuda" when built and usable
+  return default_device();  // "cuda" when the CUDA backend is built in and a GPU is usable
 }
 }  // namespace
 
@@ -41,7 +41,16 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   opt.model_dir = model;
   opt.device = resolve_device(config.get_string("device"));
   opt.block_size = static_cast<int32_t>(config.get_int("engine.block_size"));
-  opt.kv_cache_bytes = config.get_bytes("engine.cpu_kv_cache_bytes");
+  // The KV cache: engine.kv_cache_bytes when given; else on the CPU
+  // engine.cpu_kv_cache_bytes, on a GPU what engine.gpu_memory_utilization leaves
+  // after the weights, the largest step's activations and the adapter pool.
+  const bool on_cpu = opt.device == "cpu";
+  opt.kv_cache_bytes = config.has("engine.kv_cache_bytes") ? config.get_bytes("engine.kv_cache_bytes")
+                       : on_cpu ? config.get_bytes("engine.cpu_kv_cache_bytes")
+                                : 0;
+  opt.gpu_memory_utilization = config.get_number("engine.gpu_memory_utilization");
+  opt.profile_tokens = static_cast<int32_t>(config.get_int("engine.max_num_batched_tokens"));
+  if (config.get_bool("adapters.enabled")) opt.device_reserve_bytes = config.get_bytes("adapters.pool_bytes");
   opt.cpu.threads = static_cast<int>(config.get_int("engine.num_threads"));
   runner_ = std::make_unique<ModelRunner>(plugins_, opt);
   if (config.get_bool("adapters.enabled")) {

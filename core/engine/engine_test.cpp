@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <fstream>
 #include <random>
 
@@ -25,17 +27,58 @@ json golden(const std::string& name) {
   return json::parse(f);
 }
 
+/// The device the engine runs on in these tests: BANYAN_TEST_DEVICE (cpu, cuda,
+/// cuda:N), default cpu.
+std::string test_device() {
+  const char* d = std::getenv("BANYAN_TEST_DEVICE");
+  return d && *d ? d : "cpu";
+}
+bool on_gpu() { return test_device() != "cpu"; }
+
 core::Config fixture_config(const std::string& name, const std::vector<std::string>& extra = {}) {
   core::Config c;
   std::vector<core::ConfigIssue> issues;
   c.set_from_text("model.path", {(fixtures() / name).string()}, "test", issues);
   c.set_from_text("model.skip_tokenizer_init", {"true"}, "test", issues);
-  c.set_from_text("device", {"cpu"}, "test", issues);
+  c.set_from_text("device", {test_device()}, "test", issues);
   c.set_from_text("engine.cpu_kv_cache_bytes", {"16MiB"}, "test", issues);
   for (size_t i = 0; i + 1 < extra.size(); i += 2) c.set_from_text(extra[i], {extra[i + 1]}, "test", issues);
+  // The same KV budget on a GPU (tests that force preemption need the small pool).
+  if (on_gpu())
+    c.set_from_text("engine.kv_cache_bytes", {std::to_string(c.get_bytes("engine.cpu_kv_cache_bytes"))},
+                    "test", issues);
   EXPECT_TRUE(issues.empty()) << issues.front().str();
   return c;
 }
+
+/// Token sequences against references: identical on the CPU (f32, as the goldens);
+/// on a GPU (bf16 activations) identical for at least 95% of them (issue 10's rule),
+/// each difference reported.
+class TokenChecks {
+ public:
+  void expect(const std::vector<int32_t>& got, const std::vector<int32_t>& want, const std::string& what) {
+    ++total_;
+    if (got == want) {
+      ++same_;
+      return;
+    }
+    if (!on_gpu()) {
+      EXPECT_EQ(got, want) << what;
+      return;
+    }
+    size_t at = 0;
+    while (at < got.size() && at < want.size() && got[at] == want[at]) ++at;
+    std::cout << "[ bf16     ] " << what << ": differs from token " << at << " on\n";
+  }
+  void finish(const std::string& what) const {
+    if (on_gpu() && total_ > 0)
+      EXPECT_GE(same_, 0.95 * total_) << what << ": " << same_ << " of " << total_
+                                       << " token sequences identical on " << test_device();
+  }
+
+ private:
+  int total_ = 0, same_ = 0;
+};
 
 std::vector<std::string> families() {
   std::vector<std::string> out;
@@ -57,6 +100,7 @@ SamplingParams greedy(int max_tokens) {
 TEST(Engine, GreedyMatchesTransformersForEveryFamily) {
   auto fams = families();
   if (fams.empty()) GTEST_SKIP() << "no model fixtures generated yet";
+  TokenChecks checks;
   for (const auto& fam : fams) {
     // GPT-2 is served by the out-of-tree example plugin (examples/), not in tree.
     if (fam == "gpt2") continue;
@@ -66,9 +110,10 @@ TEST(Engine, GreedyMatchesTransformersForEveryFamily) {
     for (const auto& c : g["cases"]) prompts.push_back(c["prompt_ids"].get<std::vector<int32_t>>());
     auto outs = llm.generate(prompts, greedy(static_cast<int>(g["cases"][0]["greedy_ids"].size())));
     for (size_t i = 0; i < prompts.size(); ++i)
-      EXPECT_EQ(outs[i].outputs[0].token_ids, g["cases"][i]["greedy_ids"].get<std::vector<int32_t>>())
-          << fam << " case " << i;
+      checks.expect(outs[i].outputs[0].token_ids, g["cases"][i]["greedy_ids"].get<std::vector<int32_t>>(),
+                    fam + " case " + std::to_string(i));
   }
+  checks.finish("greedy vs transformers");
 }
 
 // A request's greedy output is the same alone and inside a batch of 64 mixed
@@ -92,16 +137,18 @@ TEST(Engine, BatchInvarianceUnderChunkedPrefillAndPreemption) {
   LLM llm(fixture_config("llama", {"engine.max_num_batched_tokens", "48", "engine.max_num_seqs", "16",
                                    "engine.block_size", "4", "engine.cpu_kv_cache_bytes", "96KiB"}));
   auto outs = llm.generate(prompts, greedy(n_tok));
+  TokenChecks checks;
   for (size_t i = 0; i < want.size(); ++i)
-    EXPECT_EQ(outs[i].outputs[0].token_ids, want[i]) << "case " << i;
+    checks.expect(outs[i].outputs[0].token_ids, want[i], "case " + std::to_string(i));
   auto st = llm.engine().stats();
   EXPECT_GT(st.preemptions, 0) << "the pool was meant to force preemption";
   EXPECT_EQ(st.kv_usage, 0.0);
   // The fillers too: each equals its own run alone.
   LLM alone(fixture_config("llama"));
   for (size_t i = want.size(); i < prompts.size(); i += 7)
-    EXPECT_EQ(alone.generate({prompts[i]}, greedy(n_tok))[0].outputs[0].token_ids,
-              outs[i].outputs[0].token_ids) << "filler " << i;
+    checks.expect(alone.generate({prompts[i]}, greedy(n_tok))[0].outputs[0].token_ids,
+                  outs[i].outputs[0].token_ids, "filler " + std::to_string(i));
+  checks.finish("batched vs goldens and vs alone");
 }
 
 TEST(Engine, PrefixCacheHitsGiveIdenticalOutputs) {
@@ -115,12 +162,15 @@ TEST(Engine, PrefixCacheHitsGiveIdenticalOutputs) {
   auto st0 = llm.engine().stats();
   auto second = llm.generate({prompt}, greedy(12));
   auto st1 = llm.engine().stats();
-  EXPECT_EQ(first[0].outputs[0].token_ids, second[0].outputs[0].token_ids);
+  TokenChecks checks;
+  checks.expect(second[0].outputs[0].token_ids, first[0].outputs[0].token_ids, "prefix-cache hit");
+  checks.finish("prefix-cache hit vs first run");
   EXPECT_GT(st1.prefix_cache_hits, st0.prefix_cache_hits);
 }
 
 TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
   int checked = 0;
+  TokenChecks checks;
   for (const auto& fam : families()) {
     json g = golden(fam);
     if (!g.contains("engine") || !g["engine"].contains("beam")) continue;
@@ -133,19 +183,20 @@ TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
                        .early_stopping = c.value("early_stopping", false)};
       auto out = llm.generate({c["prompt_ids"].get<std::vector<int32_t>>()}, p);
       ASSERT_EQ(out[0].outputs.size(), static_cast<size_t>(p.n));
-      EXPECT_EQ(out[0].outputs[0].token_ids, c["beams"][0].get<std::vector<int32_t>>()) << fam;
       // All returned beams, best first, as transformers ranks them.
-      for (size_t b = 1; b < c["beams"].size() && b < out[0].outputs.size(); ++b)
-        EXPECT_EQ(out[0].outputs[b].token_ids, c["beams"][b].get<std::vector<int32_t>>())
-            << fam << " beam " << b;
+      for (size_t b = 0; b < c["beams"].size() && b < out[0].outputs.size(); ++b)
+        checks.expect(out[0].outputs[b].token_ids, c["beams"][b].get<std::vector<int32_t>>(),
+                      fam + " beam " + std::to_string(b));
       ++checked;
     }
   }
+  checks.finish("beams vs transformers");
   if (!checked) GTEST_SKIP() << "no beam goldens generated yet";
 }
 
 TEST(Engine, RepetitionPenaltyMatchesTransformers) {
   int checked = 0;
+  TokenChecks checks;
   for (const auto& fam : families()) {
     json g = golden(fam);
     if (!g.contains("engine") || !g["engine"].contains("repetition_penalty")) continue;
@@ -157,10 +208,11 @@ TEST(Engine, RepetitionPenaltyMatchesTransformers) {
       p.ignore_eos = false;  // the golden masks EOS with min_new_tokens, as min_tokens does
       p.min_tokens = static_cast<int>(want.size());
       auto out = llm.generate({c["prompt_ids"].get<std::vector<int32_t>>()}, p);
-      EXPECT_EQ(out[0].outputs[0].token_ids, want) << fam;
+      checks.expect(out[0].outputs[0].token_ids, want, fam);
       ++checked;
     }
   }
+  checks.finish("repetition penalty vs transformers");
   if (!checked) GTEST_SKIP() << "no repetition-penalty goldens generated yet";
 }
 
@@ -172,10 +224,12 @@ TEST(Engine, SeededSamplingIsReproducibleAndSamplesDiffer) {
   auto a = llm.generate({prompt}, p);
   auto b = llm.generate({prompt, prompt}, p);  // also inside a different batch
   ASSERT_EQ(a[0].outputs.size(), 4u);
+  TokenChecks checks;
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(a[0].outputs[i].token_ids, b[0].outputs[i].token_ids);
-    EXPECT_EQ(a[0].outputs[i].token_ids, b[1].outputs[i].token_ids);
+    checks.expect(b[0].outputs[i].token_ids, a[0].outputs[i].token_ids, "sample " + std::to_string(i));
+    checks.expect(b[1].outputs[i].token_ids, a[0].outputs[i].token_ids, "sample " + std::to_string(i));
   }
+  checks.finish("seeded samples in another batch");
   std::set<std::vector<int32_t>> distinct;
   for (const auto& o : a[0].outputs) distinct.insert(o.token_ids);
   EXPECT_GT(distinct.size(), 1u) << "the n samples of one request should differ";

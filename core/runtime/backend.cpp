@@ -43,6 +43,21 @@ std::unique_ptr<Backend> make_backend(const std::string& device, const CpuBacken
   throw Error("unknown device \"" + device + "\" (expected cpu or cuda[:N])");
 }
 
+std::string default_device() {
+#ifdef BANYAN_WITH_CUDA
+  if (kernels::cuda::cuda_available()) return "cuda";
+#endif
+  return "cpu";
+}
+
+std::optional<std::pair<size_t, size_t>> device_memory_info(Backend& backend) {
+#ifdef BANYAN_WITH_CUDA
+  if (auto* cuda = dynamic_cast<kernels::cuda::CudaBackend*>(&backend)) return cuda->memory_info();
+#endif
+  (void)backend;
+  return std::nullopt;
+}
+
 void Backend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
                       size_t width, size_t rows) {
   std::vector<char> tmp(width);

@@ -19,7 +19,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 namespace banyan::core {
 
@@ -153,5 +155,10 @@ struct CpuBackendOptions {
 /// Creates the backend for "cpu" (and, later, "cuda" / "cuda:N"). Throws
 /// banyan::Error(unsupported) naming the device when it is not built in.
 std::unique_ptr<Backend> make_backend(const std::string& device, const CpuBackendOptions& cpu = {});
+
+/// "cuda" when the CUDA backend is built in and a GPU is usable, else "cpu".
+std::string default_device();
+/// Free and total bytes of the backend's device memory; nullopt for host memory.
+std::optional<std::pair<size_t, size_t>> device_memory_info(Backend& backend);
 
 }  // namespace banyan::core

@@ -12,6 +12,8 @@
 
 #include <banyan/error.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -178,7 +180,14 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
   kc.block_size = o.block_size;
   kc.dtype = m.backend->activation_dtype();
   if (o.block_size <= 0) throw Error("block_size must be positive");
-  if (o.num_blocks > 0) {
+  const auto memory = device_memory_info(*m.backend);
+  const bool from_memory = o.num_blocks <= 0 && o.kv_cache_bytes == 0 && memory.has_value();
+  const int32_t profile_tokens =
+      static_cast<int32_t>(std::clamp<int64_t>(o.profile_tokens, 1, std::max<int64_t>(spec_.max_position, 1)));
+  if (from_memory) {
+    // A provisional cache for the warm-up and profile steps; resized below.
+    kc.num_blocks = (profile_tokens + o.block_size - 1) / o.block_size + 1;
+  } else if (o.num_blocks > 0) {
     kc.num_blocks = o.num_blocks;
   } else if (o.kv_cache_bytes > 0) {
     kc.num_blocks = KvCache::blocks_for_bytes(kc, o.kv_cache_bytes);
@@ -198,7 +207,7 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
            std::to_string(kc.num_blocks) + " blocks x " + std::to_string(kc.block_size) +
            " tokens (" + std::to_string(m.kv->bytes() >> 20) + " MiB)");
 
-  if (o.warm_up) {
+  if (o.warm_up || from_memory) {
     ForwardBatch b;
     b.token_ids = {0};
     b.positions = {0};
@@ -209,6 +218,45 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
     log_info("weights on " + m.backend->name() + ": " +
              std::to_string(m.weights->device_bytes() >> 20) + " MiB");
   }
+  if (from_memory) size_kv_from_memory(o, profile_tokens);
+}
+
+void ModelRunner::size_kv_from_memory(const ModelRunnerOptions& o, int32_t profile_tokens) {
+  Impl& m = *impl_;
+  if (profile_tokens > 1) {  // the activation peak of the largest step
+    ForwardBatch b;
+    const int32_t blocks = (profile_tokens + o.block_size - 1) / o.block_size;
+    for (int32_t i = 0; i < profile_tokens; ++i) {
+      b.token_ids.push_back(0);
+      b.positions.push_back(i);
+      b.slot_mapping.push_back(i);
+    }
+    for (int32_t j = 0; j < blocks; ++j) b.block_tables.push_back(j);
+    b.seqs = {SeqSlice{0, profile_tokens, profile_tokens, 0, blocks, 1, -1}};
+    execute(b);
+  }
+  m.backend->synchronize();
+  const auto [free, total] = *device_memory_info(*m.backend);
+  KvCacheConfig kc = m.kv->config();
+  const double keep_free = (1.0 - o.gpu_memory_utilization) * static_cast<double>(total) +
+                           static_cast<double>(o.device_reserve_bytes);
+  const double budget = static_cast<double>(free) + static_cast<double>(m.kv->bytes()) - keep_free;
+  const double per_block = static_cast<double>(KvCache::bytes_per_block(kc));
+  const int64_t blocks = budget > per_block ? static_cast<int64_t>(budget / per_block) : 0;
+  if (blocks < 1)
+    throw Error(Code::out_of_memory,
+                "no GPU memory left for the KV cache: " + std::to_string(free >> 20) + " MiB free of " +
+                    std::to_string(total >> 20) + " MiB after loading the model, gpu_memory_utilization " +
+                    std::to_string(o.gpu_memory_utilization) + " keeps " +
+                    std::to_string(static_cast<int64_t>(keep_free) >> 20) +
+                    " MiB free (adapter pool included); raise it or use a smaller model");
+  kc.num_blocks = blocks;
+  m.kv.reset();
+  m.kv.emplace(*m.backend, kc);
+  log_info("KV cache sized from GPU memory: " + std::to_string(blocks) + " blocks x " +
+           std::to_string(kc.block_size) + " tokens (" + std::to_string(m.kv->bytes() >> 20) +
+           " MiB; " + std::to_string(free >> 20) + " MiB were free of " + std::to_string(total >> 20) +
+           ", gpu_memory_utilization " + std::to_string(o.gpu_memory_utilization) + ")");
 }
 
 ModelRunner::~ModelRunner() = default;

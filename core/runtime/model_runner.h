@@ -42,9 +42,18 @@ struct ModelRunnerOptions {
   int32_t block_size = 16;
   /// KV cache blocks. 0: as many as kv_cache_bytes holds.
   int64_t num_blocks = 0;
-  /// KV cache budget in bytes, used when num_blocks is 0. 0: enough for four
-  /// sequences of max_position_embeddings tokens, capped at 1 GiB.
+  /// KV cache budget in bytes, used when num_blocks is 0. 0: on a GPU, what
+  /// gpu_memory_utilization leaves after a warm-up (below); on the CPU, enough for
+  /// four sequences of max_position_embeddings tokens, capped at 1 GiB.
   uint64_t kv_cache_bytes = 0;
+  /// GPU sizing (num_blocks and kv_cache_bytes 0): after the weights are loaded and
+  /// a profile step of profile_tokens tokens (the largest step the engine runs, for
+  /// its activation peak) has run, the KV cache takes the free memory minus
+  /// (1 - gpu_memory_utilization) of the total and minus device_reserve_bytes
+  /// (e.g. the adapter pool, allocated later).
+  double gpu_memory_utilization = 0.9;
+  uint64_t device_reserve_bytes = 0;
+  int32_t profile_tokens = 0;
   /// Run one token through the model at construction so every weight is loaded
   /// (and converted) before the first request.
   bool warm_up = true;
@@ -87,6 +96,7 @@ class ModelRunner {
   WeightStore& weights();
 
  private:
+  void size_kv_from_memory(const ModelRunnerOptions& options, int32_t profile_tokens);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   BanyanModelSpec spec_{};

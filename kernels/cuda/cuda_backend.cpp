@@ -158,6 +158,13 @@ void CudaBackend::fill_zero(void* dst, size_t n) {
   if (n) BANYAN_CUDA_CHECK(cudaMemsetAsync(dst, 0, n, impl_->stream.get()));
 }
 
+void CudaBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch,
+                          size_t width, size_t rows) {
+  if (!width || !rows) return;
+  BANYAN_CUDA_CHECK(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, rows,
+                                      cudaMemcpyDeviceToDevice, impl_->stream.get()));
+}
+
 void CudaBackend::synchronize() {
   impl_->not_capturing("synchronize");
   BANYAN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream.get()));

@@ -43,6 +43,9 @@ class CudaBackend final : public core::Backend {
   void upload(void* device_dst, const void* host, size_t bytes) override;
   void download(void* host_dst, const void* device_src, size_t bytes) override;
   void fill_zero(void* device_dst, size_t bytes) override;
+  /// One cudaMemcpy2DAsync on the stream (also inside a graph capture).
+  void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width,
+               size_t rows) override;
   void synchronize() override;
 
   /// Float matrices (2+ dims) become bf16, float vectors f32; others stay as stored.
