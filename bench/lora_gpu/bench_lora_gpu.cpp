@@ -129,6 +129,7 @@ class LoraBench {
       b_.upload(dora_[p].get(), v.data(), v.size() * sizeof(float));
     }
     h_.set_linear_hook([this](int64_t layer, Proj p, const Tensor& x, Tensor& y) {
+      if (!h_.layout().has_adapters) return;  // as the runtime's LinearRegistry
       core::LinearContext ctx{b_, arena_, h_.layout(), batch_, h_.layout().adapter_slots, true};
       kernels_->apply(static_cast<int32_t>(layer * kProjections + p), ctx, x, y);
     });

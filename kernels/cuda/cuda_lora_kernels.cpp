@@ -120,6 +120,7 @@ class CudaLoraKernels final : public core::LoraKernels {
  private:
   struct Groups {
     uint64_t step = 0;
+    unsigned long long capture = 0;  // the capture sequence it was recorded in (0: none)
     const void* slots = nullptr;
     int64_t rows = -1;
     int64_t max_tiles = 0;
@@ -149,7 +150,13 @@ class CudaLoraKernels final : public core::LoraKernels {
     Groups* found = nullptr;
     for (Groups& c : cache_)
       if (c.slots == key) found = &c;
-    if (found && found->step == ctx.layout.step_id && found->rows == T) return *found;
+    // A capture records its own grouping launch (the graph regroups on replay).
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    unsigned long long capture = 0;
+    BANYAN_CUDA_CHECK(cudaStreamGetCaptureInfo(b_.stream(), &status, &capture));
+    if (status != cudaStreamCaptureStatusActive) capture = 0;
+    if (found && found->step == ctx.layout.step_id && found->rows == T && found->capture == capture)
+      return *found;
     if (!found) {
       found = &cache_[next_];
       next_ = (next_ + 1) % cache_.size();
@@ -162,6 +169,7 @@ class CudaLoraKernels final : public core::LoraKernels {
       g.memory = DeviceMemory(std::max(bytes, g.memory.size() * 2));
     }
     g.step = ctx.layout.step_id;
+    g.capture = capture;
     g.slots = key;
     g.rows = T;
     g.max_tiles = lora_max_tiles(T, slots);

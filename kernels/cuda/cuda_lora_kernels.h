@@ -3,7 +3,8 @@
 // images), rows are grouped by slot on the device once per step and slots array,
 // and each module's delta is one shrink and one expand launch (lora.h).
 //
-// Graphs: a captured step replays the grouping, shrink and expand launches with
+// Graphs: a captured step replays the grouping (each capture records its own, at
+// the first module that reads a slots array), shrink and expand launches with
 // the grid sizes of capture time (the tables' slot count and each module's largest
 // rank). Table changes made by set() are staged and uploaded by the next apply()
 // or flush(); flush() returns a generation that changes whenever a captured graph
