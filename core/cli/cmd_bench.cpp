@@ -4,7 +4,6 @@
 // step. `banyan bench serve` (HTTP load) is registered by the server when built.
 #include "core/cli/commands.h"
 
-#if BANYAN_HAVE_ENGINE
 #include "core/engine/llm.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -77,7 +76,7 @@ void register_bench(CLI::App& app) {
               << "% of step time\n";
     if (!output_json.empty()) std::ofstream(output_json) << r.dump(2) << "\n";
   });
+  register_bench_serve(*bench);
 }
 
 }  // namespace banyan::cli
-#endif

@@ -1,6 +1,5 @@
 #include "core/cli/commands.h"
 
-#if BANYAN_HAVE_ENGINE
 #include "core/engine/llm.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -36,4 +35,3 @@ void register_generate(CLI::App& app) {
 }
 
 }  // namespace banyan::cli
-#endif

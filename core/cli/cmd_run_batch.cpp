@@ -2,7 +2,6 @@
 // server's request parsing and response bodies (core/server/batch_runner.cpp).
 #include "core/cli/commands.h"
 
-#if BANYAN_HAVE_ENGINE && BANYAN_HAVE_SERVER
 #include "core/server/entry_points.h"
 
 namespace banyan::cli {
@@ -26,4 +25,3 @@ void register_run_batch(CLI::App& app) {
 }
 
 }  // namespace banyan::cli
-#endif

@@ -1,7 +1,6 @@
 // `banyan serve`: the OpenAI, vLLM and TGI HTTP APIs (core/server).
 #include "core/cli/commands.h"
 
-#if BANYAN_HAVE_SERVER
 #include "core/server/entry_points.h"
 
 namespace banyan::cli {
@@ -22,4 +21,3 @@ void register_serve(CLI::App& app) {
 }
 
 }  // namespace banyan::cli
-#endif

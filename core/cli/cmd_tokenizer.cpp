@@ -1,9 +1,6 @@
 #include "core/cli/commands.h"
 
-#if BANYAN_HAVE_TOKENIZER && __has_include("core/tokenizer/tokenizer_cli.h")
-#define BANYAN_TOKENIZER_CLI 1
 #include "core/tokenizer/tokenizer_cli.h"
-#endif
 
 #include <iostream>
 
@@ -17,12 +14,7 @@ void register_tokenizer_commands(CLI::App& app) {
   tok->add_option("--tokenizer", tok_dir, "Directory with tokenizer.json and tokenizer_config.json")
       ->required();
   tok->callback([] {
-#if BANYAN_TOKENIZER_CLI
     g_exit_code = core::tokenize_cli(tok_dir, std::cin, std::cout, std::cerr);
-#else
-    std::cerr << "error: this build has no tokenizer\n";
-    g_exit_code = 1;
-#endif
   });
 
   auto* chat = app.add_subcommand(
@@ -31,12 +23,7 @@ void register_tokenizer_commands(CLI::App& app) {
   chat->add_option("--tokenizer", tmpl_dir, "Directory with tokenizer.json and tokenizer_config.json")
       ->required();
   chat->callback([] {
-#if BANYAN_TOKENIZER_CLI
     g_exit_code = core::chat_template_cli(tmpl_dir, std::cin, std::cout, std::cerr);
-#else
-    std::cerr << "error: this build has no tokenizer\n";
-    g_exit_code = 1;
-#endif
   });
 }
 

@@ -45,5 +45,6 @@ void register_generate(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_run_batch(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_bench_serve(CLI::App& bench);  ///< under `banyan bench`
 
 }  // namespace banyan::cli
