@@ -4,7 +4,8 @@
 // requests; each request's greedy tokens must equal peft's and its top logprobs
 // match. Then a storm: 200 registered adapters, a device pool for 16, random mixed
 // traffic while adapters are unloaded and loaded again: no failed or wrong request,
-// and every byte back once all are unloaded.
+// and every byte back once all are unloaded. Families whose model plugin is out of
+// tree (gpt2: examples/gpt2) run when BANYAN_TEST_PLUGIN_PATH names its build.
 #include "core/adapters/adapter_manager.h"
 #include "core/adapters/test_adapters.h"
 
@@ -16,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -45,6 +47,9 @@ Config engine_config(const fs::path& model, const std::vector<std::string>& extr
   c.set_from_text("model.skip_tokenizer_init", {"true"}, "test", issues);
   c.set_from_text("device", {"cpu"}, "test", issues);
   c.set_from_text("adapters.enabled", {"true"}, "test", issues);
+  // Out-of-tree model plugins (e.g. examples/gpt2, built against the installed SDK).
+  if (const char* extra_plugins = std::getenv("BANYAN_TEST_PLUGIN_PATH"))
+    c.set_from_text("plugins.search_paths", {extra_plugins}, "BANYAN_TEST_PLUGIN_PATH", issues);
   for (size_t i = 0; i + 1 < extra.size(); i += 2) c.set_from_text(extra[i], {extra[i + 1]}, "test", issues);
   EXPECT_TRUE(issues.empty()) << issues.front().str();
   return c;
