@@ -4,7 +4,7 @@
 // decode, sgemm throughput for prefill). Prints a Markdown report.
 //
 //   banyan_bench_cpu [--model DIR]... [--random-0.5b] [--prompt N] [--decode N]
-//                    [--reps N] [--weights bf16|f32|both] [--threads N] [--matmul]
+//                    [--reps N] [--weights bf16|f32|both] [--threads N] [--batch N] [--matmul]
 #include "core/plugin_host/plugin_host.h"
 #include "core/runtime/model_runner.h"
 #include "core/runtime/random_checkpoint.h"
@@ -119,6 +119,8 @@ Rooflines measure_rooflines() {
 }
 
 // ---------------------------------------------------------------- model runs --
+std::vector<int> g_batches = {1, 16};
+
 struct Row {
   std::string model, weights, phase;
   int batch;
@@ -197,7 +199,7 @@ void bench_model(const PluginHost& plugins, const fs::path& dir, const std::stri
               weight_bytes / (1 << 20), load_s);
 
   std::mt19937 rng(7);
-  for (int batch : {1, 16}) {
+  for (int batch : g_batches) {
     std::vector<double> pre, dec;
     for (int rep = 0; rep < reps; ++rep) {
       ForwardBatch b = step(batch, 0, prompt, per_seq, bs, vocab, rng);
@@ -278,10 +280,11 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::stoi(val());
     else if (a == "--weights") weights = val();
     else if (a == "--matmul") matmul = true;
+    else if (a == "--batch") g_batches = {std::stoi(val())};
     else if (a == "--threads") omp_set_num_threads(std::stoi(val()));
     else {
       std::cerr << "usage: banyan_bench_cpu [--model DIR]... [--random-0.5b] [--prompt N] "
-                   "[--decode N] [--reps N] [--weights bf16|f32|both] [--threads N] [--matmul]\n";
+                   "[--decode N] [--reps N] [--weights bf16|f32|both] [--threads N] [--batch N] [--matmul]\n";
       return 2;
     }
   }
