@@ -7,13 +7,27 @@
 
 #include <banyan/error.h>
 
+#include <sys/resource.h>
+
 #include <iostream>
 
 namespace banyan::core::server {
 
+namespace {
+// Each connection is a descriptor: allow as many as the hard limit does.
+void raise_open_files_limit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+}  // namespace
+
 int serve_main(const Config& config) {
 #if BANYAN_SERVER_HAVE_ENGINE
   set_log_level(config.get_string("logging.level"));
+  raise_open_files_limit();
   std::unique_ptr<Engine> engine;
   try {
     engine = Engine::create(config);
