@@ -5,6 +5,9 @@
 //    row into a buffer in L1 and multiplies it by every row of x;
 //  - many rows (prefill): tiles of about 1 MiB of unpacked rows, one sgemm per tile,
 //    the tiles spread over the OpenMP threads.
+// The file is compiled with -ffp-contract=off, so that unpacking rounds exactly as
+// the plugins' dequantize() (a separate multiply and add); the dot products ask for
+// fused multiply-adds explicitly.
 #include "core/quant/quant_kernels.h"
 
 #include "kernels/cpu/kernels.h"
@@ -17,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <vector>
 
 namespace banyan::core {
@@ -83,7 +87,7 @@ inline void dot_rows(const float* x, int64_t K, const float* row, float* sums) {
   int64_t k = 0;
   for (; k + kLanes <= K; k += kLanes)
     for (int m = 0; m < MT; ++m)
-      for (int j = 0; j < kLanes; ++j) acc[m][j] += row[k + j] * x[m * K + k + j];
+      for (int j = 0; j < kLanes; ++j) acc[m][j] = std::fma(row[k + j], x[m * K + k + j], acc[m][j]);
   for (int m = 0; m < MT; ++m) {
     float s = 0.0f;
     for (int j = 0; j < kLanes; ++j) s += acc[m][j];
