@@ -23,3 +23,11 @@ if grep -q SKIPPED <<<"$out" || ! grep -q "\[  PASSED  \] 1 test" <<<"$out"; the
   echo "$out"; echo "FAIL: the GPT-2 parity test did not run and pass"; exit 1
 fi
 echo "ok   GPT-2 out-of-tree plugin: greedy tokens and logprobs match transformers"
+
+# PEFT adapters on it (Conv1D weights, fan_in_fan_out) match peft, mixed with the others.
+out=$(BANYAN_TEST_PLUGIN_PATH="$work/gpt2/plugins" "$BUILD/bin/banyan_adapters_tests" \
+        --gtest_filter='LoraEngine.EveryAdapterMatchesPeftAllMixedInOneRun' 2>&1) || { echo "$out"; exit 1; }
+if ! grep -q "PEFT.*gpt2" <<<"$out" || grep -q "SKIPPED" <<<"$out"; then
+  echo "$out"; echo "FAIL: the GPT-2 adapter parity test did not run and pass"; exit 1
+fi
+echo "ok   GPT-2 fan_in_fan_out LoRA matches peft"
