@@ -3,6 +3,7 @@
 #include "core/adapters/adapter_manager.h"
 
 #include "core/common/logging.h"
+#include "core/quant/quantization.h"
 #include "core/runtime/kv_cache.h"
 
 #include <banyan/error.h>
@@ -52,6 +53,11 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   opt.profile_tokens = static_cast<int32_t>(config.get_int("engine.max_num_batched_tokens"));
   if (config.get_bool("adapters.enabled")) opt.device_reserve_bytes = config.get_bytes("adapters.pool_bytes");
   opt.cpu.threads = static_cast<int>(config.get_int("engine.num_threads"));
+  // Weight quantization (quantization.method, or the checkpoint's quantization_config).
+  opt.linear_factories = make_quantization(plugins_, {model, config.get_string("quantization.method"),
+                                                      config.get_int("quantization.group_size"),
+                                                      config.get_mapping_json("quantization.options")})
+                             .factories;
   runner_ = std::make_unique<ModelRunner>(plugins_, opt);
   if (config.get_bool("adapters.enabled")) {
     AdapterManagerOptions ao;
