@@ -89,10 +89,20 @@ inline void dot_rows(const float* x, int64_t K, const WT* w_row, float* sums) {
 }
 #endif
 
+constexpr int64_t kMaxRows = 16;  // accumulators in registers: 16 of the 32 zmm
+
+template <class WT, int MT = 1>
+inline void dispatch_rows(int64_t rows, const float* x, int64_t K, const WT* w_row, float* sums) {
+  if constexpr (MT < kMaxRows) {
+    if (rows != MT) return dispatch_rows<WT, MT + 1>(rows, x, K, w_row, sums);
+  }
+  dot_rows<MT>(x, K, w_row, sums);
+}
+
 template <class WT>
 void small_m(const float* x, int64_t M, int64_t K, const WT* w, int64_t N, const float* bias,
              float* out, bool accumulate) {
-  constexpr int64_t kRows = 8;  // rows of x per pass over a weight row (registers)
+  constexpr int64_t kRows = kMaxRows;  // rows of x per pass over a weight row
   // Dynamic chunks of rows: a descheduled thread (shared machines) delays little.
 #pragma omp parallel for schedule(dynamic, 32) if (M * N * K > kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
@@ -101,16 +111,7 @@ void small_m(const float* x, int64_t M, int64_t K, const WT* w, int64_t N, const
     for (int64_t m0 = 0; m0 < M; m0 += kRows) {
       const float* xm = x + m0 * K;
       const int64_t rows = std::min(kRows, M - m0);
-      switch (rows) {
-        case 8: dot_rows<8>(xm, K, w_row, sums); break;
-        case 7: dot_rows<7>(xm, K, w_row, sums); break;
-        case 6: dot_rows<6>(xm, K, w_row, sums); break;
-        case 5: dot_rows<5>(xm, K, w_row, sums); break;
-        case 4: dot_rows<4>(xm, K, w_row, sums); break;
-        case 3: dot_rows<3>(xm, K, w_row, sums); break;
-        case 2: dot_rows<2>(xm, K, w_row, sums); break;
-        default: dot_rows<1>(xm, K, w_row, sums); break;
-      }
+      dispatch_rows(rows, xm, K, w_row, sums);
       for (int64_t m = m0; m < m0 + rows; ++m) {
         float v = sums[m - m0] + (bias ? bias[n] : 0.0f);
         out[m * N + n] = accumulate ? out[m * N + n] + v : v;
