@@ -194,6 +194,12 @@ void bench_model(const PluginHost& plugins, const fs::path& dir, const std::stri
       for (auto d : ck.get(n).shape) p *= d;
       linear_params += p;
     }
+  // The final projection runs once per logits row (every decode token, one per prefill).
+  int64_t head_params = 0;
+  if (const auto* t = ck.find(tied ? "model.embed_tokens.weight" : "lm_head.weight")) {
+    head_params = 1;
+    for (auto d : t->shape) head_params *= d;
+  }
   std::printf("  %s (%s weights): %lld linear params, %.0f MiB read per decode step, loaded in %.1f s\n",
               label.c_str(), keep_bf16 ? "bf16" : "f32", static_cast<long long>(linear_params),
               weight_bytes / (1 << 20), load_s);
@@ -217,11 +223,16 @@ void bench_model(const PluginHost& plugins, const fs::path& dir, const std::stri
     const double step_bytes = weight_bytes + batch * avg_ctx * kv_token_bytes;
     // q·k and p·v over on average prompt/2 keys, for hidden_size query dims.
     const double attn_flops = 4.0 * sp.num_layers * (prompt / 2.0) * sp.hidden_size;
-    const double prefill_flops = 2.0 * linear_params + attn_flops;
+    const double prefill_flops = 2.0 * linear_params + attn_flops + 2.0 * head_params / prompt;
     rows.push_back({label, keep_bf16 ? "bf16" : "f32", "prefill", batch, stats(pre),
                     roof.sgemm_gflops * 1e9 / prefill_flops});
-    rows.push_back({label, keep_bf16 ? "bf16" : "f32", "decode", batch, stats(dec),
-                    batch * roof.read_gbs * 1e9 / step_bytes});
+    // Decode is bound by reading the weights and KV once per step, or by compute.
+    const double decode_flops = 2.0 * (linear_params + head_params) + 4.0 * sp.num_layers * avg_ctx * sp.hidden_size;
+    const double memory_bound = batch * roof.read_gbs * 1e9 / step_bytes;
+    const double compute_bound = roof.sgemm_gflops * 1e9 / decode_flops;
+    rows.push_back({label, keep_bf16 ? "bf16" : "f32",
+                    memory_bound <= compute_bound ? "decode (memory-bound)" : "decode (compute-bound)",
+                    batch, stats(dec), std::min(memory_bound, compute_bound)});
   }
 }
 
