@@ -54,10 +54,11 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   if (config.get_bool("adapters.enabled")) opt.device_reserve_bytes = config.get_bytes("adapters.pool_bytes");
   opt.cpu.threads = static_cast<int>(config.get_int("engine.num_threads"));
   // Weight quantization (quantization.method, or the checkpoint's quantization_config).
-  opt.linear_factories = make_quantization(plugins_, {model, config.get_string("quantization.method"),
-                                                      config.get_int("quantization.group_size"),
-                                                      config.get_mapping_json("quantization.options")})
-                             .factories;
+  Quantization quant = make_quantization(plugins_, {model, config.get_string("quantization.method"),
+                                                    config.get_int("quantization.group_size"),
+                                                    config.get_mapping_json("quantization.options")});
+  opt.linear_factories = quant.factories;
+  opt.prepare_weights = quant.prepare_weights;
   runner_ = std::make_unique<ModelRunner>(plugins_, opt);
   if (config.get_bool("adapters.enabled")) {
     AdapterManagerOptions ao;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <sstream>
@@ -96,11 +97,12 @@ Tensor weight_view(const SafetensorsTensor& st, bool transposed, std::vector<flo
 struct State {
   std::unique_ptr<Quantizer> quantizer;
   bool prequantized = false;
+  std::string checkpoint_method;
   std::shared_ptr<QuantizationStats> stats = std::make_shared<QuantizationStats>();
 };
 
 std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) {
-  if (!in_decoder_block(s.module)) return nullptr;
+  if (!st.prequantized && !in_decoder_block(s.module)) return nullptr;
   const Checkpoint& ckpt = s.weights.checkpoint();
   const bool transposed = (s.flags & BANYAN_LINEAR_TRANSPOSED) != 0;
   std::optional<QuantizedMatrix> m;
@@ -130,6 +132,34 @@ std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) 
   st.stats->source_bytes += source_bytes;
   st.stats->source_params += params;
   return p;
+}
+
+// Declares "<module>.weight" [rows, cols] for every module the checkpoint stores packed.
+void declare_packed(State& st, WeightStore& weights) {
+  const Checkpoint& ckpt = weights.checkpoint();
+  std::vector<std::string> modules;
+  for (const auto& name : ckpt.names())
+    for (const char* suffix : {".qweight", ".weight"}) {
+      const std::string sfx = suffix;
+      if (name.size() > sfx.size() && name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0)
+        modules.push_back(name.substr(0, name.size() - sfx.size()));
+    }
+  std::sort(modules.begin(), modules.end());
+  modules.erase(std::unique(modules.begin(), modules.end()), modules.end());
+  int64_t packed = 0;
+  for (const auto& m : modules) {
+    auto plan = st.quantizer->plan_checkpoint(m, ckpt);
+    if (!plan) continue;
+    Tensor t;
+    t.dtype = static_cast<int32_t>(weights.backend().weight_dtype(DType::bf16, 2));
+    t.ndim = 2;
+    t.shape[0] = plan->rows;
+    t.shape[1] = plan->cols;
+    weights.declare(m + ".weight", t);
+    ++packed;
+  }
+  log_info("pre-quantized checkpoint (" + st.checkpoint_method + ", read by the \"" + st.quantizer->name() +
+           "\" quantizer): " + std::to_string(packed) + " packed linear layers");
 }
 
 }  // namespace
@@ -177,6 +207,7 @@ Quantization make_quantization(const PluginHost& plugins, const QuantizationOpti
     plugin = reader->name;
     user["quantization_config"] = *qc;
     state->prequantized = true;
+    state->checkpoint_method = qm;
     out.checkpoint_method = qm;
   } else {
     if (method == "none") return out;
@@ -191,6 +222,7 @@ Quantization make_quantization(const PluginHost& plugins, const QuantizationOpti
   out.method = plugin;
   out.stats = state->stats;
   out.factories.push_back([state](const LinearSource& s) { return make_provider(*state, s); });
+  if (state->prequantized) out.prepare_weights = [state](WeightStore& w) { declare_packed(*state, w); };
   return out;
 }
 

@@ -3,7 +3,8 @@
 // quantization_config), and returns the LinearFactory that gives each linear layer
 // of the decoder blocks a QuantizedLinear. Modules outside the numbered blocks (the
 // output projection, tied embeddings) keep the checkpoint's dtype, as
-// bitsandbytes and vLLM do.
+// bitsandbytes and vLLM do. A pre-quantized checkpoint is read as stored: every
+// module it keeps packed gets a QuantizedLinear, the others stay dense.
 //
 // Thread-safety: the factory runs on the engine thread (LinearRegistry's rule).
 #pragma once
@@ -12,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +22,7 @@
 namespace banyan::core {
 
 class PluginHost;
+class WeightStore;
 
 struct QuantizationOptions {
   /// The model directory (config.json's quantization_config marks a pre-quantized
@@ -45,6 +48,9 @@ struct Quantization {
   std::string method = "none";  ///< the plugin in use ("none": nothing is quantized)
   std::string checkpoint_method;  ///< quantization_config.quant_method when pre-quantized
   std::vector<LinearFactory> factories;  ///< for ModelRunnerOptions::linear_factories
+  /// For ModelRunnerOptions::prepare_weights: declares the logical [out, in] shape of
+  /// each weight a pre-quantized checkpoint stores packed. Empty otherwise.
+  std::function<void(WeightStore&)> prepare_weights;
   std::shared_ptr<const QuantizationStats> stats = std::make_shared<QuantizationStats>();
 };
 

@@ -84,8 +84,8 @@ std::vector<float> Quantizer::dequantize(const QuantizedMatrix& w) {
   return out;
 }
 
-std::optional<QuantizedMatrix> Quantizer::from_checkpoint(const std::string& module,
-                                                          const Checkpoint& ckpt) {
+std::optional<BanyanQuantizedWeight> Quantizer::plan_checkpoint(const std::string& module,
+                                                                const Checkpoint& ckpt) {
   if (!reads_checkpoints())
     throw Error(Code::unsupported, "quantizer \"" + name_ + "\" reads no pre-quantized checkpoints");
   BanyanTensorSource src{const_cast<Checkpoint*>(&ckpt), &checkpoint_get};
@@ -94,7 +94,16 @@ std::optional<QuantizedMatrix> Quantizer::from_checkpoint(const std::string& mod
   BanyanError err{};
   check(iface().plan_checkpoint(obj_.get(), module.c_str(), &src, &plan, &err), err);
   if (plan.rows == 0) return std::nullopt;  // stored dense
-  QuantizedMatrix m(plan, module);
+  return plan;
+}
+
+std::optional<QuantizedMatrix> Quantizer::from_checkpoint(const std::string& module,
+                                                          const Checkpoint& ckpt) {
+  auto plan = plan_checkpoint(module, ckpt);
+  if (!plan) return std::nullopt;
+  BanyanTensorSource src{const_cast<Checkpoint*>(&ckpt), &checkpoint_get};
+  BanyanError err{};
+  QuantizedMatrix m(*plan, module);
   check(iface().convert_checkpoint(obj_.get(), module.c_str(), &src, &m.get(), &err), err);
   validate(m.get(), module);
   return m;

@@ -34,6 +34,8 @@ class Quantizer {
   /// The module's weight as stored in a pre-quantized checkpoint; nullopt when the
   /// checkpoint keeps it dense.
   std::optional<QuantizedMatrix> from_checkpoint(const std::string& module, const Checkpoint& ckpt);
+  /// The plan alone ([rows, cols] and layout), nullopt when stored dense.
+  std::optional<BanyanQuantizedWeight> plan_checkpoint(const std::string& module, const Checkpoint& ckpt);
 
  private:
   const BanyanQuantizerV1& iface() const { return *obj_.iface<BanyanQuantizerV1>(); }

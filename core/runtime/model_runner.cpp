@@ -140,6 +140,7 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
   m.backend = make_backend(o.device, o.cpu);
   m.checkpoint.emplace(o.model_dir);
   m.weights.emplace(*m.checkpoint, *m.backend);
+  if (o.prepare_weights) o.prepare_weights(*m.weights);
   m.linears.emplace(*m.weights, *m.backend);
   for (const auto& f : o.linear_factories) m.linears->add_factory(f);
 

@@ -61,6 +61,10 @@ struct ModelRunnerOptions {
   /// Linear factories (quantizers) installed before the warm-up step, so that the
   /// modules they take never get a dense device copy. See linear.h (LinearFactory).
   std::vector<std::function<std::unique_ptr<LinearProvider>(const LinearSource&)>> linear_factories;
+  /// Runs once the checkpoint is open, before the model plugin is created: e.g. a
+  /// pre-quantized checkpoint declares the logical shapes of its packed weights
+  /// (WeightStore::declare), so that the model checks them as usual.
+  std::function<void(WeightStore&)> prepare_weights;
 };
 
 class ModelRunner {

@@ -30,7 +30,17 @@ Tensor WeightStore::describe(const SafetensorsTensor& st) const {
   return t;
 }
 
+void WeightStore::declare(const std::string& name, const Tensor& logical) {
+  Tensor t = logical;
+  t.data = nullptr;
+  declared_.insert_or_assign(name, t);
+}
+
 bool WeightStore::info(const std::string& name, Tensor* out) const {
+  if (auto it = declared_.find(name); it != declared_.end()) {
+    if (out) *out = it->second;
+    return true;
+  }
   if (auto it = loaded_.find(name); it != loaded_.end()) {
     if (out) *out = it->second.tensor;
     return true;
@@ -46,6 +56,9 @@ bool WeightStore::info(const std::string& name, Tensor* out) const {
 
 const Tensor* WeightStore::find(const std::string& name) {
   if (auto it = loaded_.find(name); it != loaded_.end()) return &it->second.tensor;
+  if (declared_.count(name))
+    throw Error(Code::unsupported, "tensor \"" + name + "\" of " + ckpt_.dir().string() +
+                                       " is stored quantized: only its linear layer's quantizer reads it");
   const SafetensorsTensor* st = ckpt_.find(name);
   if (!st) return nullptr;
   Entry e;

@@ -27,6 +27,10 @@ class WeightStore {
   const Tensor* find(const std::string& name);
   /// Shape and device dtype without loading (data is null unless loaded).
   bool info(const std::string& name, Tensor* out) const;
+  /// Declares the logical shape and dtype of a weight the checkpoint stores in
+  /// another form (a pre-quantized module's "<module>.weight"): info() reports it,
+  /// get()/find() refuse it (only the module's quantizer reads the stored tensors).
+  void declare(const std::string& name, const Tensor& logical);
 
   const Checkpoint& checkpoint() const { return ckpt_; }
   Backend& backend() const { return backend_; }
@@ -44,6 +48,7 @@ class WeightStore {
   const Checkpoint& ckpt_;
   Backend& backend_;
   std::unordered_map<std::string, Entry> loaded_;
+  std::unordered_map<std::string, Tensor> declared_;
   size_t device_bytes_ = 0;
   size_t mapped_bytes_ = 0;
 };
