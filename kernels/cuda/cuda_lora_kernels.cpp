@@ -88,7 +88,17 @@ class CudaLoraKernels final : public core::LoraKernels {
                                       " row slots for " + std::to_string(T) + " rows");
     if (T == 0) return;
     flush();
-    const Groups& g = groups(ctx, T, slots);
+    // Long runs of one adapter (prefill chunks) go through cuBLASLt; the kernels get
+    // the other rows (a copy of the slots with the runs' rows at -1).
+    Tensor row_slots = ctx.row_adapter_slots;
+    if (const DenseRuns* d = dense_runs(ctx, T, slots)) {
+      for (const auto& run : d->runs) run_dense(module, run, x, out);
+      last_out_ = nullptr;  // the products came last: x is complete before the kernels
+      if (d->rest == 0) return;
+      row_slots = d->masked;
+    }
+    bool just_made = false;
+    const Groups& g = groups(row_slots, ctx.layout.step_id, T, slots, just_made);
     const size_t t_bytes = static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float);
     if (t_bytes > scratch_.size()) {
       not_capturing("growing the LoRA scratch");
@@ -97,9 +107,11 @@ class CudaLoraKernels final : public core::LoraKernels {
     }
     const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
     lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups,
-                g.max_tiles, scratch_.as<float>(), b_.stream());
+                g.max_tiles, scratch_.as<float>(), just_made || overlaps_last_out(x), b_.stream());
     lora_expand(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, out.data,
                 out.type() == DType::f32, out.shape[1], b_.stream());
+    last_out_ = static_cast<const char*>(out.data);
+    last_out_bytes_ = out.nbytes();
   }
 
   uint64_t flush() {
@@ -132,6 +144,13 @@ class CudaLoraKernels final : public core::LoraKernels {
     return static_cast<size_t>(module) * static_cast<size_t>(slots_) + static_cast<size_t>(slot);
   }
 
+  // Whether x may be the output of the previous apply (then possibly written by
+  // the kernel just before this shrink).
+  bool overlaps_last_out(const Tensor& x) const {
+    const char* p = static_cast<const char*>(x.data);
+    return last_out_ && p < last_out_ + last_out_bytes_ && last_out_ < p + x.nbytes();
+  }
+
   void not_capturing(const char* what) const {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     BANYAN_CUDA_CHECK(cudaStreamIsCapturing(b_.stream(), &status));
@@ -141,10 +160,11 @@ class CudaLoraKernels final : public core::LoraKernels {
                                       "same step once before capturing it)");
   }
 
-  // The grouping of this step's rows for ctx's slots array: computed by the first
+  // The grouping of this step's rows for a slots array: computed by the first
   // module of the step that reads that array, reused by the others.
-  const Groups& groups(const core::LinearContext& ctx, int64_t T, int32_t slots) {
-    const void* key = ctx.row_adapter_slots.data;
+  const Groups& groups(const Tensor& row_slots, uint64_t step, int64_t T, int32_t slots,
+                       bool& just_made) {
+    const void* key = row_slots.data;
     // The entry of this slots array (the same buffers step after step, which a
     // graph captured after a first run relies on), else the older entry.
     Groups* found = nullptr;
@@ -155,7 +175,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     unsigned long long capture = 0;
     BANYAN_CUDA_CHECK(cudaStreamGetCaptureInfo(b_.stream(), &status, &capture));
     if (status != cudaStreamCaptureStatusActive) capture = 0;
-    if (found && found->step == ctx.layout.step_id && found->rows == T && found->capture == capture)
+    if (found && found->step == step && found->rows == T && found->capture == capture)
       return *found;
     if (!found) {
       found = &cache_[next_];
@@ -168,14 +188,109 @@ class CudaLoraKernels final : public core::LoraKernels {
       b_.synchronize();
       g.memory = DeviceMemory(std::max(bytes, g.memory.size() * 2));
     }
-    g.step = ctx.layout.step_id;
+    g.step = step;
     g.capture = capture;
     g.slots = key;
     g.rows = T;
     g.max_tiles = lora_max_tiles(T, slots);
     g.groups = lora_groups_at(g.memory.get(), T, slots);
-    lora_group(ctx.row_adapter_slots.as<const int32_t>(), T, slots, g.groups, b_.stream());
+    lora_group(row_slots.as<const int32_t>(), T, slots, g.groups, b_.stream());
+    just_made = true;
     return g;
+  }
+
+  // ------------------------------------------------------------ dense path ---
+  struct Run {
+    int32_t begin, end, slot;
+  };
+  struct DenseRuns {
+    uint64_t step = 0;
+    int64_t rows = -1;
+    std::vector<Run> runs;
+    int64_t rest = 0;  // rows with an adapter left to the kernels
+    DeviceMemory memory;
+    Tensor masked;     // i32 [rows]: the slots, -1 on the runs' rows
+  };
+  static constexpr int32_t kDenseRows = 128;   // a run at least this long takes cuBLASLt
+  static constexpr int32_t kDenseChunk = 2048; // rows per product (bounds the DoRA scratch)
+
+  // The runs of this step's token rows (the host copy of the slots is the batch's),
+  // outside graph capture; null when there are none.
+  const DenseRuns* dense_runs(const core::LinearContext& ctx, int64_t T, int32_t slots) {
+    if (T < kDenseRows || ctx.row_adapter_slots.data != ctx.layout.adapter_slots.data ||
+        static_cast<int64_t>(ctx.batch.adapter_slots.size()) != T || capturing())
+      return nullptr;
+    DenseRuns& d = dense_;
+    if (d.step != ctx.layout.step_id || d.rows != T) {
+      d.step = ctx.layout.step_id;
+      d.rows = T;
+      d.runs.clear();
+      d.rest = 0;
+      std::vector<int32_t> masked(ctx.batch.adapter_slots);
+      for (int32_t i = 0; i < T;) {
+        int32_t j = i + 1;
+        while (j < T && masked[j] == masked[i]) ++j;
+        if (masked[i] >= 0 && masked[i] < slots && j - i >= kDenseRows) {
+          d.runs.push_back({i, j, masked[i]});
+          std::fill(masked.begin() + i, masked.begin() + j, -1);
+        }
+        i = j;
+      }
+      for (int32_t v : masked) d.rest += v >= 0 && v < slots;
+      if (!d.runs.empty()) {
+        const size_t bytes = masked.size() * sizeof(int32_t);
+        if (bytes > d.memory.size()) {
+          b_.synchronize();
+          d.memory = DeviceMemory(std::max(bytes, d.memory.size() * 2));
+        }
+        b_.upload(d.memory.get(), masked.data(), bytes);
+        d.masked = Tensor(d.memory.get(), DType::i32, {T}, b_.device());
+      }
+    }
+    return d.runs.empty() ? nullptr : &d;
+  }
+
+  // out[run] += scaling · (x[run] · A^T) · B^T (or the DoRA form) with cuBLASLt.
+  void run_dense(int32_t module, const Run& run, const Tensor& x, Tensor& out) {
+    LoraEntry e;
+    {
+      std::lock_guard lk(mu_);
+      e = host_[index(module, run.slot)];
+    }
+    if (e.rank == 0) return;
+    const int64_t in = x.shape[1], n = out.shape[1], r = e.rank;
+    const size_t es = dtype_size(out.type());
+    const Device dev = b_.device();
+    const size_t t_bytes = static_cast<size_t>(kDenseChunk) * static_cast<size_t>(r) * 2;
+    const size_t d_bytes = e.dora_scale ? static_cast<size_t>(kDenseChunk) * static_cast<size_t>(n) * 2 : 0;
+    if (t_bytes + d_bytes > dense_scratch_.size()) {
+      b_.synchronize();
+      dense_scratch_ = DeviceMemory(std::max(t_bytes + d_bytes, dense_scratch_.size() * 2));
+    }
+    Tensor a(const_cast<uint16_t*>(e.a), DType::bf16, {r, in}, dev);
+    Tensor bt(const_cast<uint16_t*>(e.bt), DType::bf16, {r, n}, dev);
+    for (int64_t c = run.begin; c < run.end; c += kDenseChunk) {
+      const int64_t len = std::min<int64_t>(kDenseChunk, run.end - c);
+      Tensor xr(static_cast<char*>(x.data) + c * in * 2, DType::bf16, {len, in}, dev);
+      Tensor orow(static_cast<char*>(out.data) + static_cast<size_t>(c * n) * es, out.type(), {len, n}, dev);
+      Tensor t(dense_scratch_.get(), DType::bf16, {len, r}, dev);
+      b_.matmul(xr, a, false, nullptr, t);
+      if (e.scaling != 1.0f) lora_scale_bf16(static_cast<uint16_t*>(t.data), len * r, e.scaling, b_.stream());
+      if (!e.dora_scale) {
+        b_.matmul(t, bt, true, nullptr, orow, true);
+      } else {
+        Tensor delta(dense_scratch_.as<char>() + t_bytes, DType::bf16, {len, n}, dev);
+        b_.matmul(t, bt, true, nullptr, delta);
+        lora_dora_combine(orow.data, out.type() == DType::f32, static_cast<uint16_t*>(delta.data), len, n,
+                          e.dora_scale, e.dora_bias, b_.stream());
+      }
+    }
+  }
+
+  bool capturing() const {
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    BANYAN_CUDA_CHECK(cudaStreamIsCapturing(b_.stream(), &status));
+    return status != cudaStreamCaptureStatusNone;
   }
 
   CudaBackend& b_;
@@ -187,7 +302,11 @@ class CudaLoraKernels final : public core::LoraKernels {
   bool dirty_ = false;
   uint64_t generation_ = 1;
   DeviceMemory device_table_, scratch_;
-  std::vector<Groups> cache_ = std::vector<Groups>(2);  // token rows and logits rows
+  const char* last_out_ = nullptr;  // the previous apply's output
+  size_t last_out_bytes_ = 0;
+  std::vector<Groups> cache_ = std::vector<Groups>(3);  // token rows, logits rows, masked rows
+  DenseRuns dense_;
+  DeviceMemory dense_scratch_;
   size_t next_ = 0;
 };
 

@@ -1,7 +1,10 @@
 // core::LoraKernels on the CUDA backend: the (module, slot) tables live on the
 // device (one LoraEntry per entry, pointing into the adapter pool's device
 // images), rows are grouped by slot on the device once per step and slots array,
-// and each module's delta is one shrink and one expand launch (lora.h).
+// and each module's delta is one shrink and one expand launch (lora.h). Outside
+// graph capture, a run of at least 128 consecutive token rows of one adapter (a
+// prefill chunk) takes cuBLASLt instead (x·A^T rounded to bf16 and scaled, then
+// accumulated ·B^T into out, or the DoRA combination), the kernels the rest.
 //
 // Graphs: a captured step replays the grouping (each capture records its own, at
 // the first module that reads a slots array), shrink and expand launches with

@@ -63,13 +63,24 @@ void lora_group(const int32_t* slots, int64_t rows, int32_t num_slots, const Lor
 
 /// The shrink and expand of one module for every tile of `g`. `table` holds the
 /// module's entries by slot; max_rank bounds every entry's rank (grid size); t is
-/// f32 scratch [rows, max_rank]. x [rows, in] bf16; out [rows, n_out], bf16 (out_f32
-/// false) or f32. in and n_out: any size (16-byte paths when multiples of 8).
+/// f32 scratch [rows, max_rank] (rows in slot-sorted order). x [rows, in] bf16;
+/// out [rows, n_out], bf16 (out_f32 false) or f32. in and n_out: any size (16-byte
+/// paths when multiples of 8).
+/// wait_first: the kernel launched just before wrote g (the grouping) or x; the
+/// shrink then waits for it before reading anything (else it reads x and A while
+/// that kernel finishes: programmatic dependent launch).
 void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* table,
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
-                 cudaStream_t stream);
+                 bool wait_first, cudaStream_t stream);
 void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry* table,
                  const LoraGroups& g, int64_t max_tiles, void* out, bool out_f32, int64_t n_out,
                  cudaStream_t stream);
+
+// --- lora_dense.cu: the dense path (long runs of one adapter through cuBLASLt) ---
+/// t[i] = bf16(t[i] * scaling).
+void lora_scale_bf16(uint16_t* t, int64_t n, float scaling, cudaStream_t stream);
+/// out [rows, n] = dora_scale ⊙ (out + delta) + dora_bias (bias may be null), per row.
+void lora_dora_combine(void* out, bool out_f32, const uint16_t* delta, int64_t rows, int64_t n,
+                       const float* dora_scale, const float* dora_bias, cudaStream_t stream);
 
 }  // namespace banyan::kernels::cuda

@@ -5,10 +5,19 @@
 // adapter share the reads.
 //  - shrink: a block of 8 warps serves (tile, a few ranks); the `ksplit` warps of
 //    one rank split the input features (long rows in flight at once) and meet in
-//    shared memory. t[row, k] is written in f32, scaled.
+//    shared memory. t holds f32 rows in slot-sorted order (t[tile.begin + m]), scaled.
 //  - expand: a block of 4 warps serves (tile, 256 output columns), each lane 8
-//    columns, the warps splitting the rank; partial sums meet in shared memory and
-//    the store adds into out (then the DoRA rescale), rounding once.
+//    columns, the warps splitting the rank; warps 1-3 hand their sums to warp 0
+//    through shared memory, which adds them into out (then the DoRA rescale),
+//    rounding once, with 16-byte accesses.
+// Latency: a block's index loads form short chains (tile and count together; then
+// entry and rows together), and both kernels are launched with programmatic
+// dependent launch, so each overlaps the tail of the kernel before it. The shrink
+// reads only x (complete before the base product started: the caller says when
+// the kernel just before may have written it) and A before its
+// griddepcontrol.wait, which comes just before it writes t; the expand waits (for
+// the shrink, hence the base product) before reading t and out. Every block of
+// both waits once, so each grid completes only after the one before it.
 // V (8 or 1): elements per load; 8 needs every row and matrix 16-byte aligned.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
@@ -25,6 +34,19 @@ __device__ __forceinline__ Bf16x8 load_stream(const uint16_t* p) {
                : "=r"(v.w[0]), "=r"(v.w[1]), "=r"(v.w[2]), "=r"(v.w[3])
                : "l"(p));
   return v;
+}
+
+// Programmatic dependent launch (sm_90): wait for the previous kernel's results /
+// let the next kernel launch. No-ops for a kernel launched without the attribute.
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void grid_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
 }
 
 __device__ __forceinline__ LoraEntry load_entry(const LoraEntry* table, int slot) {
@@ -91,7 +113,7 @@ __device__ __forceinline__ void shrink_dots(const uint16_t* __restrict__ x, int6
 
 template <int MT, int V>
 __device__ __forceinline__ void shrink_tile(const uint16_t* x, int64_t in, const LoraEntry& e,
-                                            const int* rows, int count, int k, bool active,
+                                            const int* rows, int count, int begin, int k, bool active,
                                             int part, int ksplit, int ldt, float* t,
                                             float (*partial)[kLoraTileRows]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -103,38 +125,54 @@ __device__ __forceinline__ void shrink_tile(const uint16_t* x, int64_t in, const
       for (int m = 0; m < MT; ++m) partial[warp][m] = acc[m];
   }
   __syncthreads();
+  // The kernel before (the base product, or the previous module's expand, which
+  // reads t) is complete from here on; x and A needed no wait.
+  grid_dependency_wait();
   // The first warp of each rank sums its parts and stores the tile's rows.
   if (active && part == 0 && lane < count) {
     float s = 0.0f;
     for (int p = 0; p < ksplit; ++p) s += partial[warp + p][lane];
-    t[static_cast<int64_t>(rows[lane]) * ldt + k] = s * e.scaling;
+    t[static_cast<int64_t>(begin + lane) * ldt + k] = s * e.scaling;
   }
 }
 
 template <int V>
 __global__ void __launch_bounds__(kShrinkWarps * 32)
     shrink_kernel(const uint16_t* __restrict__ x, int64_t in, const LoraEntry* __restrict__ table,
-                  LoraGroups g, int ksplit, int ldt, float* __restrict__ t) {
+                  LoraGroups g, int ksplit, int ldt, float* __restrict__ t, bool wait_first) {
   __shared__ float partial[kShrinkWarps][kLoraTileRows];
   __shared__ int rows[kLoraTileRows];
-  if (static_cast<int>(blockIdx.x) >= *g.num_tiles) return;
-  const LoraTile tile = g.tiles[blockIdx.x];
-  const LoraEntry e = load_entry(table, tile.slot);
+  // When the kernel just before made the grouping, or wrote x, wait for it first.
+  if (wait_first) grid_dependency_wait();
+  const int num_tiles = *g.num_tiles;
+  const LoraTile tile = g.tiles[blockIdx.x];  // within the buffer even past num_tiles
+  const bool valid = static_cast<int>(blockIdx.x) < num_tiles;
+  LoraEntry e{};
+  if (valid) {
+    e = load_entry(table, tile.slot);
+    if (threadIdx.x < kLoraTileRows)
+      rows[threadIdx.x] = g.order[tile.begin + min(static_cast<int>(threadIdx.x), tile.count - 1)];
+  }
+  grid_launch_dependents();  // the expand may start its prologue
   const int ranks_per_block = kShrinkWarps / ksplit;
   const int k0 = static_cast<int>(blockIdx.y) * ranks_per_block;
-  if (k0 >= e.rank) return;  // the whole block: e and k0 are uniform
-  if (threadIdx.x < kLoraTileRows)
-    rows[threadIdx.x] = g.order[tile.begin + min(static_cast<int>(threadIdx.x), tile.count - 1)];
+  if (!valid || k0 >= e.rank) {  // the whole block: e and k0 are uniform
+    // Every block waits once, so that this grid completes only after the kernel
+    // before it (the expand relies on that for out).
+    grid_dependency_wait();
+    return;
+  }
   __syncthreads();
   const int warp = threadIdx.x >> 5;
   const int k = k0 + warp / ksplit, part = warp % ksplit;
   const bool active = k < e.rank;
+  const int b = tile.begin;
   switch (tile.count) {
-    case 1: shrink_tile<1, V>(x, in, e, rows, 1, k, active, part, ksplit, ldt, t, partial); break;
-    case 2: shrink_tile<2, V>(x, in, e, rows, 2, k, active, part, ksplit, ldt, t, partial); break;
+    case 1: shrink_tile<1, V>(x, in, e, rows, 1, b, k, active, part, ksplit, ldt, t, partial); break;
+    case 2: shrink_tile<2, V>(x, in, e, rows, 2, b, k, active, part, ksplit, ldt, t, partial); break;
     case 3:
-    case 4: shrink_tile<4, V>(x, in, e, rows, tile.count, k, active, part, ksplit, ldt, t, partial); break;
-    default: shrink_tile<8, V>(x, in, e, rows, tile.count, k, active, part, ksplit, ldt, t, partial); break;
+    case 4: shrink_tile<4, V>(x, in, e, rows, tile.count, b, k, active, part, ksplit, ldt, t, partial); break;
+    default: shrink_tile<8, V>(x, in, e, rows, tile.count, b, k, active, part, ksplit, ldt, t, partial); break;
   }
 }
 
@@ -149,7 +187,8 @@ __device__ __forceinline__ int64_t expand_col(int64_t base, int lane, int c) {
 template <int MT, int V, bool F32>
 __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows, int count,
                                             const float (*ts)[kLoraMaxRank], int64_t n_out,
-                                            int64_t base, void* out, float* partial) {
+                                            int64_t base, void* out,
+                                            float (*partial)[kLoraTileRows][kExpandCols]) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   float acc[MT][8];
 #pragma unroll
@@ -164,8 +203,8 @@ __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows,
       for (int c = 0; c < 8; ++c) acc[m][c] = fmaf(tv, b[c], acc[m][c]);
     }
   };
-  const bool full = expand_col<V>(base, lane, 7) < n_out;
-  if (V == 8 && full) {
+  const bool vec = V == 8 && expand_col<V>(base, lane, 7) < n_out;
+  if (vec) {
     const uint16_t* bt = e.bt + base + lane * 8;
     int k = warp;
     constexpr int kU = 4;
@@ -200,51 +239,86 @@ __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows,
       fma_k(k, b);
     }
   }
-  // One row at a time: this warp's partial sums into shared memory, then each
-  // column's sum over the warps is added into out (and DoRA-rescaled), rounding once.
+  // Warps 1..3 hand their sums to warp 0 (one barrier), which finishes the rows.
+  if (warp > 0) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      float4* dst = reinterpret_cast<float4*>(&partial[warp - 1][m][lane * 8]);
+      dst[0] = make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+      dst[1] = make_float4(acc[m][4], acc[m][5], acc[m][6], acc[m][7]);
+    }
+  }
+  __syncthreads();
+  if (warp > 0) return;
 #pragma unroll
   for (int m = 0; m < MT; ++m) {
-    if (m >= count) break;  // uniform: count is the tile's
+    if (m >= count) break;
 #pragma unroll
-    for (int c = 0; c < 8; ++c)
-      partial[warp * kExpandCols + (V == 8 ? lane * 8 + c : lane + 32 * c)] = acc[m][c];
-    __syncthreads();
-    for (int col = threadIdx.x; col < kExpandCols; col += kExpandWarps * 32) {
-      const int64_t j = base + col;
+    for (int w = 0; w < kExpandWarps - 1; ++w) {
+      const float4* src = reinterpret_cast<const float4*>(&partial[w][m][lane * 8]);
+      const float4 a = src[0], b = src[1];
+      acc[m][0] += a.x; acc[m][1] += a.y; acc[m][2] += a.z; acc[m][3] += a.w;
+      acc[m][4] += b.x; acc[m][5] += b.y; acc[m][6] += b.z; acc[m][7] += b.w;
+    }
+  }
+  const float* sc = e.dora_scale;
+  const float* bias = e.dora_bias;
+  if (!F32 && vec) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (m >= count) break;
+      uint16_t* o = static_cast<uint16_t*>(out) + static_cast<int64_t>(rows[m]) * n_out + base + lane * 8;
+      Bf16x8 ov = load8_rw(o);
+#pragma unroll
+      for (int c = 0; c < 8; ++c) {
+        float v = ov.get(c) + acc[m][c];
+        if (sc) v = sc[base + lane * 8 + c] * v + (bias ? bias[base + lane * 8 + c] : 0.0f);
+        ov.set(c, v);
+      }
+      store8(o, ov);
+    }
+    return;
+  }
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    if (m >= count) break;
+#pragma unroll
+    for (int c = 0; c < 8; ++c) {
+      const int64_t j = expand_col<V>(base, lane, c);
       if (j >= n_out) continue;
-      float d = 0.0f;
-#pragma unroll
-      for (int w = 0; w < kExpandWarps; ++w) d += partial[w * kExpandCols + col];
       const int64_t at = static_cast<int64_t>(rows[m]) * n_out + j;
-      float v = F32 ? static_cast<float*>(out)[at] : bf2f(static_cast<uint16_t*>(out)[at]);
-      v += d;
-      if (e.dora_scale) v = e.dora_scale[j] * v + (e.dora_bias ? e.dora_bias[j] : 0.0f);
+      float v = (F32 ? static_cast<float*>(out)[at] : bf2f(static_cast<uint16_t*>(out)[at])) + acc[m][c];
+      if (sc) v = sc[j] * v + (bias ? bias[j] : 0.0f);
       if (F32)
         static_cast<float*>(out)[at] = v;
       else
         static_cast<uint16_t*>(out)[at] = f2bf(v);
     }
-    __syncthreads();  // partial is rewritten for the next row
   }
 }
 
 template <int V, bool F32>
-__global__ void __launch_bounds__(kExpandWarps * 32)
+__global__ void __launch_bounds__(kExpandWarps * 32, 5)
     expand_kernel(const float* __restrict__ t, int ldt, const LoraEntry* __restrict__ table,
                   LoraGroups g, void* out, int64_t n_out) {
   __shared__ float ts[kLoraTileRows][kLoraMaxRank];
-  __shared__ float partial[kExpandWarps * kExpandCols];
+  __shared__ __align__(16) float partial[kExpandWarps - 1][kLoraTileRows][kExpandCols];
   __shared__ int rows[kLoraTileRows];
-  if (static_cast<int>(blockIdx.x) >= *g.num_tiles) return;
+  // The grouping and tables were complete before the shrink passed its wait.
+  const int num_tiles = *g.num_tiles;
   const LoraTile tile = g.tiles[blockIdx.x];
-  const LoraEntry e = load_entry(table, tile.slot);
-  if (e.rank == 0) return;
-  if (threadIdx.x < kLoraTileRows)
-    rows[threadIdx.x] = g.order[tile.begin + min(static_cast<int>(threadIdx.x), tile.count - 1)];
-  __syncthreads();
+  const bool valid = static_cast<int>(blockIdx.x) < num_tiles;
+  LoraEntry e{};
+  if (valid) {
+    e = load_entry(table, tile.slot);
+    if (threadIdx.x < kLoraTileRows)
+      rows[threadIdx.x] = g.order[tile.begin + min(static_cast<int>(threadIdx.x), tile.count - 1)];
+  }
+  grid_dependency_wait();  // t (the shrink) and out (the base product) are complete
+  if (!valid || e.rank == 0) return;
   for (int i = threadIdx.x; i < kLoraTileRows * e.rank; i += kExpandWarps * 32) {
     const int m = i / e.rank, k = i % e.rank;
-    ts[m][k] = t[static_cast<int64_t>(rows[m]) * ldt + k];
+    ts[m][k] = m < tile.count ? t[static_cast<int64_t>(tile.begin + m) * ldt + k] : 0.0f;
   }
   __syncthreads();
   const int64_t base = static_cast<int64_t>(blockIdx.y) * kExpandCols;
@@ -257,6 +331,23 @@ __global__ void __launch_bounds__(kExpandWarps * 32)
   }
 }
 
+// Launches with programmatic stream serialization (the kernel's prologue may run
+// while the previous kernel finishes; griddepcontrol.wait orders the rest).
+template <class... Params, class... Args>
+void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = 0;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  BANYAN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 unsigned grid_tiles(int64_t max_tiles) { return static_cast<unsigned>(max_tiles > 0 ? max_tiles : 1); }
@@ -265,7 +356,7 @@ unsigned grid_tiles(int64_t max_tiles) { return static_cast<unsigned>(max_tiles 
 
 void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* table,
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
-                 cudaStream_t stream) {
+                 bool wait_first, cudaStream_t stream) {
   if (rows <= 0 || max_rank <= 0) return;
   // Warps per rank: enough that each reads ~2k features (16-byte loads, 8 per lane).
   int ksplit = 1;
@@ -273,11 +364,13 @@ void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* t
   const int per_block = kShrinkWarps / ksplit;
   const dim3 grid(grid_tiles(max_tiles), static_cast<unsigned>((max_rank + per_block - 1) / per_block));
   const bool vec = in % 8 == 0 && aligned16(x);  // A rows: 64-byte aligned images, in % 8 == 0
+  const int ldt = max_rank;
   if (vec)
-    shrink_kernel<8><<<grid, kShrinkWarps * 32, 0, stream>>>(x, in, table, g, ksplit, max_rank, t);
+    launch_pdl(shrink_kernel<8>, grid, kShrinkWarps * 32, stream, x, in, table, g, ksplit, ldt, t,
+               wait_first);
   else
-    shrink_kernel<1><<<grid, kShrinkWarps * 32, 0, stream>>>(x, in, table, g, ksplit, max_rank, t);
-  BANYAN_CUDA_CHECK_LAUNCH("lora shrink_kernel");
+    launch_pdl(shrink_kernel<1>, grid, kShrinkWarps * 32, stream, x, in, table, g, ksplit, ldt, t,
+               wait_first);
 }
 
 void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry* table,
@@ -285,20 +378,21 @@ void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry
                  cudaStream_t stream) {
   if (rows <= 0 || max_rank <= 0) return;
   const dim3 grid(grid_tiles(max_tiles), static_cast<unsigned>((n_out + kExpandCols - 1) / kExpandCols));
-  const bool vec = n_out % 8 == 0;  // B^T rows: 64-byte aligned images, n_out % 8 == 0
-  const int threads = kExpandWarps * 32;
+  // B^T rows: 64-byte aligned images, n_out % 8 == 0; out rows 16-byte aligned.
+  const bool vec = n_out % 8 == 0 && aligned16(out);
+  const int ldt = max_rank;
+  const dim3 block(kExpandWarps * 32);
   if (out_f32) {
     if (vec)
-      expand_kernel<8, true><<<grid, threads, 0, stream>>>(t, max_rank, table, g, out, n_out);
+      launch_pdl(expand_kernel<8, true>, grid, block, stream, t, ldt, table, g, out, n_out);
     else
-      expand_kernel<1, true><<<grid, threads, 0, stream>>>(t, max_rank, table, g, out, n_out);
+      launch_pdl(expand_kernel<1, true>, grid, block, stream, t, ldt, table, g, out, n_out);
   } else {
     if (vec)
-      expand_kernel<8, false><<<grid, threads, 0, stream>>>(t, max_rank, table, g, out, n_out);
+      launch_pdl(expand_kernel<8, false>, grid, block, stream, t, ldt, table, g, out, n_out);
     else
-      expand_kernel<1, false><<<grid, threads, 0, stream>>>(t, max_rank, table, g, out, n_out);
+      launch_pdl(expand_kernel<1, false>, grid, block, stream, t, ldt, table, g, out, n_out);
   }
-  BANYAN_CUDA_CHECK_LAUNCH("lora expand_kernel");
 }
 
 }  // namespace banyan::kernels::cuda

@@ -188,6 +188,63 @@ TEST(CudaLora, F32OutputsOfTheFinalProjection) {
   }
 }
 
+// Runs of at least 128 rows of one adapter (prefill chunks) take cuBLASLt (t rounded
+// to bf16, as peft does), the other rows the kernels, in one call.
+TEST(CudaLora, LongRunsTakeTheDensePath) {
+  BANYAN_REQUIRE_GPU();
+  Fixture f({{256, 512}, {512, 136}, {1024, 4096}, {4096, 1000}}, 6, 41);
+  std::mt19937 rng(42);
+  const int64_t T = 330;
+  for (int32_t m = 0; m < static_cast<int32_t>(f.shapes.size()); ++m) {
+    const int64_t in = f.shapes[m].in, n = f.shapes[m].out;
+    std::vector<int32_t> adapting;
+    for (int32_t s = 0; s < f.slots; ++s)
+      if (f.rank[m][s] > 0) adapting.push_back(s);
+    if (adapting.size() < 2) continue;
+    // [0, 150): one adapter; [150, 170): others, or none; [170, 330): another.
+    std::vector<int32_t> row_slots(static_cast<size_t>(T));
+    for (int64_t i = 0; i < T; ++i) {
+      int32_t s = static_cast<int32_t>(rng() % 7) - 1;
+      if (s == adapting[0] || s == adapting[1]) s = -1;
+      row_slots[i] = i < 150 ? adapting[0] : i < 170 ? s : adapting[1];
+    }
+    const auto x = random_bf16(static_cast<size_t>(T * in), rng());
+    const auto out0 = random_bf16(static_cast<size_t>(T * n), rng(), -2.0f, 2.0f);
+    const auto ref = f.reference(m, row_slots, x, out0);
+    Dev xd = make(*f.be.gpu, DType::bf16, {T, in}), od = make(*f.be.gpu, DType::bf16, {T, n});
+    Dev sd = make(*f.be.gpu, DType::i32, {T});
+    put(*f.be.gpu, xd.t, x);
+    put(*f.be.gpu, od.t, out0);
+    put_i32(*f.be.gpu, sd.t, row_slots);
+    core::StepArena arena(*f.be.gpu, size_t{1} << 20);
+    core::StepLayout layout;
+    layout.step_id = ++f.step;
+    layout.adapter_slots = sd.t;  // the token rows: the batch holds their host copy
+    core::ForwardBatch batch;
+    batch.adapter_slots = row_slots;
+    core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+    f.gpu->apply(m, ctx, xd.t, od.t);
+    const auto got = get(*f.be.gpu, od.t);
+    // The kernels' rows element by element; the dense rows by their norm (two more
+    // bf16 roundings, of t and of its scaling, before the sum).
+    std::vector<int32_t> mixed(row_slots.begin() + 150, row_slots.begin() + 170);
+    f.expect_matches(m, mixed, std::vector<float>(ref.begin() + 150 * n, ref.begin() + 170 * n),
+                     std::vector<float>(out0.begin() + 150 * n, out0.begin() + 170 * n),
+                     std::vector<float>(got.begin() + 150 * n, got.begin() + 170 * n), "mixed rows");
+    double err = 0, scale = 0;
+    for (int64_t i = 0; i < T; ++i) {
+      if (i >= 150 && i < 170) continue;
+      for (int64_t j = 0; j < n; ++j) {
+        const size_t k = static_cast<size_t>(i * n + j);
+        ASSERT_TRUE(std::isfinite(got[k])) << "module " << m << " row " << i;
+        err += (got[k] - ref[k]) * (got[k] - ref[k]);
+        scale += (ref[k] - out0[k]) * (ref[k] - out0[k]);
+      }
+    }
+    EXPECT_LE(std::sqrt(err / scale), 1e-2) << "module " << m << ": dense rows off";
+  }
+}
+
 // A captured step regroups its rows on every replay: new slots in the same buffer
 // give the new slots' results.
 TEST(CudaLora, GraphReplaysRegroupNewSlots) {
