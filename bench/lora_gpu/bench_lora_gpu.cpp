@@ -207,6 +207,7 @@ class LoraBench {
       rows[i] = i;
       if (adapters > 0) slots.push_back(slot_of(i, step, batch, adapters));
     }
+    batch_.adapter_slots = slots;  // the host copy, as the runtime passes it
     h_.set_step(ids, pos, kv, info, tables, rows, 1, o_.prompt + o_.steps, slots);
   }
   static int32_t slot_of(int i, int step, int batch, int adapters) {
@@ -303,6 +304,7 @@ class LoraBench {
       if (adapter) slots.push_back(0);
     }
     for (int j = 0; j < (tokens + kBlock - 1) / kBlock; ++j) tables.push_back(j);
+    batch_.adapter_slots = slots;  // a run of `tokens` rows: the dense (cuBLASLt) path
     h_.set_step(ids, pos, kv, {0, tokens, tokens, 0}, tables, {tokens - 1}, tokens, tokens, slots);
     h_.forward();
     std::vector<double> v;
