@@ -4,6 +4,7 @@
 #include "core/engine/engine.h"
 #include "core/server/admission.h"
 #include "core/server/metrics.h"
+#include "core/server/outbox.h"
 #include "core/server/server_context.h"
 #include "core/server/session.h"
 
@@ -26,7 +27,8 @@ struct HttpServer::Impl {
         admission(options.max_concurrent_requests, options.max_waiting_requests),
         ctx(engine, codec, options, metrics, admission),
         acceptor_holder(std::in_place, asio::make_strand(ioc)),
-        acceptor(*acceptor_holder) {}
+        acceptor(*acceptor_holder),
+        outbox(std::make_shared<Outbox>(ioc)) {}
   // Pending coroutine frames (sessions, admission slots) die with the context, so it
   // goes first, while everything they reference still lives.
   ~Impl() {
@@ -43,6 +45,7 @@ struct HttpServer::Impl {
   ServerContext ctx;
   std::optional<tcp::acceptor> acceptor_holder;
   tcp::acceptor& acceptor;
+  std::shared_ptr<Outbox> outbox;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   uint16_t port = 0;
@@ -83,7 +86,7 @@ struct HttpServer::Impl {
         socket.close(ec);
         continue;
       }
-      auto session = std::make_shared<Session>(std::move(socket), strand, ctx);
+      auto session = std::make_shared<Session>(std::move(socket), strand, ctx, outbox);
       track(session);
       asio::co_spawn(strand, session->run(session), asio::detached);
     }

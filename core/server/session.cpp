@@ -34,10 +34,12 @@ std::string printable(std::string_view s, size_t max = 200) {
 
 }  // namespace
 
-Session::Session(tcp::socket socket, Strand strand, ServerContext& ctx)
+Session::Session(tcp::socket socket, Strand strand, ServerContext& ctx,
+                 std::shared_ptr<Outbox> outbox)
     : socket_(std::move(socket)),
       strand_(std::move(strand)),
       ctx_(ctx),
+      outbox_(std::move(outbox)),
       deadline_(strand_),
       wake_(std::make_shared<asio::steady_timer>(strand_)) {
   error_code ec;

@@ -17,6 +17,7 @@
 namespace banyan::core::server {
 
 class ServerContext;
+class Outbox;
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -39,7 +40,7 @@ struct JobChannel {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, Strand strand, ServerContext& ctx);
+  Session(tcp::socket socket, Strand strand, ServerContext& ctx, std::shared_ptr<Outbox> outbox);
   ~Session();
 
   /// The connection's coroutine; `self` (this session) keeps it alive meanwhile.
@@ -73,6 +74,7 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket socket_;
   Strand strand_;
   ServerContext& ctx_;
+  std::shared_ptr<Outbox> outbox_;
   boost::beast::flat_buffer buffer_;
   asio::steady_timer deadline_;
   uint64_t deadline_gen_ = 0;

@@ -3,6 +3,7 @@
 #include "core/engine/engine.h"
 #include "core/server/admission.h"
 #include "core/server/metrics.h"
+#include "core/server/outbox.h"
 #include "core/server/server_context.h"
 #include "core/server/session.h"
 
@@ -11,16 +12,6 @@
 namespace banyan::core::server {
 
 namespace {
-
-RequestSink make_sink(std::shared_ptr<JobChannel> ch, size_t prompt) {
-  return [ch = std::move(ch), prompt](RequestOutput&& out) {
-    auto at = Clock::now();
-    asio::post(ch->strand, [ch, prompt, at, out = std::move(out)]() mutable {
-      ch->queue.push_back({prompt, std::move(out), at});
-      ch->notify();
-    });
-  };
-}
 
 double secs(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -103,7 +94,7 @@ asio::awaitable<int> Session::run_job(RouteResult& rr, bool& keep, unsigned vers
       req.params = job.params;
       req.adapter = job.adapter;
       req.arrival = arrival;
-      ctx_.engine.submit(std::move(req), make_sink(ch, i));
+      ctx_.engine.submit(std::move(req), outbox_->sink(ch, i));
       ++submitted;
     }
   } catch (const banyan::Error& e) {

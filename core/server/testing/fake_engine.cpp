@@ -5,8 +5,17 @@
 #include <banyan/error.h>
 
 #include <algorithm>
+#include <ctime>
 
 namespace banyan::core::server::testing {
+
+namespace {
+int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+}  // namespace
 
 struct FakeEngine::Running {
   GenerationRequest req;
@@ -194,7 +203,10 @@ void FakeEngine::loop() {
       }
     }
     lock.unlock();
+    int64_t t0 = thread_cpu_ns();
     for (auto& [sink, out] : sends) sink(std::move(out));
+    sink_ns_ += thread_cpu_ns() - t0;
+    sink_calls_ += static_cast<int64_t>(sends.size());
     lock.lock();
   }
 }

@@ -46,6 +46,9 @@ class FakeEngine : public Engine {
   int64_t blocks_in_use() const;
   int64_t submitted() const { return submitted_; }
   int64_t aborted() const { return aborted_; }
+  /// CPU time the engine thread spent inside sinks, and the number of sink calls.
+  double sink_seconds() const { return sink_ns_ * 1e-9; }
+  int64_t sink_calls() const { return sink_calls_; }
   /// The last request submitted (copy), for tests of the parsing.
   GenerationRequest last_request() const;
 
@@ -62,6 +65,7 @@ class FakeEngine : public Engine {
   std::map<std::string, AdapterInfo> adapters_;
   GenerationRequest last_;
   bool paused_ = false, stopping_ = false, accepting_ = true;
+  std::atomic<int64_t> sink_ns_{0}, sink_calls_{0};
   std::atomic<int64_t> submitted_{0}, aborted_{0}, generated_{0}, prompt_tokens_{0}, finished_{0};
   std::thread thread_;
 };
