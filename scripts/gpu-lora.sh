@@ -37,7 +37,7 @@ if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&
 fi
 
 # --- build ----------------------------------------------------------------------
-targets="banyan_kernels_cuda_tests banyan_bench_lora_gpu banyan_engine_tests
+targets="banyan_kernels_cuda_tests banyan_bench_lora_gpu banyan_engine_tests banyan_adapters_tests
   banyan_model_llama banyan_decoding_sampling banyan_decoding_beam banyan_adapter_lora"
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
@@ -78,6 +78,9 @@ fi
 if [[ "${SKIP_ENGINE:-0}" != 1 ]]; then
   BANYAN_TEST_DEVICE=cuda timeout 240 "$bin/banyan_engine_tests" > "$out/engine.txt" 2>&1 || status=1
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|bf16|Failure" "$out/engine.txt" | head -n 40
+  # Adapters through the engine on CUDA against peft (the CUDA LoRA kernels end to end).
+  timeout 180 "$bin/banyan_adapters_tests" --gtest_filter='LoraCudaEngine.*' >> "$out/engine.txt" 2>&1 || status=1
+  grep -E "PEFT|LoraCudaEngine|Failure" "$out/engine.txt" | tail -n 12
   stamp "engine tests"
 fi
 
