@@ -175,10 +175,11 @@ void dequantize_row_cpu(const QuantView& w, int64_t n, float* dst) {
 void quant_matmul_cpu(const QuantView& w, const float* x, int64_t M, const float* bias, float* out,
                       bool accumulate) {
   if (M <= 0 || w.rows <= 0) return;
-  if (M <= kernels::cpu::small_m_threshold())
-    small_m(w, x, M, bias, out, accumulate);
-  else
+  if (M <= kernels::cpu::small_m_threshold()) {
+    if (!quant_decode_cpu(w, x, M, bias, out, accumulate)) small_m(w, x, M, bias, out, accumulate);
+  } else {
     large_m(w, x, M, bias, out, accumulate);
+  }
 }
 
 }  // namespace banyan::core

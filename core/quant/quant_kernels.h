@@ -28,6 +28,11 @@ struct QuantView {
 void quant_matmul_cpu(const QuantView& w, const float* x, int64_t M, const float* bias, float* out,
                       bool accumulate);
 
+/// The fused decode kernels (AVX-512) for M up to the small-M threshold; false when
+/// the build or the shape does not suit them (quant_matmul_cpu then unpacks rows).
+bool quant_decode_cpu(const QuantView& w, const float* x, int64_t M, const float* bias, float* out,
+                      bool accumulate);
+
 /// Row n of W dequantized into dst [K] (f32). The reference the kernels agree with.
 void dequantize_row_cpu(const QuantView& w, int64_t n, float* dst);
 

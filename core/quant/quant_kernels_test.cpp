@@ -25,6 +25,9 @@ std::vector<Case> cases() {
           {"nf4", "nf4", "{}", 70, 96},
           {"nf4_odd", "nf4", "{}", 33, 71},  // rows start inside a byte, blocks cross rows
           {"nf4_double", "nf4", "{\"double_quant\": true}", 300, 100},
+          {"nf4_rows", "nf4", "{}", 40, 128},  // blocks inside rows: the fused kernel
+          {"nf4_double_rows", "nf4", "{\"double_quant\": true}", 300, 192},
+          {"fp8_channel_rows", "fp8", "{\"per_channel\": true}", 33, 64},
           {"fp8", "fp8", "{}", 70, 96},
           {"fp8_channel", "fp8", "{\"per_channel\": true}", 33, 71}};
 }

@@ -1,0 +1,295 @@
+// Quantizers on the CPU, on the demo model (models/demo), against its bf16 weights:
+//  - weights: bytes of the quantized linear layers vs the same layers in bf16;
+//  - decode: tokens/s of decode steps at batch 1 and 8 after a 32-token prefill
+//    (the median step of --new-tokens steps: the machine may be shared);
+//  - quality: perplexity on the demo's held-out fortunes (every 50th entry of
+//    .cache/corpus/fortunes, as tools/train_demo.py splits them; <bos> entry <eos>
+//    streamed, consecutive windows of 256 tokens, float32 logits), as its README does.
+//
+//   banyan_bench_quant [--model models/demo] [--corpus .cache/corpus]
+//     [--methods none,int8,int4,nf4,nf4_double,fp8,fp8_channel] [--group-size 64]
+//     [--threads 0] [--new-tokens 64] [--ppl-windows 0] [--out FILE.json]
+#include "core/common/logging.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/quant/quantization.h"
+#include "core/runtime/greedy.h"
+#include "core/runtime/model_runner.h"
+#include "core/runtime/weight_store.h"
+#include "core/tokenizer/tokenizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+using namespace banyan;
+using namespace banyan::core;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kWindow = 256;
+
+struct Args {
+  fs::path model = "models/demo", corpus = ".cache/corpus", out;
+  std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel";
+  int group_size = 64, threads = 0, new_tokens = 64, ppl_windows = 0;
+};
+
+// variant -> (plugin, options JSON)
+const std::map<std::string, std::pair<std::string, std::string>> kVariants = {
+    {"none", {"none", "{}"}},
+    {"int8", {"int8", "{}"}},
+    {"int4", {"int4", "{}"}},
+    {"nf4", {"nf4", "{}"}},
+    {"nf4_double", {"nf4", "{\"double_quant\": true}"}},
+    {"fp8", {"fp8", "{}"}},
+    {"fp8_channel", {"fp8", "{\"per_channel\": true}"}},
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// The held-out fortunes: tools/train_demo.py's split (global entry counter over the
+// sorted files, every 50th held out), entries stripped of newlines, empty ones dropped.
+std::vector<std::string> heldout_fortunes(const fs::path& corpus) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(corpus / "fortunes"))
+    if (e.path().extension() == ".txt") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::vector<std::pair<std::string, std::string>> held;  // (file stem, entry)
+  size_t i = 0;
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t end = text.find("\n%\n", pos);
+      if (end == std::string::npos) end = text.size();
+      std::string e = text.substr(pos, end - pos);
+      const size_t b = e.find_first_not_of('\n'), l = e.find_last_not_of('\n');
+      e = b == std::string::npos ? "" : e.substr(b, l - b + 1);
+      if (e.find_first_not_of(" \t\n\r\f\v") != std::string::npos) {
+        if (i % 50 == 0) held.emplace_back(f.stem().string(), e);
+        ++i;
+      }
+      pos = end + 3;
+    }
+  }
+  std::stable_sort(held.begin(), held.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::string> out;
+  for (auto& h : held) out.push_back(std::move(h.second));
+  return out;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Mean next-token NLL over consecutive windows of kWindow + 1 ids.
+double mean_nll(ModelRunner& runner, const std::vector<int32_t>& s, int max_windows) {
+  int64_t n = (static_cast<int64_t>(s.size()) - 1) / kWindow;
+  if (max_windows > 0) n = std::min<int64_t>(n, max_windows);
+  const int32_t bs = runner.block_size();
+  double total = 0;
+  int64_t count = 0;
+  for (int64_t w = 0; w < n; ++w) {
+    ForwardBatch b;
+    SeqSlice q;
+    q.query_start = 0;
+    q.query_len = kWindow;
+    q.context_len = kWindow;
+    q.block_offset = 0;
+    q.num_blocks = (kWindow + bs - 1) / bs;
+    q.logits_rows = kWindow;
+    for (int32_t j = 0; j < q.num_blocks; ++j) b.block_tables.push_back(j);
+    for (int32_t j = 0; j < kWindow; ++j) {
+      b.token_ids.push_back(s[w * kWindow + j]);
+      b.positions.push_back(j);
+      b.slot_mapping.push_back(j);
+      b.adapter_slots.push_back(-1);
+    }
+    b.seqs.push_back(q);
+    const auto logits = runner.to_host(runner.execute(b));
+    const size_t V = logits.size() / kWindow;
+    for (int32_t j = 0; j < kWindow; ++j) {
+      const float* row = logits.data() + j * V;
+      const float mx = *std::max_element(row, row + V);
+      double sum = 0;
+      for (size_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v]) - mx);
+      total += mx + std::log(sum) - row[s[w * kWindow + j + 1]];
+      ++count;
+    }
+  }
+  return total / static_cast<double>(std::max<int64_t>(count, 1));
+}
+
+// Median seconds of one decode step of `batch` sequences (each already holding
+// `prompt_len` tokens in the KV cache; the token fed does not matter for speed).
+double decode_step_seconds(ModelRunner& runner, int batch, int steps, int prompt_len) {
+  const int32_t bs = runner.block_size();
+  const int32_t per_seq = (prompt_len + steps + bs - 1) / bs;
+  ForwardBatch b;
+  for (int s = 0; s < batch; ++s) {  // prefill
+    SeqSlice q;
+    q.query_start = b.num_tokens();
+    q.query_len = prompt_len;
+    q.context_len = prompt_len;
+    q.block_offset = static_cast<int32_t>(b.block_tables.size());
+    q.num_blocks = per_seq;
+    for (int32_t j = 0; j < per_seq; ++j) b.block_tables.push_back(s * per_seq + j);
+    for (int32_t j = 0; j < prompt_len; ++j) {
+      b.token_ids.push_back(3 + j);
+      b.positions.push_back(j);
+      b.slot_mapping.push_back(s * per_seq * bs + j);
+      b.adapter_slots.push_back(-1);
+    }
+    b.seqs.push_back(q);
+  }
+  runner.to_host(runner.execute(b));
+  std::vector<double> times;
+  for (int t = 0; t < steps; ++t) {
+    const int32_t pos = prompt_len + t;
+    for (int s = 0; s < batch; ++s) {
+      b.token_ids[s] = 100 + t;
+      b.positions[s] = pos;
+      b.slot_mapping[s] = s * per_seq * bs + pos;
+      b.seqs[s].query_start = s;
+      b.seqs[s].query_len = 1;
+      b.seqs[s].context_len = pos + 1;
+    }
+    b.token_ids.resize(batch);
+    b.positions.resize(batch);
+    b.slot_mapping.resize(batch);
+    b.adapter_slots.resize(batch);
+    const auto t0 = Clock::now();
+    runner.to_host(runner.execute(b));
+    times.push_back(seconds_since(t0));
+  }
+  return median(times);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--model") a.model = v;
+    else if (k == "--corpus") a.corpus = v;
+    else if (k == "--methods") a.methods = v;
+    else if (k == "--group-size") a.group_size = std::stoi(v);
+    else if (k == "--threads") a.threads = std::stoi(v);
+    else if (k == "--new-tokens") a.new_tokens = std::stoi(v);
+    else if (k == "--ppl-windows") a.ppl_windows = std::stoi(v);
+    else if (k == "--out") a.out = v;
+    else {
+      std::cerr << "unknown flag " << k << "\n";
+      return 2;
+    }
+  }
+  try {
+    set_log_level("warn");
+    PluginHost plugins;
+    plugins.scan(PluginHost::default_search_paths());
+    const Tokenizer tok = Tokenizer::load(a.model);
+    std::vector<int32_t> stream;
+    for (const auto& e : heldout_fortunes(a.corpus)) {
+      stream.push_back(1);  // <|bos|>
+      for (int32_t t : tok.encode(e, false)) stream.push_back(t);
+      stream.push_back(2);  // <|eos|>
+    }
+    std::cerr << "held-out stream: " << stream.size() << " tokens, " << (stream.size() - 1) / kWindow
+              << " windows of " << kWindow << "\n";
+
+    nlohmann::json results = nlohmann::json::array();
+    double base_ppl = 0, base_b1 = 0;
+    for (const auto& variant : split(a.methods, ',')) {
+      const auto it = kVariants.find(variant);
+      if (it == kVariants.end()) throw Error("unknown variant " + variant);
+      QuantizationOptions qo;
+      qo.model_dir = a.model;
+      qo.method = it->second.first;
+      qo.group_size = a.group_size;
+      qo.options_json = it->second.second;
+      Quantization q = make_quantization(plugins, qo);
+      ModelRunnerOptions o;
+      o.model_dir = a.model;
+      o.num_blocks = 128;
+      o.cpu.threads = a.threads;
+      o.linear_factories = q.factories;
+      auto t0 = Clock::now();
+      ModelRunner runner(plugins, o);
+      const double load_s = seconds_since(t0);
+      const double ppl = std::exp(mean_nll(runner, stream, a.ppl_windows));
+      const double b1 = 1.0 / decode_step_seconds(runner, 1, a.new_tokens, 32);
+      const double b8 = 8.0 / decode_step_seconds(runner, 8, a.new_tokens, 32);
+      if (variant == "none") {
+        base_ppl = ppl;
+        base_b1 = b1;
+      }
+      // Linear layers of the decoder blocks: quantized bytes, or bf16 bytes when "none".
+      uint64_t linear_bytes = q.stats->device_bytes, bf16_bytes = q.stats->source_bytes;
+      if (variant == "none") {
+        linear_bytes = bf16_bytes = 0;
+        for (const auto& name : runner.weights().checkpoint().names())
+          if (in_decoder_block(name) && name.ends_with("_proj.weight"))
+            bf16_bytes += runner.weights().checkpoint().get(name).nbytes();
+        linear_bytes = bf16_bytes;
+      }
+      const double bits = q.stats->source_params ? 8.0 * static_cast<double>(linear_bytes) /
+                                                       static_cast<double>(q.stats->source_params)
+                                                 : 16.0;
+      nlohmann::json r = {{"variant", variant},
+                          {"plugin", it->second.first},
+                          {"options", nlohmann::json::parse(it->second.second)},
+                          {"group_size", variant == "int4" ? a.group_size : 0},
+                          {"load_seconds", load_s},
+                          {"linear_bytes", linear_bytes},
+                          {"linear_bf16_bytes", bf16_bytes},
+                          {"bits_per_weight", bits},
+                          {"other_weight_bytes", runner.weights().device_bytes()},
+                          {"decode_tok_s_b1", b1},
+                          {"decode_tok_s_b8", b8},
+                          {"heldout_ppl", ppl}};
+      if (base_ppl > 0) r["ppl_vs_bf16"] = ppl / base_ppl;
+      if (base_b1 > 0) r["speed_b1_vs_bf16"] = b1 / base_b1;
+      std::cout << variant << ": ppl " << ppl << ", decode b1 " << b1 << " tok/s, b8 " << b8
+                << " tok/s, linear weights " << linear_bytes << " B (" << bits << " bits/weight; bf16 "
+                << bf16_bytes << " B), load " << load_s << " s\n";
+      results.push_back(r);
+    }
+    nlohmann::json doc = {{"model", a.model.string()},
+                          {"threads", a.threads},
+                          {"new_tokens", a.new_tokens},
+                          {"heldout_tokens", stream.size()},
+                          {"ppl_windows", a.ppl_windows > 0 ? a.ppl_windows
+                                                            : static_cast<int>((stream.size() - 1) / kWindow)},
+                          {"results", results}};
+    if (!a.out.empty()) std::ofstream(a.out) << doc.dump(1) << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
