@@ -17,6 +17,7 @@
 #include "core/runtime/step_arena.h"
 #include "kernels/cuda/cuda_lora_kernels.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/lora.h"
 
 #include <banyan/error.h>
 
@@ -257,7 +258,8 @@ class LoraBench {
   }
 
   template <class F>
-  Record lora(const std::string& name, int batch, int adapters, F image_of, bool dora) {
+  Record lora(const std::string& name, int batch, int adapters, F image_of, bool dora,
+              bool ablate_pdl = false) {
     bind(adapters, image_of, dora);
     auto [ms, runs] = run_decode(batch, adapters, kAll);
     const double lora_only = run_decode(batch, adapters, kLora).first;
@@ -288,6 +290,14 @@ class LoraBench {
       << ", \"base_roofline_tok_s\": " << batch / (base_bytes / kHbmBytesPerS)
       << ", \"runs_ms\": [" << join(runs) << "]";
     if (batch == 64) e << ", \"peft_tok_s\": " << kPeftTokS << ", \"x_peft\": " << r.tok_s / kPeftTokS;
+    if (ablate_pdl) {  // the same with plain launches (no programmatic dependent launch)
+      kernels::cuda::lora_set_pdl(false);
+      const double plain = run_decode(batch, adapters, kAll).first;
+      const double plain_lora = run_decode(batch, adapters, kLora).first;
+      kernels::cuda::lora_set_pdl(true);
+      e << ", \"no_pdl_step_ms\": " << plain << ", \"no_pdl_lora_only_ms\": " << plain_lora;
+      std::cerr << "  without PDL: " << plain << " ms/step, LoRA kernels alone " << plain_lora << " ms\n";
+    }
     r.extra = e.str();
     std::cerr << name << ": " << r.tok_s << " tok/s, " << r.tok_s / r.base_tok_s << "x base ("
               << ms << " ms/step, LoRA kernels alone " << lora_only << " ms, " << distinct.size()
@@ -369,7 +379,7 @@ int run(int argc, char** argv) {
   bench.base(o.batch);
   for (int n : o.adapters)
     records.push_back(bench.lora("decode_b" + std::to_string(o.batch) + "_a" + std::to_string(n), o.batch, n,
-                                 cyclic, false));
+                                 cyclic, false, n == 1 || n == 64));
   // The peft baseline's configuration: 8 adapters of rank 16 (images 0, 4, 8, ...).
   if (o.ranks[0] == 16 && images >= 32)
     records.push_back(bench.lora("decode_b" + std::to_string(o.batch) + "_a8_r16", o.batch, 8,

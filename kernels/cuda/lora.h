@@ -76,6 +76,10 @@ void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry
                  const LoraGroups& g, int64_t max_tiles, void* out, bool out_f32, int64_t n_out,
                  cudaStream_t stream);
 
+/// Launch the shrink and expand with programmatic dependent launch (default) or
+/// plainly (a benchmark ablation). Not thread-safe; set before launching.
+void lora_set_pdl(bool on);
+
 // --- lora_dense.cu: the dense path (long runs of one adapter through cuBLASLt) ---
 /// t[i] = bf16(t[i] * scaling).
 void lora_scale_bf16(uint16_t* t, int64_t n, float scaling, cudaStream_t stream);

@@ -331,10 +331,17 @@ __global__ void __launch_bounds__(kExpandWarps * 32, 5)
   }
 }
 
+bool g_pdl = true;  // lora_set_pdl (benchmark ablation)
+
 // Launches with programmatic stream serialization (the kernel's prologue may run
 // while the previous kernel finishes; griddepcontrol.wait orders the rest).
 template <class... Params, class... Args>
 void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
+  if (!g_pdl) {
+    kernel<<<grid, block, 0, stream>>>(static_cast<Params>(args)...);
+    BANYAN_CUDA_CHECK_LAUNCH("lora kernel");
+    return;
+  }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -353,6 +360,8 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 unsigned grid_tiles(int64_t max_tiles) { return static_cast<unsigned>(max_tiles > 0 ? max_tiles : 1); }
 
 }  // namespace
+
+void lora_set_pdl(bool on) { g_pdl = on; }
 
 void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* table,
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
