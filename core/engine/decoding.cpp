@@ -4,15 +4,36 @@
 
 #include <banyan/error.h>
 
+#include <nlohmann/json.hpp>
+
 namespace banyan::core {
 
-Decoders::Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam) {
+namespace {
+// The plugin's options: `user` (JSON text) checked against its manifest, with defaults.
+// An unknown plugin is left to PluginHost::create, which names the loaded ones.
+std::string resolved_options(const PluginHost& plugins, const std::string& name,
+                             const std::string& user) {
+  const PluginInfo* info = plugins.find("decoding", name);
+  if (!info) return user.empty() ? "{}" : user;
+  nlohmann::json opts;
+  try {
+    opts = nlohmann::json::parse(user.empty() ? "{}" : user);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("decoding.options is not valid JSON: " + std::string(e.what()));
+  }
+  return plugins.resolve_options(*info, opts).dump();
+}
+}  // namespace
+
+Decoders::Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam,
+                   const std::string& sampling_options) {
   host_.struct_size = sizeof(BanyanHostV1);
   host_.abi_major = BANYAN_ABI_MAJOR;
   host_.abi_minor = BANYAN_ABI_MINOR;
   host_.log = &banyan_host_log;
-  sampling_ = plugins.create("decoding", sampling, &host_, "{}");
-  beam_ = plugins.create("decoding", beam, &host_, "{}");
+  sampling_ = plugins.create("decoding", sampling, &host_,
+                             resolved_options(plugins, sampling, sampling_options));
+  beam_ = plugins.create("decoding", beam, &host_, resolved_options(plugins, beam, "{}"));
 }
 
 std::vector<std::vector<DecodedToken>> Decoders::run(

@@ -22,9 +22,12 @@ struct DecodedToken {
 
 class Decoders {
  public:
-  /// Creates the sampling and beam plugins by name. Throws banyan::Error when one is
-  /// missing or not a decoding plugin.
-  Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam);
+  /// Creates the sampling and beam plugins by name; `sampling_options` (a JSON object,
+  /// YAML decoding.options) goes to the sampling plugin after PluginHost::resolve_options
+  /// checked it against its manifest and filled the defaults. Throws banyan::Error when
+  /// a plugin is missing or not a decoding plugin, or an option is refused.
+  Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam,
+           const std::string& sampling_options = "{}");
 
   /// One token per (sequence, logits row), from the sampling plugin.
   std::vector<DecodedToken> sample(const Tensor& logits,

@@ -6,7 +6,9 @@
 #include <banyan/rng.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 
 namespace banyan::core {
@@ -131,6 +133,113 @@ TEST(Decoding, UnknownPluginIsRefusedByName) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("did you mean \"sampling\""), std::string::npos) << e.what();
   }
+}
+
+TEST(Decoding, StrategyOptionsAreCheckedAgainstTheManifest) {
+  PluginHost host;
+  host.scan({std::filesystem::path(BANYAN_BINARY_DIR) / "lib" / "banyan" / "plugins"});
+  try {
+    Decoders d(host, "sampling", "beam", R"({"typical_p": 0.5})");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown option \"typical_p\" for decoding plugin \"sampling\""),
+              std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Decoders(host, "sampling", "beam", "{typical_p"), Error);
+  EXPECT_NO_THROW(Decoders(host, "sampling", "beam", "{}"));
+}
+
+// Hugging Face's TypicalLogitsWarper on one row, written after its code: the tokens
+// kept for logits / temperature and mass typical_p (min_tokens_to_keep 1).
+std::vector<int32_t> typical_reference(const std::vector<float>& logits, double temperature,
+                                       double mass) {
+  const size_t n = logits.size();
+  std::vector<double> scores(n), normalized(n), shifted(n);
+  for (size_t i = 0; i < n; ++i) scores[i] = logits[i] / temperature;
+  double mx = *std::max_element(scores.begin(), scores.end()), z = 0;
+  for (double v : scores) z += std::exp(v - mx);
+  double ent = 0;
+  for (size_t i = 0; i < n; ++i) {
+    normalized[i] = scores[i] - mx - std::log(z);
+    ent -= normalized[i] * std::exp(normalized[i]);
+  }
+  for (size_t i = 0; i < n; ++i) shifted[i] = std::abs(-normalized[i] - ent);
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return shifted[a] < shifted[b]; });
+  double cum = 0;
+  size_t last_ind = 0;
+  for (size_t k = 0; k < n; ++k) {
+    cum += std::exp(normalized[order[k]]);
+    if (cum < mass) ++last_ind;
+  }
+  last_ind = std::min(last_ind, n - 1);
+  std::vector<int32_t> kept;
+  for (size_t i = 0; i < n; ++i)
+    if (!(shifted[i] > shifted[order[last_ind]])) kept.push_back(static_cast<int32_t>(i));
+  return kept;
+}
+
+// The out-of-tree example examples/typical_decoding, when BANYAN_TEST_PLUGIN_PATH
+// (DIR[:DIR...]) holds its build (tests/examples/typical_decoding_test.sh sets it):
+// its draws cover exactly the reference's typical set, with the renormalized
+// probabilities, and typical_p comes from the strategy options.
+TEST(Decoding, OutOfTreeTypicalSamplesHuggingFacesTypicalSet) {
+  const char* extra = std::getenv("BANYAN_TEST_PLUGIN_PATH");
+  if (!extra || !*extra) GTEST_SKIP() << "BANYAN_TEST_PLUGIN_PATH is not set";
+  std::vector<std::filesystem::path> dirs = {std::filesystem::path(BANYAN_BINARY_DIR) / "lib" /
+                                             "banyan" / "plugins"};
+  std::string rest = extra;
+  for (size_t at; (at = rest.find(':')) != std::string::npos; rest = rest.substr(at + 1))
+    dirs.emplace_back(rest.substr(0, at));
+  dirs.emplace_back(rest);
+  PluginHost host;
+  host.scan(dirs);
+  ASSERT_NE(host.find("decoding", "typical"), nullptr) << "no typical plugin under " << extra;
+
+  // The argmax (p 0.31) lies far below the entropy: typical_p 0.5 leaves it out.
+  const std::vector<float> dist = {1.0f, 0.0f, 0.1f, 0.2f, -0.1f, -0.2f, 0.05f, -3.0f};
+  struct Case { double temperature, typical_p; };
+  for (Case c : {Case{1.0, 0.5}, Case{0.7, 0.9}, Case{1.0, 1.0}}) {
+    SCOPED_TRACE("temperature " + std::to_string(c.temperature) + ", typical_p " +
+                 std::to_string(c.typical_p));
+    const auto want = typical_reference(dist, c.temperature, c.typical_p);
+    if (c.typical_p < 1.0) {
+      ASSERT_LT(want.size(), dist.size() - 1);  // the filter bites
+    }
+    std::vector<double> p(dist.size());
+    double total = 0;
+    for (int32_t t : want) total += p[t] = std::exp(dist[t] / c.temperature);
+    for (auto& v : p) v /= total;
+
+    Decoders dec(host, "typical", "beam", "{\"typical_p\": " + std::to_string(c.typical_p) + "}");
+    SequenceGroup group;
+    group.request.params = {.temperature = c.temperature};
+    group.decode_params = std::make_unique<DecodeParams>(group.request.params, std::vector<int32_t>{});
+    Sequence s;
+    s.group = &group;
+    s.tokens = {0};
+    s.prompt_len = 1;
+    rng::seed(s.rng, 11);
+    std::vector<float> logits = dist;
+    constexpr int kDraws = 6000;
+    std::map<int32_t, int> counts;
+    for (int i = 0; i < kDraws; ++i) ++counts[dec.sample(view(logits, 1), {{&s, 0}})[0].token];
+    std::vector<int32_t> got;
+    for (const auto& [t, n] : counts) got.push_back(t);
+    EXPECT_EQ(got, want);
+    for (int32_t t : want) EXPECT_NEAR(counts[t] / double(kDraws), p[t], 0.025) << "token " << t;
+  }
+
+  // Temperature 0 is greedy (the argmax, as transformers without do_sample); a
+  // typical_p outside (0, 1] is refused.
+  Decoders greedy(host, "typical", "beam", R"({"typical_p": 0.5})");
+  Fixture f;
+  Sequence& g = f.seq({.temperature = 0.0}, {0}, 1);
+  std::vector<float> logits = dist;
+  EXPECT_EQ(greedy.sample(view(logits, 1), {{&g, 0}})[0].token, 0);
+  EXPECT_THROW(Decoders(host, "typical", "beam", R"({"typical_p": 0})"), Error);
+  EXPECT_THROW(Decoders(host, "typical", "beam", R"({"typical_p": 1.5})"), Error);
 }
 
 }  // namespace

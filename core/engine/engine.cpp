@@ -95,7 +95,8 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   default_seed_ = static_cast<uint64_t>(config.get_int("engine.seed"));
   seed_state_ = default_seed_;
   decoders_ = std::make_unique<Decoders>(plugins_, config.get_string("decoding.strategy"),
-                                         config.get_string("decoding.beam_strategy"));
+                                         config.get_string("decoding.beam_strategy"),
+                                         config.get_mapping_json("decoding.options"));
   stats_.num_kv_blocks = runner_->num_blocks();
   log_info("engine ready: model " + model + " (" + runner_->model_type() + ", plugin " +
            runner_->plugin_name() + ") on " + opt.device + ", " +
