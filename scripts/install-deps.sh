@@ -7,7 +7,7 @@ pkgs=(
   libboost-dev libboost-filesystem-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev
   libopenblas-dev libpcre2-dev
-  curl python3
+  curl jq python3
   fortunes bible-kjv-text
 )
 missing=()
