@@ -8,6 +8,12 @@ A block is tested when the line before its fence (blank lines aside) is
                              `localhost:8000` / `127.0.0.1:8000` points at it, and
                              curl fails on an HTTP error (--fail-with-body)
 
+    <!-- test: error -->     the block must fail (exit non-zero), and each line of
+                             the ```text block right after it must appear in its
+                             output (`…` matches anything): error messages quoted in
+                             the docs are the program's real wording
+    <!-- test: server error -->  both
+
 and the fence is ```sh or ```bash. A shell block that cannot run in CI (GPU, docker,
 systemd, a server that runs until stopped, a long benchmark) says why instead:
 
@@ -39,7 +45,7 @@ import tempfile
 import time
 import urllib.request
 
-MARK = re.compile(r"^<!--\s*test(?::\s*(\w+))?\s*-->\s*$")
+MARK = re.compile(r"^<!--\s*test(?::\s*([\w ]+?))?\s*-->\s*$")
 NO_TEST = re.compile(r"^<!--\s*no test:\s*\S.*-->\s*$")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 COPIED = {"examples", "configs", "deploy"}
@@ -70,9 +76,10 @@ def blocks(path):
         if not m:
             i += 1
             continue
-        mode = m.group(1) or "plain"
-        if mode not in ("plain", "server"):
-            raise SystemExit(f"{path}:{i + 1}: unknown test mark '{mode}' (test, test: server)")
+        mode = set((m.group(1) or "").split())
+        if not mode <= {"server", "error"}:
+            raise SystemExit(f"{path}:{i + 1}: unknown test mark '{m.group(1)}' "
+                             "(test, test: server, test: error, test: server error)")
         j = i + 1
         while j < len(lines) and not lines[j].strip():
             j += 1
@@ -87,9 +94,25 @@ def blocks(path):
             k += 1
         if k == len(lines):
             raise SystemExit(f"{path}:{j + 1}: unterminated code block")
-        yield j + 1, mode, "\n".join(body) + "\n"
         i = k + 1
         prev = ""
+        expected = None
+        if "error" in mode:
+            e = i
+            while e < len(lines) and not lines[e].strip():
+                e += 1
+            f = FENCE.match(lines[e]) if e < len(lines) else None
+            if not f or f.group(2) != "text":
+                raise SystemExit(f"{path}:{j + 1}: a 'test: error' block must be followed by a "
+                                 "```text block holding the expected message")
+            e += 1
+            expected = []
+            while e < len(lines) and not FENCE.match(lines[e]):
+                if lines[e].strip():
+                    expected.append(lines[e].strip())
+                e += 1
+            i = e + 1
+        yield j + 1, mode, "\n".join(body) + "\n", expected
 
 
 def scratch_checkout(source, build):
@@ -164,8 +187,10 @@ def main():
     rel = os.path.relpath(path, source)
     found = list(blocks(path))
     if a.list:
-        for line, mode, text in found:
-            print(f"--- {rel}:{line} ({mode})\n{text}", end="")
+        for line, mode, text, expected in found:
+            print(f"--- {rel}:{line} ({' '.join(sorted(mode)) or 'plain'})\n{text}", end="")
+            if expected:
+                print("--- expects\n" + "\n".join(expected))
         return 0
     if not found:
         print(f"{rel}: no blocks marked for testing")
@@ -179,20 +204,31 @@ def main():
     env.pop("BANYAN_API_KEY", None)
     env["PATH"] = os.path.join(root, "build", "bin") + os.pathsep + env.get("PATH", "")
     try:
-        for line, mode, text in found:
+        for line, mode, text, expected in found:
             first = next((l for l in text.split("\n") if l.strip() and not l.startswith("#")), "")[:70]
-            if mode == "server":
+            if "server" in mode:
                 server.start()
                 text = SERVER_PRELUDE + re.sub(r"\b(localhost|127\.0\.0\.1):8000\b",
                                                f"127.0.0.1:{server.port}", text)
             t0 = time.time()
             r = subprocess.run(["bash", "-euo", "pipefail", "-c", text], cwd=root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
-            if r.returncode != 0:
-                out = r.stdout.decode(errors="replace")
-                print(f"FAIL {rel}:{line} exited {r.returncode}\n--- block\n{text}--- output (tail)\n"
+            out = r.stdout.decode(errors="replace")
+            problem = None
+            if expected is None and r.returncode != 0:
+                problem = f"exited {r.returncode}"
+            elif expected is not None:
+                missing = [e for e in expected if not re.search(
+                    ".*".join(re.escape(part) for part in e.split("…")), out)]
+                if r.returncode == 0:
+                    problem = "succeeded, but the docs show it failing"
+                elif missing:
+                    problem = "printed another message than the docs show; missing:\n  " + \
+                        "\n  ".join(missing)
+            if problem:
+                print(f"FAIL {rel}:{line} {problem}\n--- block\n{text}--- output (tail)\n"
                       f"{out[-4000:]}")
-                if mode == "server":
+                if "server" in mode:
                     server.stop()
                     print("--- server log (tail)\n" +
                           open(os.path.join(root, "server.log")).read()[-2000:])

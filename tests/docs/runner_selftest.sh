@@ -18,11 +18,13 @@ expect() {  # expect NAME WANT_EXIT REGEX FILE
   fi
 }
 if [[ -f $SRC/models/demo/config.json ]]; then
-  expect "marked blocks run, files carry over" 0 "good.md: 2 blocks" $data/good.md
+  expect "marked blocks run, files carry over, errors match" 0 "good.md: 3 blocks" $data/good.md
+  expect "an error message other than the quoted one fails" 1 "missing:" $data/wrong_error.md
   expect "a failing command fails the file" 1 "failing.md:2 exited 1" $data/failing.md
 fi
 expect "an unmarked shell block is refused" 1 "needs <!-- test -->" $data/unmarked.md
 expect "a test mark needs a shell block" 1 "must be followed by a \`\`\`sh block" $data/bad_mark.md
-"$PY" "$RUNNER" --source "$SRC" --build "$BUILD" --list $data/good.md | grep -q "echo made" ||
-  { echo "FAIL --list"; fail=1; }
+listing=$("$PY" "$RUNNER" --source "$SRC" --build "$BUILD" --list $data/good.md)
+if grep -q "echo made" <<<"$listing" && grep -q -- "--- expects" <<<"$listing"; then echo "ok   --list"
+else echo "FAIL --list: $listing"; fail=1; fi
 exit $fail
