@@ -155,39 +155,30 @@ void LlamaHarness::forward(unsigned mask) {
   ap.head_dim = static_cast<int32_t>(s_.head_dim);
   ap.scale = 1.0f / std::sqrt(static_cast<float>(s_.head_dim));
 
+  // One projection as the runtime's LinearRegistry runs it: hook, product, hook.
+  auto project = [&](int64_t l, Proj p, const Tensor& in, Tensor& y) {
+    if (lora) hook_(l, p, in, y, true);
+    if (gemm) b_.matmul(in, w_[p][l], false, nullptr, y);
+    if (lora) hook_(l, p, in, y, false);
+  };
   if (other) b_.embedding(embed_, layout_.token_ids, residual);
   if (other) b_.rms_norm(residual, nullptr, ones_, s_.eps, 0.0f, x);
   for (int64_t l = 0; l < s_.layers; ++l) {
-    if (gemm) {
-      b_.matmul(x, w_[kQ][l], false, nullptr, q);
-      b_.matmul(x, w_[kK][l], false, nullptr, k);
-      b_.matmul(x, w_[kV][l], false, nullptr, v);
-    }
-    if (lora) {
-      hook_(l, kQ, x, q);
-      hook_(l, kK, x, k);
-      hook_(l, kV, x, v);
-    }
+    project(l, kQ, x, q);
+    project(l, kK, x, k);
+    project(l, kV, x, v);
     if (other) b_.rotary(q, k, rp);
     if (attn) {
       ap.k_cache = k_cache_[l];
       ap.v_cache = v_cache_[l];
       b_.attention(q, k, v, ap, at);
     }
-    if (gemm) b_.matmul(at, w_[kO][l], false, nullptr, o);
-    if (lora) hook_(l, kO, at, o);
+    project(l, kO, at, o);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
-    if (gemm) {
-      b_.matmul(x, w_[kGate][l], false, nullptr, gate);
-      b_.matmul(x, w_[kUp][l], false, nullptr, up);
-    }
-    if (lora) {
-      hook_(l, kGate, x, gate);
-      hook_(l, kUp, x, up);
-    }
+    project(l, kGate, x, gate);
+    project(l, kUp, x, up);
     if (other) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
-    if (gemm) b_.matmul(act, w_[kDown][l], false, nullptr, down);
-    if (lora) hook_(l, kDown, act, down);
+    project(l, kDown, act, down);
     if (other) b_.rms_norm(down, &residual, l + 1 < s_.layers ? ones_ : final_norm_, s_.eps, 0.0f, x);
   }
   const int64_t R = layout_.logits_rows.numel();

@@ -34,8 +34,9 @@ enum OpMask : unsigned { kGemm = 1, kAttention = 2, kOther = 4, kLora = 8, kAll 
 /// Per-layer matrices, named like the checkpoint's modules.
 enum Proj { kQ, kK, kV, kO, kGate, kUp, kDown, kProjections };
 
-/// Runs after a projection's matmul (y = x · W^T), e.g. to add adapter deltas.
-using LinearHook = std::function<void(int64_t layer, Proj p, const Tensor& x, Tensor& y)>;
+/// Runs before (before = true) and after a projection's matmul (y = x · W^T), as the
+/// runtime's adapter hook does, e.g. to add adapter deltas.
+using LinearHook = std::function<void(int64_t layer, Proj p, const Tensor& x, Tensor& y, bool before)>;
 
 class LlamaHarness {
  public:

@@ -25,7 +25,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr double kBf16LogprobTolerance = 0.15;
+// The bound the CUDA model-parity test uses (kernels/cuda/parity_test.cpp): bf16
+// activations through a few layers of the fixture models.
+constexpr double kBf16LogprobTolerance = 0.25;
 
 fs::path fixtures() { return fs::path(BANYAN_SOURCE_DIR) / "tests" / "fixtures" / "models"; }
 

@@ -48,6 +48,13 @@ int32_t LoraHook::module_index(const std::string& name) const {
   return it == index_.end() ? -1 : it->second;
 }
 
+void LoraHook::before(const std::string& module, const LinearContext& ctx, const Tensor& x,
+                      const Tensor& out) {
+  if (probing_) return;
+  auto it = index_.find(module);
+  if (it != index_.end()) kernels_.prepare(it->second, ctx, x, out);
+}
+
 void LoraHook::apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
                      Tensor& out) {
   if (probing_) {

@@ -32,6 +32,8 @@ class LoraHook final : public LinearAdapterHook {
   int32_t module_index(const std::string& name) const;
   const std::vector<BaseLinear>& linears() const { return linears_; }
 
+  void before(const std::string& module, const LinearContext& ctx, const Tensor& x,
+              const Tensor& out) override;
   void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
              Tensor& out) override;
 

@@ -43,6 +43,11 @@ class LoraKernels {
   virtual int32_t slots() const = 0;
   /// Sets one entry; a default LoraSlotWeights (rank 0) clears it.
   virtual void set(int32_t module, int32_t slot, const LoraSlotWeights& w) = 0;
+  /// Before the base product of the same module (out not yet written): may start the
+  /// deltas, which need only x, so that they overlap the product (CUDA). apply() then
+  /// adds them. Default: nothing (apply() does all the work).
+  virtual void prepare(int32_t /*module*/, const LinearContext& /*ctx*/, const Tensor& /*x*/,
+                       const Tensor& /*out*/) {}
   /// Adds every row's adapter delta to out [T, out_features] for x [T, in_features]
   /// (activation dtype), rows choosing their slot by ctx.row_adapter_slots (-1: none).
   virtual void apply(int32_t module, const LinearContext& ctx, const Tensor& x, Tensor& out) = 0;

@@ -63,6 +63,7 @@ void LinearRegistry::forward(const std::string& module, uint32_t flags, const Li
                 std::to_string(x.shape[0]) + ", " + std::to_string(p.out_features()) + "]");
   if (x.dtype != out.dtype && out.type() != DType::f32)  // f32 out: the logits
     throw Error("linear " + module + ": input and output dtypes differ");
+  if (hook_ && ctx.has_adapters) hook_->before(module, ctx, x, out);
   p.forward(ctx, x, out);
   if (hook_ && ctx.has_adapters) hook_->apply(module, ctx, x, out);
 }

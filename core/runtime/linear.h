@@ -49,6 +49,11 @@ class LinearProvider {
 class LinearAdapterHook {
  public:
   virtual ~LinearAdapterHook() = default;
+  /// Runs just before the base product (out is allocated, not yet written): a device
+  /// implementation may start the work that needs only x, to overlap the product.
+  /// apply() follows for the same module.
+  virtual void before(const std::string& /*module*/, const LinearContext& /*ctx*/,
+                      const Tensor& /*x*/, const Tensor& /*out*/) {}
   virtual void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
                      Tensor& out) = 0;
 };

@@ -87,24 +87,31 @@ class CudaLoraKernels final : public core::LoraKernels {
       throw Error(Code::internal, "lora (cuda): " + std::to_string(ctx.row_adapter_slots.numel()) +
                                       " row slots for " + std::to_string(T) + " rows");
     if (T == 0) return;
+    if (pending_.active && pending_.module == module && pending_.out == out.data && pending_.rows == T) {
+      // prepare() computed the deltas beside the base product: add them.
+      pending_.active = false;
+      BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_.get(), 0));
+      lora_merge(out.data, out.type() == DType::f32, delta_.as<float>(), ctx.row_adapter_slots.as<const int32_t>(),
+                 T, slots, out.shape[1], device_table_.as<LoraEntry>() + index(module, 0), b_.stream());
+      last_out_ = static_cast<const char*>(out.data);  // written by the kernel just before
+      last_out_bytes_ = out.nbytes();
+      return;
+    }
+    join_pending();
     flush();
     // Long runs of one adapter (prefill chunks) go through cuBLASLt; the kernels get
     // the other rows (a copy of the slots with the runs' rows at -1).
     Tensor row_slots = ctx.row_adapter_slots;
     if (const DenseRuns* d = dense_runs(ctx, T, slots)) {
       for (const auto& run : d->runs) run_dense(module, run, x, out);
-      last_out_ = nullptr;  // the products came last: x is complete before the kernels
+      last_out_ = static_cast<const char*>(out.data);  // the products wrote out
+      last_out_bytes_ = out.nbytes();
       if (d->rest == 0) return;
       row_slots = d->masked;
     }
     bool just_made = false;
-    const Groups& g = groups(row_slots, ctx.layout.step_id, T, slots, just_made);
-    const size_t t_bytes = static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float);
-    if (t_bytes > scratch_.size()) {
-      not_capturing("growing the LoRA scratch");
-      b_.synchronize();
-      scratch_ = DeviceMemory(std::max(t_bytes, scratch_.size() * 2));
-    }
+    const Groups& g = groups(row_slots, ctx.layout.step_id, T, slots, just_made, b_.stream());
+    reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
     const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
     lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups,
                 g.max_tiles, scratch_.as<float>(), just_made || overlaps_last_out(x), b_.stream());
@@ -114,13 +121,54 @@ class CudaLoraKernels final : public core::LoraKernels {
     last_out_bytes_ = out.nbytes();
   }
 
+  void prepare(int32_t module, const core::LinearContext& ctx, const Tensor& x, const Tensor& out) override {
+    join_pending();
+    if (!overlap_) return;
+    int32_t max_rank = 0, slots = 0;
+    {
+      std::lock_guard lk(mu_);
+      if (module < 0 || module >= modules_ || active_[module] == 0) return;
+      max_rank = max_rank_[module];
+      slots = slots_;
+    }
+    const int64_t T = x.shape[0];
+    // Anything unusual is left to apply() (which also reports bad inputs).
+    if (T == 0 || x.type() != DType::bf16 || out.ndim != 2 || out.shape[0] != T ||
+        ctx.row_adapter_slots.numel() != T || dense_runs(ctx, T, slots))
+      return;
+    flush();
+    const int64_t n = out.shape[1];
+    reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
+    reserve(delta_, static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
+    if (!side_.get()) {
+      side_ = Stream::create();
+      fork_ = Event::create();
+      join_ = Event::create();
+    }
+    // The side stream starts where the main stream is (x is ready) and runs the
+    // grouping, shrink and expand while the main stream runs the base product.
+    fork_.record(b_.stream());
+    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
+    bool just_made = false;
+    const Groups& g = groups(ctx.row_adapter_slots, ctx.layout.step_id, T, slots, just_made, side_.get());
+    const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
+    lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups,
+                g.max_tiles, scratch_.as<float>(), just_made, side_.get());
+    lora_expand_delta(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_.as<float>(), n,
+                      side_.get());
+    join_.record(side_.get());
+    pending_ = Pending{true, module, out.data, T};
+  }
+
+  void set_overlap(bool on) { overlap_ = on; }
+
   uint64_t flush() {
     std::lock_guard lk(mu_);
     if (!dirty_) return generation_;
     not_capturing("uploading the LoRA tables");
     const size_t bytes = host_.size() * sizeof(LoraEntry);
     if (bytes > device_table_.size()) {
-      b_.synchronize();  // kernels in flight may still read the old table
+      sync_all();  // kernels in flight may still read the old table
       device_table_ = DeviceMemory(bytes);
       ++generation_;
     }
@@ -163,7 +211,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   // The grouping of this step's rows for a slots array: computed by the first
   // module of the step that reads that array, reused by the others.
   const Groups& groups(const Tensor& row_slots, uint64_t step, int64_t T, int32_t slots,
-                       bool& just_made) {
+                       bool& just_made, cudaStream_t stream) {
     const void* key = row_slots.data;
     // The entry of this slots array (the same buffers step after step, which a
     // graph captured after a first run relies on), else the older entry.
@@ -185,7 +233,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     const size_t bytes = lora_group_bytes(T, slots);
     if (bytes > g.memory.size()) {
       not_capturing("growing the LoRA grouping buffers");
-      b_.synchronize();
+      sync_all();
       g.memory = DeviceMemory(std::max(bytes, g.memory.size() * 2));
     }
     g.step = step;
@@ -194,7 +242,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     g.rows = T;
     g.max_tiles = lora_max_tiles(T, slots);
     g.groups = lora_groups_at(g.memory.get(), T, slots);
-    lora_group(row_slots.as<const int32_t>(), T, slots, g.groups, b_.stream());
+    lora_group(row_slots.as<const int32_t>(), T, slots, g.groups, stream);
     just_made = true;
     return g;
   }
@@ -240,7 +288,7 @@ class CudaLoraKernels final : public core::LoraKernels {
       if (!d.runs.empty()) {
         const size_t bytes = masked.size() * sizeof(int32_t);
         if (bytes > d.memory.size()) {
-          b_.synchronize();
+          sync_all();
           d.memory = DeviceMemory(std::max(bytes, d.memory.size() * 2));
         }
         b_.upload(d.memory.get(), masked.data(), bytes);
@@ -263,10 +311,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     const Device dev = b_.device();
     const size_t t_bytes = static_cast<size_t>(kDenseChunk) * static_cast<size_t>(r) * 2;
     const size_t d_bytes = e.dora_scale ? static_cast<size_t>(kDenseChunk) * static_cast<size_t>(n) * 2 : 0;
-    if (t_bytes + d_bytes > dense_scratch_.size()) {
-      b_.synchronize();
-      dense_scratch_ = DeviceMemory(std::max(t_bytes + d_bytes, dense_scratch_.size() * 2));
-    }
+    reserve(dense_scratch_, t_bytes + d_bytes);
     Tensor a(const_cast<uint16_t*>(e.a), DType::bf16, {r, in}, dev);
     Tensor bt(const_cast<uint16_t*>(e.bt), DType::bf16, {r, n}, dev);
     for (int64_t c = run.begin; c < run.end; c += kDenseChunk) {
@@ -287,6 +332,27 @@ class CudaLoraKernels final : public core::LoraKernels {
     }
   }
 
+  // A prepare() whose apply() never came: its side work joins the main stream (a
+  // capture must not end with work left on the side stream).
+  void join_pending() {
+    if (!pending_.active) return;
+    pending_.active = false;
+    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_.get(), 0));
+  }
+
+  void sync_all() {
+    b_.synchronize();
+    if (side_.get()) BANYAN_CUDA_CHECK(cudaStreamSynchronize(side_.get()));
+  }
+
+  // Grows a scratch buffer (outside graph capture only).
+  void reserve(DeviceMemory& m, size_t bytes) {
+    if (bytes <= m.size()) return;
+    not_capturing("growing the LoRA scratch");
+    sync_all();
+    m = DeviceMemory(std::max(bytes, m.size() * 2));
+  }
+
   bool capturing() const {
     cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
     BANYAN_CUDA_CHECK(cudaStreamIsCapturing(b_.stream(), &status));
@@ -301,7 +367,18 @@ class CudaLoraKernels final : public core::LoraKernels {
   int32_t modules_ = 0, slots_ = 0;
   bool dirty_ = false;
   uint64_t generation_ = 1;
-  DeviceMemory device_table_, scratch_;
+  DeviceMemory device_table_, scratch_, delta_;
+  // The overlapped path: deltas of the module prepared last, on the side stream.
+  struct Pending {
+    bool active = false;
+    int32_t module = -1;
+    const void* out = nullptr;
+    int64_t rows = 0;
+  };
+  bool overlap_ = true;
+  Pending pending_;
+  Stream side_;
+  Event fork_, join_;
   const char* last_out_ = nullptr;  // the previous apply's output
   size_t last_out_bytes_ = 0;
   std::vector<Groups> cache_ = std::vector<Groups>(3);  // token rows, logits rows, masked rows
@@ -315,6 +392,12 @@ std::unique_ptr<core::LoraKernels> make_cuda_lora_kernels(core::Backend& backend
   if (!cuda)
     throw Error(Code::invalid_argument, "lora (cuda): backend " + backend.name() + " is not a CUDA backend");
   return std::make_unique<CudaLoraKernels>(*cuda);
+}
+
+void set_lora_overlap(core::LoraKernels& kernels, bool on) {
+  auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
+  if (!k) throw Error(Code::invalid_argument, "set_lora_overlap: not the CUDA LoRA kernels");
+  k->set_overlap(on);
 }
 
 uint64_t flush_lora_tables(core::LoraKernels& kernels) {

@@ -1,7 +1,9 @@
 // core::LoraKernels on the CUDA backend: the (module, slot) tables live on the
 // device (one LoraEntry per entry, pointing into the adapter pool's device
 // images), rows are grouped by slot on the device once per step and slots array,
-// and each module's delta is one shrink and one expand launch (lora.h). Outside
+// and each module's delta is one shrink and one expand launch (lora.h), on a side
+// stream beside the base product when prepare() announced the module (the hook
+// does, before the product), then merged into out by apply(). Outside
 // graph capture, a run of at least 128 consecutive token rows of one adapter (a
 // prefill chunk) takes cuBLASLt instead (x·A^T rounded to bf16 and scaled, then
 // accumulated ·B^T into out, or the DoRA combination), the kernels the rest.
@@ -30,6 +32,11 @@ class CudaLoraKernels;
 /// The multi-LoRA kernels of `backend`, which must be a CudaBackend (else
 /// Error(invalid_argument)). Adapter weights must be BF16 (the activation dtype).
 std::unique_ptr<core::LoraKernels> make_cuda_lora_kernels(core::Backend& backend);
+
+/// Overlap (default on): prepare() computes the deltas on a side stream while the
+/// base product runs, apply() waits for them and adds them (one merge kernel on the
+/// critical path). Off: apply() does the shrink and expand after the product.
+void set_lora_overlap(core::LoraKernels& kernels, bool on);
 
 /// Uploads staged table changes (engine thread, not while capturing) and returns
 /// the generation described above. `kernels` must come from make_cuda_lora_kernels.

@@ -76,6 +76,17 @@ void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry
                  const LoraGroups& g, int64_t max_tiles, void* out, bool out_f32, int64_t n_out,
                  cudaStream_t stream);
 
+/// As lora_expand, writing each adapted row's delta (t · B^T, no DoRA) into the f32
+/// buffer delta [rows, n_out] in row order (other rows untouched), for lora_merge.
+void lora_expand_delta(const float* t, int64_t rows, int32_t max_rank, const LoraEntry* table,
+                       const LoraGroups& g, int64_t max_tiles, float* delta, int64_t n_out,
+                       cudaStream_t stream);
+/// out[row] = out[row] + delta[row] (LoRA) or dora_scale ⊙ (out[row] + delta[row]) +
+/// dora_bias (DoRA) for every row whose slot (slots[row], < num_slots) adapts the
+/// module (table entry rank > 0); other rows untouched. out bf16 or f32.
+void lora_merge(void* out, bool out_f32, const float* delta, const int32_t* slots, int64_t rows,
+                int32_t num_slots, int64_t n_out, const LoraEntry* table, cudaStream_t stream);
+
 /// Launch the shrink and expand with programmatic dependent launch (default) or
 /// plainly (a benchmark ablation). Not thread-safe; set before launching.
 void lora_set_pdl(bool on);

@@ -184,7 +184,11 @@ __device__ __forceinline__ int64_t expand_col(int64_t base, int lane, int c) {
   return V == 8 ? base + lane * 8 + c : base + lane + 32 * c;
 }
 
-template <int MT, int V, bool F32>
+// What the expand writes: out (bf16 or f32) += delta, with the DoRA rescale; or the
+// delta itself into an f32 buffer in row order (lora_expand_delta; no DoRA).
+enum ExpandOut { kOutBf16 = 0, kOutF32 = 1, kDeltaF32 = 2 };
+
+template <int MT, int V, int OUT>
 __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows, int count,
                                             const float (*ts)[kLoraMaxRank], int64_t n_out,
                                             int64_t base, void* out,
@@ -261,6 +265,26 @@ __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows,
       acc[m][4] += b.x; acc[m][5] += b.y; acc[m][6] += b.z; acc[m][7] += b.w;
     }
   }
+  if (OUT == kDeltaF32) {
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      if (m >= count) break;
+      float* d = static_cast<float*>(out) + static_cast<int64_t>(rows[m]) * n_out;
+      if (vec) {
+        float4* dv = reinterpret_cast<float4*>(d + base + lane * 8);
+        dv[0] = make_float4(acc[m][0], acc[m][1], acc[m][2], acc[m][3]);
+        dv[1] = make_float4(acc[m][4], acc[m][5], acc[m][6], acc[m][7]);
+      } else {
+#pragma unroll
+        for (int c = 0; c < 8; ++c) {
+          const int64_t j = expand_col<V>(base, lane, c);
+          if (j < n_out) d[j] = acc[m][c];
+        }
+      }
+    }
+    return;
+  }
+  constexpr bool F32 = OUT == kOutF32;
   const float* sc = e.dora_scale;
   const float* bias = e.dora_bias;
   if (!F32 && vec) {
@@ -297,8 +321,8 @@ __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows,
   }
 }
 
-template <int V, bool F32>
-__global__ void __launch_bounds__(kExpandWarps * 32, 5)
+template <int V, int OUT>
+__global__ void __launch_bounds__(kExpandWarps * 32, OUT == kDeltaF32 ? 4 : 5)
     expand_kernel(const float* __restrict__ t, int ldt, const LoraEntry* __restrict__ table,
                   LoraGroups g, void* out, int64_t n_out) {
   __shared__ float ts[kLoraTileRows][kLoraMaxRank];
@@ -323,11 +347,11 @@ __global__ void __launch_bounds__(kExpandWarps * 32, 5)
   __syncthreads();
   const int64_t base = static_cast<int64_t>(blockIdx.y) * kExpandCols;
   switch (tile.count) {
-    case 1: expand_tile<1, V, F32>(e, rows, 1, ts, n_out, base, out, partial); break;
-    case 2: expand_tile<2, V, F32>(e, rows, 2, ts, n_out, base, out, partial); break;
+    case 1: expand_tile<1, V, OUT>(e, rows, 1, ts, n_out, base, out, partial); break;
+    case 2: expand_tile<2, V, OUT>(e, rows, 2, ts, n_out, base, out, partial); break;
     case 3:
-    case 4: expand_tile<4, V, F32>(e, rows, tile.count, ts, n_out, base, out, partial); break;
-    default: expand_tile<8, V, F32>(e, rows, tile.count, ts, n_out, base, out, partial); break;
+    case 4: expand_tile<4, V, OUT>(e, rows, tile.count, ts, n_out, base, out, partial); break;
+    default: expand_tile<8, V, OUT>(e, rows, tile.count, ts, n_out, base, out, partial); break;
   }
 }
 
@@ -393,15 +417,30 @@ void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry
   const dim3 block(kExpandWarps * 32);
   if (out_f32) {
     if (vec)
-      launch_pdl(expand_kernel<8, true>, grid, block, stream, t, ldt, table, g, out, n_out);
+      launch_pdl(expand_kernel<8, kOutF32>, grid, block, stream, t, ldt, table, g, out, n_out);
     else
-      launch_pdl(expand_kernel<1, true>, grid, block, stream, t, ldt, table, g, out, n_out);
+      launch_pdl(expand_kernel<1, kOutF32>, grid, block, stream, t, ldt, table, g, out, n_out);
   } else {
     if (vec)
-      launch_pdl(expand_kernel<8, false>, grid, block, stream, t, ldt, table, g, out, n_out);
+      launch_pdl(expand_kernel<8, kOutBf16>, grid, block, stream, t, ldt, table, g, out, n_out);
     else
-      launch_pdl(expand_kernel<1, false>, grid, block, stream, t, ldt, table, g, out, n_out);
+      launch_pdl(expand_kernel<1, kOutBf16>, grid, block, stream, t, ldt, table, g, out, n_out);
   }
+}
+
+void lora_expand_delta(const float* t, int64_t rows, int32_t max_rank, const LoraEntry* table,
+                       const LoraGroups& g, int64_t max_tiles, float* delta, int64_t n_out,
+                       cudaStream_t stream) {
+  if (rows <= 0 || max_rank <= 0) return;
+  const dim3 grid(grid_tiles(max_tiles), static_cast<unsigned>((n_out + kExpandCols - 1) / kExpandCols));
+  const bool vec = n_out % 8 == 0 && aligned16(delta);
+  const dim3 block(kExpandWarps * 32);
+  if (vec)
+    launch_pdl(expand_kernel<8, kDeltaF32>, grid, block, stream, t, max_rank, table, g,
+               static_cast<void*>(delta), n_out);
+  else
+    launch_pdl(expand_kernel<1, kDeltaF32>, grid, block, stream, t, max_rank, table, g,
+               static_cast<void*>(delta), n_out);
 }
 
 }  // namespace banyan::kernels::cuda

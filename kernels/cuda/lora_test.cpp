@@ -153,8 +153,13 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       layout.step_id = ++f.step;
       core::ForwardBatch batch;
       core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+      // Every other call announces the module first (deltas on the side stream,
+      // merged by apply), as the hook does before the base product.
+      const bool overlapped = (T + m) % 2 == 0;
+      if (overlapped) f.gpu->prepare(m, ctx, xd.t, od.t);
       f.gpu->apply(m, ctx, xd.t, od.t);
-      f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t), "T=" + std::to_string(T));
+      f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t),
+                       "T=" + std::to_string(T) + (overlapped ? " (overlapped)" : ""));
     }
   }
 }
@@ -177,6 +182,7 @@ TEST(CudaLora, F32OutputsOfTheFinalProjection) {
   layout.step_id = 1;
   core::ForwardBatch batch;
   core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+  f.gpu->prepare(0, ctx, xd.t, od.t);
   f.gpu->apply(0, ctx, xd.t, od.t);
   const auto got = get(*f.be.gpu, od.t);
   for (size_t i = 0; i < got.size(); ++i) {
@@ -263,10 +269,15 @@ TEST(CudaLora, GraphReplaysRegroupNewSlots) {
   core::StepLayout layout;
   core::ForwardBatch batch;
   core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
-  // Module 0 writes o0; module 1 reads o0 (as its x) and writes o1.
+  // Module 0 writes o0; module 1 reads o0 (as its x) and writes o1. Module 0 takes
+  // the overlapped path (side stream inside the capture); module 1 the direct one on
+  // even replays' graph and the overlapped one on the other graph.
   Tensor x1 = o0.t;
+  bool second_overlapped = false;
   auto enqueue = [&] {
+    f.gpu->prepare(0, ctx, x0.t, o0.t);
     f.gpu->apply(0, ctx, x0.t, o0.t);
+    if (second_overlapped) f.gpu->prepare(1, ctx, x1, o1.t);
     f.gpu->apply(1, ctx, x1, o1.t);
   };
   put_i32(*f.be.gpu, sd.t, random_slots());
@@ -275,8 +286,16 @@ TEST(CudaLora, GraphReplaysRegroupNewSlots) {
   layout.step_id = 2;
   f.be.gpu->begin_capture();
   enqueue();
-  Graph g = f.be.gpu->end_capture();
-  for (int rep = 0; rep < 3; ++rep) {
+  Graph direct = f.be.gpu->end_capture();
+  second_overlapped = true;
+  layout.step_id = 3;
+  enqueue();
+  layout.step_id = 4;
+  f.be.gpu->begin_capture();
+  enqueue();
+  Graph overlapped = f.be.gpu->end_capture();
+  for (int rep = 0; rep < 4; ++rep) {
+    const Graph& g = rep % 2 ? overlapped : direct;
     const auto slots = random_slots();
     const auto x = random_bf16(static_cast<size_t>(T * 512), rng());
     const auto base0 = random_bf16(static_cast<size_t>(T * 1024), rng());
