@@ -19,24 +19,18 @@ class CompletionPresenter : public Presenter {
 
   std::string stream_begin(const JobResult& r) override {
     init(r);
-    if (!opts_.echo) return {};
+    echo_sent_.assign(r.prompts().size(), false);
+    // With logprobs the echo waits for the engine's first message, which carries the
+    // prompt's logprobs.
+    if (!opts_.echo || opts_.logprobs) return {};
     std::string out;
-    for (size_t p = 0; p < r.prompts().size(); ++p) {
-      for (int i = 0; i < r.job().params.n; ++i) {
-        size_t idx = r.choice_index(p, i);
-        json choice = {{"index", idx}, {"text", prompt_text(r, p)}, {"logprobs", nullptr},
-                       {"finish_reason", nullptr}, {"stop_reason", nullptr}};
-        if (opts_.logprobs) {
-          choice["logprobs"] = prompt_logprobs(r, p, idx);
-        }
-        out += sse_frame(dump(chunk(r, json::array({choice}))));
-      }
-    }
+    for (size_t p = 0; p < r.prompts().size(); ++p) out += echo_frames(r, p);
     return out;
   }
 
   std::string stream_update(const JobResult& r, size_t p, const RequestOutput& out) override {
     std::string frames;
+    if (opts_.echo && p < echo_sent_.size() && !echo_sent_[p]) frames += echo_frames(r, p);
     const auto& state = r.prompts()[p];
     for (const auto& d : out.outputs) {
       if (d.index < 0) continue;
@@ -102,6 +96,19 @@ class CompletionPresenter : public Presenter {
   }
 
  private:
+  std::string echo_frames(const JobResult& r, size_t p) {
+    echo_sent_[p] = true;
+    std::string out;
+    for (int i = 0; i < r.job().params.n; ++i) {
+      size_t idx = r.choice_index(p, i);
+      json choice = {{"index", idx}, {"text", prompt_text(r, p)}, {"logprobs", nullptr},
+                     {"finish_reason", nullptr}, {"stop_reason", nullptr}};
+      if (opts_.logprobs) choice["logprobs"] = prompt_logprobs(r, p, idx);
+      out += sse_frame(dump(chunk(r, json::array({choice}))));
+    }
+    return out;
+  }
+
   void init(const JobResult& r) {
     size_t total = r.prompts().size() * static_cast<size_t>(r.job().params.n);
     if (finish_sent_.size() != total) {
@@ -196,7 +203,7 @@ class CompletionPresenter : public Presenter {
   const TextCodec& codec_;
   OutputOptions opts_;
   int64_t created_;
-  std::vector<bool> finish_sent_;
+  std::vector<bool> finish_sent_, echo_sent_;
   std::vector<size_t> offset_;
 };
 

@@ -247,6 +247,34 @@ TEST_F(Protocol, CompletionStreamFrames) {
   EXPECT_EQ(events[5]["usage"]["completion_tokens"], 5);
 }
 
+TEST_F(Protocol, CompletionStreamEchoCarriesPromptLogprobs) {
+  auto r = post("/v1/completions", {{"prompt", "ab"}, {"stream", true}, {"echo", true}, {"logprobs", 0}});
+  ASSERT_TRUE(r.job);
+  Feed f(r);
+  EXPECT_TRUE(f.frames.empty());  // the echo waits for the prompt's logprobs
+  RequestOutput first;
+  first.prompt_tokens = 3;
+  first.prompt_logprobs = {std::nullopt, TokenLogprob{ByteCodec::kOffset + 'a', -1.5f, {}},
+                           TokenLogprob{ByteCodec::kOffset + 'b', -2.5f, {}}};
+  CompletionDelta d;
+  d.token_ids = {ByteCodec::kOffset + 'c'};
+  d.text = "c";
+  d.logprobs = {TokenLogprob{ByteCodec::kOffset + 'c', -0.5f, {}}};
+  d.finish_reason = "length";
+  first.outputs = {d};
+  first.finished = true;
+  f.send(0, first);
+  bool done = false;
+  auto events = sse_events(f.end(), done);
+  ASSERT_EQ(events.size(), 2u);
+  auto echo = events[0]["choices"][0];
+  EXPECT_EQ(echo["text"], "ab");
+  EXPECT_EQ(echo["logprobs"]["tokens"], json({"<s>", "a", "b"}));
+  EXPECT_TRUE(echo["logprobs"]["token_logprobs"][0].is_null());
+  EXPECT_FLOAT_EQ(echo["logprobs"]["token_logprobs"][2].get<float>(), -2.5f);
+  EXPECT_EQ(events[1]["choices"][0]["logprobs"]["text_offset"], json({2}));
+}
+
 // --------------------------------------------------------------------- chat ---
 
 TEST_F(Protocol, ChatRendersTemplateAndReadsFields) {
