@@ -8,16 +8,24 @@
 //
 //   banyan_bench_quant [--model models/demo] [--corpus .cache/corpus]
 //     [--methods none,int8,int4,nf4,nf4_double,fp8,fp8_channel] [--group-size 64]
-//     [--threads 0] [--new-tokens 64] [--ppl-windows 0] [--out FILE.json]
+//     [--threads 0] [--new-tokens 64] [--ppl-windows 0] [--gemv-reps 0] [--out FILE.json]
+//  - with --gemv-reps R: also the linear layers of one Llama-3-8B layer (random
+//    weights, 218M parameters, far beyond the caches) at 1 and 8 rows, R times each:
+//    there decode is bound by memory, as on large models.
 #include "core/common/logging.h"
 #include "core/plugin_host/plugin_host.h"
+#include "core/quant/quant_kernels.h"
 #include "core/quant/quantization.h"
+#include "core/quant/quantizer.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/kernels.h"
 #include "core/runtime/greedy.h"
 #include "core/runtime/model_runner.h"
 #include "core/runtime/weight_store.h"
 #include "core/tokenizer/tokenizer.h"
 
 #include <nlohmann/json.hpp>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +35,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <random>
 #include <sstream>
 
 using namespace banyan;
@@ -41,7 +50,7 @@ constexpr int kWindow = 256;
 struct Args {
   fs::path model = "models/demo", corpus = ".cache/corpus", out;
   std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel";
-  int group_size = 64, threads = 0, new_tokens = 64, ppl_windows = 0;
+  int group_size = 64, threads = 0, new_tokens = 64, ppl_windows = 0, gemv_reps = 0;
 };
 
 // variant -> (plugin, options JSON)
@@ -189,6 +198,81 @@ double decode_step_seconds(ModelRunner& runner, int batch, int steps, int prompt
   return median(times);
 }
 
+QuantView view_of(const QuantizedMatrix& m) {
+  const BanyanQuantizedWeight& w = m.get();
+  QuantView v;
+  v.layout = w.layout;
+  v.rows = w.rows;
+  v.cols = w.cols;
+  v.group_size = w.group_size;
+  v.group_size2 = w.group_size2;
+  v.offset = w.offset;
+  v.per_row_scale = Tensor(w.scales).numel() == w.rows && w.rows > 1;
+  v.qweight = w.qweight.data;
+  v.scales = w.scales.data;
+  v.zeros = static_cast<const uint8_t*>(w.zeros.data);
+  v.code = static_cast<const float*>(w.code.data);
+  v.scales2 = static_cast<const float*>(w.scales2.data);
+  v.code2 = static_cast<const float*>(w.code2.data);
+  return v;
+}
+
+// One Llama-3-8B layer's linear layers (q, k, v, o, gate, up, down) at M rows of x:
+// median seconds per layer, quantized kernels vs the bf16 kernel of the CPU backend.
+nlohmann::json gemv_bench(const PluginHost& plugins, const std::vector<std::string>& variants, int M, int reps) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {1024, 4096}, {1024, 4096},
+                                                           {4096, 4096}, {14336, 4096}, {14336, 4096},
+                                                           {4096, 14336}};
+  std::mt19937 rng(1);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  std::vector<std::vector<uint16_t>> bf16;
+  for (const auto& [N, K] : shapes) {
+    std::vector<uint16_t> w(static_cast<size_t>(N * K));
+    for (auto& e : w) e = kernels::cpu::f32_to_bf16(nd(rng));
+    bf16.push_back(std::move(w));
+  }
+  std::vector<float> x(static_cast<size_t>(M) * 14336), out(static_cast<size_t>(M) * 14336);
+  for (auto& e : x) e = nd(rng);
+  nlohmann::json res = nlohmann::json::object();
+  double base = 0;
+  for (const auto& variant : variants) {
+    const auto& [plugin, opts] = kVariants.at(variant);
+    std::vector<QuantizedMatrix> mats;
+    uint64_t bytes = 0;
+    if (plugin != "none") {
+      Quantizer q(plugins, plugin, variant == "int4" ? "{\"group_size\": 128}" : opts);
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        mats.push_back(q.quantize("model.layers.0.x", Tensor(bf16[i].data(), DType::bf16,
+                                                              {shapes[i].first, shapes[i].second})));
+        bytes += mats.back().bytes();
+      }
+    } else {
+      for (const auto& [N, K] : shapes) bytes += static_cast<uint64_t>(N * K * 2);
+    }
+    std::vector<double> t;
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = Clock::now();
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        const auto [N, K] = shapes[i];
+        if (plugin == "none")
+          kernels::cpu::matmul(x.data(), M, K, bf16[i].data(), kernels::cpu::WeightType::bf16, false, N,
+                               nullptr, out.data(), false);
+        else
+          quant_matmul_cpu(view_of(mats[i]), x.data(), M, nullptr, out.data(), false);
+      }
+      t.push_back(seconds_since(t0));
+    }
+    const double sec = median(t);
+    if (plugin == "none") base = sec;
+    res[variant] = {{"seconds_per_layer", sec}, {"weight_bytes", bytes},
+                    {"speedup_vs_bf16", base > 0 ? base / sec : 0.0},
+                    {"gb_per_s", static_cast<double>(bytes) / sec / 1e9}};
+    std::cout << "gemv M=" << M << " " << variant << ": " << sec * 1e3 << " ms per Llama-8B layer, "
+              << bytes / 1e6 << " MB, " << (base > 0 ? base / sec : 0.0) << "x bf16\n";
+  }
+  return res;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,6 +287,7 @@ int main(int argc, char** argv) {
     else if (k == "--new-tokens") a.new_tokens = std::stoi(v);
     else if (k == "--ppl-windows") a.ppl_windows = std::stoi(v);
     else if (k == "--out") a.out = v;
+    else if (k == "--gemv-reps") a.gemv_reps = std::stoi(v);
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 2;
@@ -279,7 +364,13 @@ int main(int argc, char** argv) {
                 << bf16_bytes << " B), load " << load_s << " s\n";
       results.push_back(r);
     }
+    nlohmann::json gemv = nlohmann::json::object();
+    if (a.gemv_reps > 0) {
+      if (a.threads > 0) omp_set_num_threads(a.threads);
+      for (int M : {1, 8}) gemv["M" + std::to_string(M)] = gemv_bench(plugins, split(a.methods, ','), M, a.gemv_reps);
+    }
     nlohmann::json doc = {{"model", a.model.string()},
+                          {"gemv_llama3_8b_layer", gemv},
                           {"threads", a.threads},
                           {"new_tokens", a.new_tokens},
                           {"heldout_tokens", stream.size()},

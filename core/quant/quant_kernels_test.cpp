@@ -20,6 +20,8 @@ struct Case {
 
 std::vector<Case> cases() {
   return {{"int8", "int8", "{}", 70, 96},
+          {"int8_rows", "int8", "{}", 33, 128},  // the fused kernels take K % 64 == 0
+          {"fp8_rows", "fp8", "{}", 20, 192},
           {"int4_g32", "int4", "{\"group_size\": 32}", 70, 96},
           {"int4_g128", "int4", "{\"group_size\": 128}", 33, 256},
           {"nf4", "nf4", "{}", 70, 96},
