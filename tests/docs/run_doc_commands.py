@@ -5,7 +5,8 @@ A block is tested when the line before its fence (blank lines aside) is
 
     <!-- test -->            the commands run as written, from a scratch checkout
     <!-- test: server -->    the same, with the demo deployment serving: every
-                             `localhost:8000` / `127.0.0.1:8000` points at it, and
+                             `localhost:8000` / `127.0.0.1:8000` / `--port 8000`
+                             points at it, and
                              curl fails on an HTTP error (--fail-with-body)
 
     <!-- test: error -->     the block must fail (exit non-zero), and each line of
@@ -208,8 +209,8 @@ def main():
             first = next((l for l in text.split("\n") if l.strip() and not l.startswith("#")), "")[:70]
             if "server" in mode:
                 server.start()
-                text = SERVER_PRELUDE + re.sub(r"\b(localhost|127\.0\.0\.1):8000\b",
-                                               f"127.0.0.1:{server.port}", text)
+                text = re.sub(r"\b(localhost|127\.0\.0\.1):8000\b", f"127.0.0.1:{server.port}", text)
+                text = SERVER_PRELUDE + re.sub(r"--port 8000\b", f"--port {server.port}", text)
             t0 = time.time()
             r = subprocess.run(["bash", "-euo", "pipefail", "-c", text], cwd=root, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=900)
