@@ -94,6 +94,8 @@ std::vector<ConfigKey> build() {
        "Decoding plugin for sampling and parallel sampling (n, best_of)."},
       {"decoding.beam_strategy", VT::string, "beam", {}, {}, {}, "",
        "Decoding plugin for use_beam_search requests."},
+      {"decoding.parallel_strategy", VT::string, "parallel", {}, {}, {}, "",
+       "Decoding plugin for the first token of n > 1 / best_of requests (one stream per sample)."},
       {"decoding.options", VT::mapping, "{}", {}, {}, {}, "",
        "Options of the decoding.strategy plugin, checked against its plugin.yaml."},
       {"decoding.max_tokens", VT::integer, "16", 1, kBig, {}, "",

@@ -26,7 +26,7 @@ std::string resolved_options(const PluginHost& plugins, const std::string& name,
 }  // namespace
 
 Decoders::Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam,
-                   const std::string& sampling_options) {
+                   const std::string& sampling_options, const std::string& parallel) {
   host_.struct_size = sizeof(BanyanHostV1);
   host_.abi_major = BANYAN_ABI_MAJOR;
   host_.abi_minor = BANYAN_ABI_MINOR;
@@ -34,6 +34,7 @@ Decoders::Decoders(const PluginHost& plugins, const std::string& sampling, const
   sampling_ = plugins.create("decoding", sampling, &host_,
                              resolved_options(plugins, sampling, sampling_options));
   beam_ = plugins.create("decoding", beam, &host_, resolved_options(plugins, beam, "{}"));
+  parallel_ = plugins.create("decoding", parallel, &host_, resolved_options(plugins, parallel, "{}"));
 }
 
 std::vector<std::vector<DecodedToken>> Decoders::run(
@@ -73,7 +74,8 @@ std::vector<std::vector<DecodedToken>> Decoders::run(
         throw Error(Code::internal, std::string("decoding plugin \"") + plugin.descriptor().name +
                                         "\" chose token " + std::to_string(c.token) +
                                         " outside the vocabulary");
-      DecodedToken t{c.token, c.logprob, c.score, {}};
+      DecodedToken t{c.token, c.logprob, c.score, {}, {}};
+      std::copy(c.rng_state, c.rng_state + 4, t.rng);
       for (int k = 0; k < lp; ++k) t.top.push_back({c.top_ids[k], c.top_logprobs[k]});
       result[i].push_back(std::move(t));
     }
@@ -87,6 +89,11 @@ std::vector<DecodedToken> Decoders::sample(const Tensor& logits,
   if (rows.empty()) return out;
   for (auto& r : run(sampling_, logits, rows, 1)) out.push_back(std::move(r[0]));
   return out;
+}
+
+std::vector<DecodedToken> Decoders::parallel(const Tensor& logits, Sequence* seq, int32_t row,
+                                             int samples) {
+  return run(parallel_, logits, {{seq, row}}, samples)[0];
 }
 
 std::vector<std::vector<DecodedToken>> Decoders::beam(

@@ -18,6 +18,7 @@ struct DecodedToken {
   float logprob = 0;
   double score = 0;
   std::vector<TopLogprob> top;
+  uint64_t rng[4] = {0, 0, 0, 0};  ///< the drawing stream's state after the draw
 };
 
 class Decoders {
@@ -27,11 +28,13 @@ class Decoders {
   /// checked it against its manifest and filled the defaults. Throws banyan::Error when
   /// a plugin is missing or not a decoding plugin, or an option is refused.
   Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam,
-           const std::string& sampling_options = "{}");
+           const std::string& sampling_options = "{}", const std::string& parallel = "parallel");
 
   /// One token per (sequence, logits row), from the sampling plugin.
   std::vector<DecodedToken> sample(const Tensor& logits,
                                    const std::vector<std::pair<Sequence*, int32_t>>& rows);
+  /// `samples` first tokens of one row, each from its own stream (the parallel plugin).
+  std::vector<DecodedToken> parallel(const Tensor& logits, Sequence* seq, int32_t row, int samples);
   /// The best `per_row` continuations of each row, from the beam plugin.
   std::vector<std::vector<DecodedToken>> beam(const Tensor& logits,
                                               const std::vector<std::pair<Sequence*, int32_t>>& rows,
@@ -42,7 +45,7 @@ class Decoders {
                                              const std::vector<std::pair<Sequence*, int32_t>>& rows,
                                              int per_row);
   BanyanHostV1 host_{};
-  PluginObject sampling_, beam_;
+  PluginObject sampling_, beam_, parallel_;
 };
 
 }  // namespace banyan::core

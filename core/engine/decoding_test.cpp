@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <set>
 
 namespace banyan::core {
 namespace {
@@ -240,6 +241,37 @@ TEST(Decoding, OutOfTreeTypicalSamplesHuggingFacesTypicalSet) {
   EXPECT_EQ(greedy.sample(view(logits, 1), {{&g, 0}})[0].token, 0);
   EXPECT_THROW(Decoders(host, "typical", "beam", R"({"typical_p": 0})"), Error);
   EXPECT_THROW(Decoders(host, "typical", "beam", R"({"typical_p": 1.5})"), Error);
+}
+
+}  // namespace
+}  // namespace banyan::core
+
+namespace banyan::core {
+namespace {
+
+TEST(Decoding, ParallelDrawsOneSamplePerForkedStream) {
+  Fixture f;
+  std::vector<float> logits(64, 0.0f);  // flat: samples should spread
+  Sequence& s = f.seq({.n = 8, .temperature = 1.0}, {0}, 1, 99);
+  uint64_t start[4];
+  std::copy(s.rng, s.rng + 4, start);
+  auto a = f.dec->parallel(view(logits, 1), &s, 0, 8);
+  ASSERT_EQ(a.size(), 8u);
+  std::set<int32_t> distinct;
+  for (int j = 0; j < 8; ++j) {
+    distinct.insert(a[j].token);
+    // Sample j came from stream j forked from the row's generator: redraw it here.
+    uint64_t st[4];
+    rng::fork(start, static_cast<uint64_t>(j), st);
+    double u = rng::uniform(st) * 1.0;
+    EXPECT_EQ(a[j].token, static_cast<int32_t>(u * 64)) << "sample " << j;
+    EXPECT_TRUE(std::equal(st, st + 4, a[j].rng)) << "sample " << j;
+  }
+  EXPECT_GT(distinct.size(), 4u);
+  // The same seed gives the same samples.
+  Sequence& t = f.seq({.n = 8, .temperature = 1.0}, {0}, 1, 99);
+  auto b = f.dec->parallel(view(logits, 1), &t, 0, 8);
+  for (int j = 0; j < 8; ++j) EXPECT_EQ(a[j].token, b[j].token);
 }
 
 }  // namespace

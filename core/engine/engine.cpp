@@ -96,7 +96,8 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   seed_state_ = default_seed_;
   decoders_ = std::make_unique<Decoders>(plugins_, config.get_string("decoding.strategy"),
                                          config.get_string("decoding.beam_strategy"),
-                                         config.get_mapping_json("decoding.options"));
+                                         config.get_mapping_json("decoding.options"),
+                                         config.get_string("decoding.parallel_strategy"));
   stats_.num_kv_blocks = runner_->num_blocks();
   log_info("engine ready: model " + model + " (" + runner_->model_type() + ", plugin " +
            runner_->plugin_name() + ") on " + opt.device + ", " +

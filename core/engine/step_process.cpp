@@ -56,17 +56,24 @@ void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& l
       it->second.push_back({&s, row});
       continue;
     }
-    sample_rows.push_back({&s, row});
     if (g.kind == GroupKind::parallel && !g.forked) {
-      // best_of samples of the prompt's last row, each with its own generator.
+      // best_of first tokens of the prompt's last row, each from its own stream; the
+      // samples then continue as forks sharing the prompt's KV blocks.
       g.forked = true;
+      auto firsts = decoders_->parallel(host_logits, &s, row, g.width);
+      std::vector<Sequence*> samples = {&s};
       for (int c = 1; c < g.width; ++c) {
         auto child = scheduler_->fork(s, next_seq_id());
-        rng::seed(child->rng, rng::next(s.rng));
-        sample_rows.push_back({child.get(), row});
+        samples.push_back(child.get());
         g.seqs.push_back(std::move(child));
       }
+      for (int c = 0; c < g.width; ++c) {
+        std::copy(firsts[c].rng, firsts[c].rng + 4, samples[c]->rng);
+        append_token(*samples[c], firsts[c]);
+      }
+      continue;
     }
+    sample_rows.push_back({&s, row});
   }
   auto tokens = decoders_->sample(host_logits, sample_rows);
   for (size_t i = 0; i < sample_rows.size(); ++i) append_token(*sample_rows[i].first, tokens[i]);

@@ -279,6 +279,10 @@ typedef struct BanyanDecodeChoice {
   double score;      /* the strategy's ranking score (beam: cumulative log-probability) */
   int32_t* top_ids;
   float* top_logprobs;
+  /* The generator state of the stream that drew this choice, after the draw: a
+   * parallel strategy draws several samples of one row from separate streams, and
+   * the host continues each forked sequence from its stream. */
+  uint64_t rng_state[4];
 } BanyanDecodeChoice;
 
 /* Kind-specific interface of a decoding plugin (descriptor.iface). */
@@ -286,8 +290,10 @@ typedef struct BanyanDecodingV1 {
   uint32_t struct_size;
   /* Decodes `num_rows` rows of `logits` ([R, V] f32; device_type says where it
    * lives) into `per_row` choices each, written to out[i * per_row + j], best
-   * first. A sampling strategy is called with per_row 1; a beam strategy with
-   * per_row = 2 x the beam width, returning each row's best continuations. */
+   * first. A sampling strategy is called with per_row 1; a parallel strategy with
+   * per_row = best_of for the first token of an n > 1 request (one sample per
+   * stream); a beam strategy with per_row = 2 x the beam width, returning each
+   * row's best continuations. */
   int32_t (*decode)(void* self, const BanyanTensor* logits, const BanyanDecodeRow* rows,
                     int32_t num_rows, int32_t per_row, BanyanDecodeChoice* out,
                     BanyanError* err);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <banyan/abi.h>
+#include <banyan/rng.h>
 
 #include <algorithm>
 #include <cmath>
@@ -74,6 +75,65 @@ inline void apply_processors(std::vector<float>& x, const BanyanDecodeParams& p,
       if (t >= 0 && t < V)
         x[t] -= static_cast<float>(p.frequency_penalty * c + p.presence_penalty);
   }
+}
+
+/// Draws a token from processed logits `x` (after apply_processors) with the
+/// temperature, top_k, top_p and min_p of `p` (vLLM's order and semantics), using one
+/// uniform draw of the generator; argmax when temperature is 0.
+inline int32_t sample_token(const std::vector<float>& x, const BanyanDecodeParams& p,
+                            uint64_t* state) {
+  auto argmax = [&] {
+    int32_t best = 0;
+    for (int32_t i = 1; i < static_cast<int32_t>(x.size()); ++i)
+      if (x[i] > x[best]) best = i;
+    return best;
+  };
+  if (p.temperature <= 0.0) return argmax();
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  float mx = neg_inf;
+  for (float v : x) mx = std::max(mx, v);
+  if (mx == neg_inf) return argmax();
+  std::vector<std::pair<float, int32_t>> cand;
+  for (int32_t i = 0; i < static_cast<int32_t>(x.size()); ++i)
+    if (x[i] > neg_inf) cand.push_back({static_cast<float>((x[i] - mx) / p.temperature), i});
+  size_t keep = cand.size();
+  if (p.top_k > 0) keep = std::min<size_t>(keep, static_cast<size_t>(p.top_k));
+  // Sorted by logit (ties: lower id) whenever a filter needs the order.
+  if (keep < cand.size() || p.top_p < 1.0 || p.min_p > 0.0) {
+    std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    cand.resize(keep);
+  }
+  std::vector<double> probs(cand.size());
+  double sum = 0;
+  for (size_t i = 0; i < cand.size(); ++i) sum += probs[i] = std::exp(static_cast<double>(cand[i].first));
+  for (auto& q : probs) q /= sum;
+  size_t n = cand.size();
+  if (p.min_p > 0.0) {
+    const double floor = p.min_p * probs[0];
+    size_t m = 0;
+    while (m < n && probs[m] >= floor) ++m;
+    n = std::max<size_t>(m, 1);
+  }
+  if (p.top_p < 1.0) {
+    double acc = 0;
+    size_t m = 0;
+    while (m < n) {
+      acc += probs[m++];
+      if (acc >= p.top_p) break;
+    }
+    n = std::max<size_t>(m, 1);
+  }
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) total += probs[i];
+  const double u = banyan::rng::uniform(state) * total;
+  double acc = 0;
+  for (size_t i = 0; i < n; ++i) {
+    acc += probs[i];
+    if (u < acc) return cand[i].second;
+  }
+  return cand[n - 1].second;
 }
 
 }  // namespace banyan::logits

@@ -8,6 +8,8 @@
 
 namespace banyan::rng {
 
+inline uint64_t rotl_(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
 inline uint64_t splitmix64(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -31,6 +33,18 @@ inline uint64_t next(uint64_t s[4]) {
   s[2] ^= t;
   s[3] = rotl(s[3], 45);
   return result;
+}
+
+/// The state of stream `index` forked from `parent` (index 0 is the parent itself):
+/// how parallel samples of one request get independent, reproducible generators.
+inline void fork(const uint64_t parent[4], uint64_t index, uint64_t out[4]) {
+  if (index == 0) {
+    for (int i = 0; i < 4; ++i) out[i] = parent[i];
+    return;
+  }
+  uint64_t x = parent[0] ^ rotl_(parent[1], 17) ^ rotl_(parent[2], 31) ^ rotl_(parent[3], 47);
+  x ^= index * 0xd1b54a32d192ed03ull;
+  seed(out, x);
 }
 
 /// Uniform in [0, 1) with 53 random bits.
