@@ -40,8 +40,10 @@ if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&
 fi
 
 # --- build ----------------------------------------------------------------------
-targets="banyan_kernels_cuda_tests banyan_bench_lora_gpu banyan_engine_tests banyan_adapters_tests
-  banyan_model_llama banyan_decoding_sampling banyan_decoding_beam banyan_adapter_lora"
+# Every in-tree plugin (plugins/<kind>/<name>: target banyan_<kind>_<name>): the engine
+# tests load the model and decoding plugins.
+plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
+targets="banyan_kernels_cuda_tests banyan_bench_lora_gpu banyan_engine_tests banyan_adapters_tests $plugins"
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DBANYAN_TESTS=ON &&

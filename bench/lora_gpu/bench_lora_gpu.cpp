@@ -383,7 +383,7 @@ int run(int argc, char** argv) {
             << " adapter images (ranks cycling";
   for (int r : o.ranks) std::cerr << " " << r;
   std::cerr << ") in the remaining memory\n";
-  if (images < 4) throw Error("too little device memory for adapter images");
+  if (images < std::min(4, max_adapters)) throw Error("too little device memory for adapter images");
   auto cyclic = [images](int j) { return j % images; };
 
   std::vector<Record> records;
