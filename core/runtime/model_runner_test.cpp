@@ -1,17 +1,21 @@
 // ModelRunner and the llama plugin on small random checkpoints: batching and
 // chunked prefill leave every sequence's result unchanged, the linear hook points
 // work without model code, and bad checkpoints are refused by name.
+#include "core/runtime/checkpoint.h"
 #include "core/runtime/greedy.h"
 #include "core/runtime/linear.h"
 #include "core/runtime/model_runner.h"
 #include "core/runtime/random_checkpoint.h"
 #include "core/runtime/runner_test_util.h"
+#include "core/runtime/safetensors_writer.h"
 #include "core/runtime/test_util.h"
 #include "core/runtime/weight_store.h"
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 namespace banyan::core {
@@ -78,6 +82,59 @@ TEST_P(Families, BatchingAndChunkingChangeNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Llama, Families, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
+
+// Writes a copy of `src`'s checkpoint with every tensor converted to `dtype`, split
+// over two shards with an index.
+void copy_as(const std::filesystem::path& src, const std::filesystem::path& dst, DType dtype) {
+  std::filesystem::create_directories(dst);
+  std::filesystem::copy_file(src / "config.json", dst / "config.json");
+  Checkpoint ck(src);
+  auto names = ck.names();
+  std::sort(names.begin(), names.end());
+  std::vector<std::vector<std::byte>> data;
+  std::vector<TensorToWrite> shard[2];
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  auto backend = make_backend("cpu", CpuBackendOptions{0, false});
+  for (size_t i = 0; i < names.size(); ++i) {
+    const auto& t = ck.get(names[i]);
+    int64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    std::vector<float> f(static_cast<size_t>(n));
+    Tensor ft(f.data(), DType::f32, {n});
+    backend->load_weight(t.data, *t.dtype, ft);  // bf16 → f32, exact
+    std::vector<std::byte> out(static_cast<size_t>(n) * dtype_size(dtype));
+    for (int64_t j = 0; j < n; ++j) {
+      if (dtype == DType::f32) {
+        std::memcpy(&out[j * 4], &f[j], 4);
+      } else {  // f16: the bf16 values of these checkpoints fit exactly
+        const _Float16 h = static_cast<_Float16>(f[j]);
+        std::memcpy(&out[j * 2], &h, 2);
+      }
+    }
+    data.push_back(std::move(out));
+    const char* file = i % 2 ? "model-2.safetensors" : "model-1.safetensors";
+    shard[i % 2].push_back({names[i], dtype, t.shape, data.back()});
+    index["weight_map"][names[i]] = file;
+  }
+  write_safetensors(dst / "model-1.safetensors", shard[0]);
+  write_safetensors(dst / "model-2.safetensors", shard[1]);
+  std::ofstream(dst / "model.safetensors.index.json") << index.dump();
+}
+
+TEST(ModelRunner, Bf16F16AndF32ShardedCopiesGiveTheSameModel) {
+  TempDir dir;
+  RandomLlamaSpec s;
+  s.model_type = "qwen2";
+  write_random_llama(dir / "bf16", s);
+  copy_as(dir / "bf16", dir / "f32", DType::f32);
+  copy_as(dir / "bf16", dir / "f16", DType::f16);
+  auto ref = generate(*open(dir / "bf16"), kPrompts);
+  for (const char* copy : {"f32", "f16"}) {
+    SCOPED_TRACE(copy);
+    auto got = generate(*open(dir / copy), kPrompts);
+    for (size_t i = 0; i < kPrompts.size(); ++i) expect_same(ref[i], got[i], 1e-5);
+  }
+}
 
 TEST(ModelRunner, SlidingWindowOnlyMattersBeyondTheWindow) {
   TempDir a, b;
