@@ -1,7 +1,8 @@
 // Quantizers on the CPU, on the demo model (models/demo), against its bf16 weights:
 //  - weights: bytes of the quantized linear layers vs the same layers in bf16;
 //  - decode: tokens/s of decode steps at batch 1 and 8 after a 32-token prefill
-//    (the median step of --new-tokens steps: the machine may be shared);
+//    (the fastest of --new-tokens steps: on a shared machine the rest measures the
+//    neighbours);
 //  - quality: perplexity on the demo's held-out fortunes (every 50th entry of
 //    .cache/corpus/fortunes, as tools/train_demo.py splits them; <bos> entry <eos>
 //    streamed, consecutive windows of 256 tokens, float32 logits), as its README does.
@@ -105,11 +106,8 @@ std::vector<std::string> heldout_fortunes(const fs::path& corpus) {
   return out;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+// The fastest of the samples: on a shared machine, the others measure the neighbours.
+double best(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -153,7 +151,7 @@ double mean_nll(ModelRunner& runner, const std::vector<int32_t>& s, int max_wind
   return total / static_cast<double>(std::max<int64_t>(count, 1));
 }
 
-// Median seconds of one decode step of `batch` sequences (each already holding
+// Seconds of one decode step (the fastest) of `batch` sequences (each already holding
 // `prompt_len` tokens in the KV cache; the token fed does not matter for speed).
 double decode_step_seconds(ModelRunner& runner, int batch, int steps, int prompt_len) {
   const int32_t bs = runner.block_size();
@@ -195,7 +193,7 @@ double decode_step_seconds(ModelRunner& runner, int batch, int steps, int prompt
     runner.to_host(runner.execute(b));
     times.push_back(seconds_since(t0));
   }
-  return median(times);
+  return best(times);
 }
 
 QuantView view_of(const QuantizedMatrix& m) {
@@ -218,7 +216,8 @@ QuantView view_of(const QuantizedMatrix& m) {
 }
 
 // One Llama-3-8B layer's linear layers (q, k, v, o, gate, up, down) at M rows of x:
-// median seconds per layer, quantized kernels vs the bf16 kernel of the CPU backend.
+// seconds per layer (the fastest of `reps`), quantized kernels vs the bf16 kernel of
+// the CPU backend.
 nlohmann::json gemv_bench(const PluginHost& plugins, const std::vector<std::string>& variants, int M, int reps) {
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {1024, 4096}, {1024, 4096},
                                                            {4096, 4096}, {14336, 4096}, {14336, 4096},
@@ -262,7 +261,7 @@ nlohmann::json gemv_bench(const PluginHost& plugins, const std::vector<std::stri
       }
       t.push_back(seconds_since(t0));
     }
-    const double sec = median(t);
+    const double sec = best(t);
     if (plugin == "none") base = sec;
     res[variant] = {{"seconds_per_layer", sec}, {"weight_bytes", bytes},
                     {"speedup_vs_bf16", base > 0 ? base / sec : 0.0},

@@ -98,6 +98,7 @@ struct State {
   std::unique_ptr<Quantizer> quantizer;
   bool prequantized = false;
   std::string checkpoint_method;
+  std::shared_ptr<DequantScratch> scratch = std::make_shared<DequantScratch>();
   std::shared_ptr<QuantizationStats> stats = std::make_shared<QuantizationStats>();
 };
 
@@ -123,7 +124,7 @@ std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) 
   }
   params = static_cast<uint64_t>(m->rows() * m->cols());
   const Tensor* bias = s.weights.find(s.module + ".bias");
-  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias);
+  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias, st.scratch);
   if (st.stats->modules == 0)
     log_info("quantizer \"" + st.quantizer->name() + "\": " + s.module + " [" + std::to_string(m->rows()) +
              ", " + std::to_string(m->cols()) + "] -> " + describe(m->get()) + (st.prequantized ? " (from the checkpoint)" : ""));

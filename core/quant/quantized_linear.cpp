@@ -2,16 +2,51 @@
 
 #include <banyan/error.h>
 
+#ifdef BANYAN_WITH_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/quant_gemm.h"
+#endif
+
 
 namespace banyan::core {
 
+namespace {
+
+#ifdef BANYAN_WITH_CUDA
+kernels::cuda::QuantWeightDev device_view(const QuantView& v) {
+  kernels::cuda::QuantWeightDev d;
+  d.layout = v.layout;
+  d.rows = v.rows;
+  d.cols = v.cols;
+  d.group_size = v.group_size;
+  d.group_size2 = v.group_size2;
+  d.offset = v.offset;
+  d.per_row_scale = v.per_row_scale;
+  d.qweight = v.qweight;
+  d.scales = v.scales;
+  d.zeros = v.zeros;
+  d.code = v.code;
+  d.scales2 = v.scales2;
+  d.code2 = v.code2;
+  return d;
+}
+#endif
+
+}  // namespace
+
 QuantizedLinear::QuantizedLinear(Backend& backend, const std::string& module,
-                                 const QuantizedMatrix& weight, const Tensor* bias)
-    : module_(module) {
+                                 const QuantizedMatrix& weight, const Tensor* bias,
+                                 std::shared_ptr<DequantScratch> scratch)
+    : module_(module), scratch_(scratch ? std::move(scratch) : std::make_shared<DequantScratch>()) {
   const BanyanQuantizedWeight& w = weight.get();
   validate(w, module);
   const DeviceType dev = backend.device().type;
-  if (dev != DeviceType::cpu)
+#ifdef BANYAN_WITH_CUDA
+  const bool have_kernels = dev == DeviceType::cpu || dev == DeviceType::cuda;
+#else
+  const bool have_kernels = dev == DeviceType::cpu;
+#endif
+  if (!have_kernels)
     throw Error(Code::unsupported, "quantized linear " + module + " on " + backend.name() +
                                        ": no quantized kernels are built for this device");
   const void* ptrs[6] = {};
@@ -53,6 +88,24 @@ void QuantizedLinear::forward(const LinearContext& ctx, const Tensor& x, Tensor&
     quant_matmul_cpu(view_, x.as<float>(), x.shape[0], bias, out.as<float>(), false);
     return;
   }
+#ifdef BANYAN_WITH_CUDA
+  if (ctx.backend.device().type == DeviceType::cuda) {
+    auto& cuda = static_cast<kernels::cuda::CudaBackend&>(ctx.backend);
+    const kernels::cuda::QuantWeightDev d = device_view(view_);
+    const bool out_f32 = out.type() == DType::f32;
+    if (kernels::cuda::quant_gemv_supported(d, x.shape[0], x.data)) {
+      kernels::cuda::quant_gemv(d, x.as<uint16_t>(), x.shape[0], out.data, out_f32, bias, false,
+                                cuda.num_sms(), cuda.stream());
+      return;
+    }
+    const size_t need = static_cast<size_t>(view_.rows * view_.cols) * 2;
+    if (scratch_->buffer.size() < need) scratch_->buffer = DeviceBuffer(ctx.backend, need);
+    kernels::cuda::quant_dequantize_bf16(d, static_cast<uint16_t*>(scratch_->buffer.data()), cuda.stream());
+    const Tensor w = scratch_->buffer.view(DType::bf16, {view_.rows, view_.cols});
+    ctx.backend.matmul(x, w, false, bias_.data ? &bias_ : nullptr, out);
+    return;
+  }
+#endif
   throw Error(Code::unsupported, "quantized linear " + module_ + ": no kernels for " + ctx.backend.name());
 }
 

@@ -10,17 +10,26 @@
 #include "core/runtime/device_buffer.h"
 #include "core/runtime/linear.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace banyan::core {
 
+/// Device scratch shared by the quantized linears of one model (used by one thread):
+/// on CUDA, the bf16 copy of one weight that batches too large for the fused GEMV
+/// multiply with cuBLASLt. Grows to the largest weight during the warm-up steps.
+struct DequantScratch {
+  DeviceBuffer buffer;
+};
+
 class QuantizedLinear final : public LinearProvider {
  public:
   /// Uploads `weight` (validated first). `bias`: a device tensor [rows] or null.
+  /// `scratch`: shared with the model's other quantized linears (null: its own).
   /// Throws Error(unsupported) when the backend has no kernels for the layout.
   QuantizedLinear(Backend& backend, const std::string& module, const QuantizedMatrix& weight,
-                  const Tensor* bias);
+                  const Tensor* bias, std::shared_ptr<DequantScratch> scratch = nullptr);
   int64_t in_features() const override { return view_.cols; }
   int64_t out_features() const override { return view_.rows; }
   void forward(const LinearContext& ctx, const Tensor& x, Tensor& out) override;
@@ -35,6 +44,7 @@ class QuantizedLinear final : public LinearProvider {
   QuantView view_;
   Tensor bias_;
   size_t bytes_ = 0;
+  std::shared_ptr<DequantScratch> scratch_;
 };
 
 }  // namespace banyan::core

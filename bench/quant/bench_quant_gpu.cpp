@@ -1,0 +1,172 @@
+// Quantized linear layers on the GPU at Llama-3-8B shape: the seven projections of
+// one decoder layer (q, k, v, o: 4096 -> 4096/1024/1024/4096; gate, up: 4096 -> 14336;
+// down: 14336 -> 4096; random weights), through QuantizedLinear on the CUDA backend,
+// against the bf16 weights through the backend's matmul (its GEMV for 1-4 rows,
+// cuBLASLt beyond). Reports milliseconds per layer (CUDA events, the fastest of
+// --reps runs of --iters layers each), weight bytes, and the decode rate the
+// projections alone would allow for 32 layers (batch rows / (32 x time per layer)).
+//
+//   banyan_bench_quant_gpu [--batches 1,64] [--methods none,int8,int4,nf4,nf4_double,fp8]
+//                          [--reps 5] [--iters 20] [--out FILE.json]
+#include "core/common/logging.h"
+#include "core/plugin_host/plugin_host.h"
+#include "core/quant/quantized_linear.h"
+#include "core/quant/quantizer.h"
+#include "core/runtime/step_arena.h"
+#include "kernels/cpu/convert.h"
+#include "kernels/cuda/cuda_backend.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+
+using namespace banyan;
+using namespace banyan::core;
+
+namespace {
+
+const std::map<std::string, std::pair<std::string, std::string>> kVariants = {
+    {"none", {"none", "{}"}},
+    {"int8", {"int8", "{}"}},
+    {"int4", {"int4", "{\"group_size\": 128}"}},
+    {"nf4", {"nf4", "{}"}},
+    {"nf4_double", {"nf4", "{\"double_quant\": true}"}},
+    {"fp8", {"fp8", "{}"}},
+    {"fp8_channel", {"fp8", "{\"per_channel\": true}"}},
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel", batches = "1,64", out_file;
+  int reps = 5, iters = 20;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--methods") methods = v;
+    else if (k == "--batches") batches = v;
+    else if (k == "--reps") reps = std::stoi(v);
+    else if (k == "--iters") iters = std::stoi(v);
+    else if (k == "--out") out_file = v;
+    else {
+      std::cerr << "unknown flag " << k << "\n";
+      return 2;
+    }
+  }
+  try {
+    set_log_level("warn");
+    std::string why;
+    if (!kernels::cuda::cuda_available(&why)) throw Error(Code::unsupported, "no CUDA device: " + why);
+    auto backend = kernels::cuda::make_cuda_backend(0);
+    auto& cuda = static_cast<kernels::cuda::CudaBackend&>(*backend);
+    PluginHost plugins;
+    plugins.scan(PluginHost::default_search_paths());
+    const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {1024, 4096}, {1024, 4096},
+                                                             {4096, 4096}, {14336, 4096}, {14336, 4096},
+                                                             {4096, 14336}};
+    std::mt19937 rng(1);
+    std::normal_distribution<float> nd(0.0f, 0.02f);
+    std::vector<std::vector<uint16_t>> host;
+    std::vector<DeviceBuffer> dense;
+    std::vector<Tensor> dense_t;
+    for (const auto& [N, K] : shapes) {
+      std::vector<uint16_t> w(static_cast<size_t>(N * K));
+      for (auto& e : w) e = kernels::cpu::f32_to_bf16(nd(rng));
+      dense.emplace_back(*backend, w.size() * 2);
+      backend->upload(dense.back().data(), w.data(), w.size() * 2);
+      dense_t.push_back(dense.back().view(DType::bf16, {N, K}));
+      host.push_back(std::move(w));
+    }
+    const auto bl = split(batches);
+    int64_t max_m = 1;
+    for (const auto& b : bl) max_m = std::max<int64_t>(max_m, std::stoll(b));
+    DeviceBuffer xbuf(*backend, static_cast<size_t>(max_m * 14336) * 2),
+        ybuf(*backend, static_cast<size_t>(max_m * 14336) * 2);
+    {
+      std::vector<uint16_t> x(static_cast<size_t>(max_m * 14336));
+      for (auto& e : x) e = kernels::cpu::f32_to_bf16(nd(rng));
+      backend->upload(xbuf.data(), x.data(), x.size() * 2);
+    }
+    StepArena arena(*backend);
+    StepLayout layout;
+    ForwardBatch batch;
+    const LinearContext ctx{*backend, arena, layout, batch, Tensor(), false};
+    auto scratch = std::make_shared<DequantScratch>();
+    nlohmann::json results = nlohmann::json::object();
+    std::map<std::string, double> base_ms;
+    for (const auto& variant : split(methods)) {
+      const auto& [plugin, opts] = kVariants.at(variant);
+      std::vector<std::unique_ptr<QuantizedLinear>> lins;
+      uint64_t bytes = 0;
+      if (plugin == "none") {
+        for (const auto& [N, K] : shapes) bytes += static_cast<uint64_t>(N * K * 2);
+      } else {
+        Quantizer q(plugins, plugin, opts);
+        for (size_t i = 0; i < shapes.size(); ++i) {
+          const auto [N, K] = shapes[i];
+          QuantizedMatrix m = q.quantize("model.layers.0.x", Tensor(host[i].data(), DType::bf16, {N, K}));
+          lins.push_back(std::make_unique<QuantizedLinear>(*backend, "model.layers.0.x", m, nullptr, scratch));
+          bytes += lins.back()->device_bytes();
+        }
+      }
+      nlohmann::json per = nlohmann::json::object();
+      for (const auto& b : bl) {
+        const int64_t M = std::stoll(b);
+        auto layer = [&] {
+          for (size_t i = 0; i < shapes.size(); ++i) {
+            const auto [N, K] = shapes[i];
+            const Tensor x = xbuf.view(DType::bf16, {M, K});
+            Tensor y = ybuf.view(DType::bf16, {M, N});
+            if (plugin == "none") backend->matmul(x, dense_t[i], false, nullptr, y);
+            else lins[i]->forward(ctx, x, y);
+          }
+        };
+        layer();  // warm-up: GEMM plans, scratch
+        backend->synchronize();
+        double best = 1e30;
+        for (int r = 0; r < reps; ++r) {
+          auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
+          start.record(cuda.stream());
+          for (int it = 0; it < iters; ++it) layer();
+          stop.record(cuda.stream());
+          stop.synchronize();
+          best = std::min(best, static_cast<double>(stop.since(start)) / iters);
+        }
+        if (plugin == "none") base_ms[b] = best;
+        const double tok_s = static_cast<double>(M) / (32.0 * best * 1e-3);
+        per["batch_" + b] = {{"ms_per_layer", best},
+                             {"projection_tok_s_32_layers", tok_s},
+                             {"speedup_vs_bf16", base_ms.count(b) ? base_ms[b] / best : 0.0},
+                             {"weight_gb_per_s", static_cast<double>(bytes) / (best * 1e-3) / 1e9}};
+        std::cout << variant << " batch " << M << ": " << best << " ms per layer ("
+                  << (base_ms.count(b) ? base_ms[b] / best : 0.0) << "x bf16), " << tok_s
+                  << " tok/s for 32 layers of projections, " << static_cast<double>(bytes) / (best * 1e-3) / 1e9
+                  << " GB/s of weights\n";
+      }
+      per["weight_bytes_per_layer"] = bytes;
+      per["weight_gib_32_layers"] = 32.0 * static_cast<double>(bytes) / (1024.0 * 1024 * 1024);
+      results[variant] = per;
+    }
+    if (!out_file.empty())
+      std::ofstream(out_file) << nlohmann::json{{"shape", "Llama-3-8B projections of one layer"},
+                                                 {"device", backend->name()},
+                                                 {"results", results}}.dump(1)
+                              << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
