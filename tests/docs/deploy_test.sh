@@ -47,13 +47,14 @@ elif grep -q '^12' /etc/debian_version 2>/dev/null && command -v apt-cache >/dev
       dpkg-query -W -f='${Package} ${Essential} ${Priority}\n' 2>/dev/null |
         awk '$2 == "yes" || $3 == "required" {print $1}') | sed 's/:.*//' | sort -u)
   missing=""
-  for bin in "$BUILD"/bin/banyan $(find "$BUILD"/lib/banyan/plugins -name '*.so'); do
-    for lib in $(ldd "$bin" | awk '$3 ~ /^\// {print $3}'); do
-      owner=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1)
-      [[ -z $owner ]] && owner=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1)
-      [[ -z $owner ]] && { missing+=" $lib(no package)"; continue; }
-      grep -qx "$owner" <<<"$have" || missing+=" $lib($owner)"
-    done
+  libs=$(for bin in "$BUILD"/bin/banyan $(find "$BUILD"/lib/banyan/plugins -name '*.so'); do
+           ldd "$bin" | awk '$3 ~ /^\// {print $3}'
+         done | sort -u)
+  for lib in $libs; do
+    owner=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -1 | cut -d: -f1)
+    [[ -z $owner ]] && owner=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1)
+    [[ -z $owner ]] && { missing+=" $lib(no package)"; continue; }
+    grep -qx "$owner" <<<"$have" || missing+=" $lib($owner)"
   done
   if [[ -z $missing ]]; then ok "the runtime image's packages provide every library banyan and its plugins load"
   else bad "libraries the runtime image lacks:$(tr ' ' '\n' <<<"$missing" | sort -u | tr '\n' ' ')"; fi
