@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -72,6 +73,7 @@ class Typical final : public banyan::DecodingStrategy {
         BanyanDecodeChoice& c = out[i * per_row + j];
         c.row = static_cast<int32_t>(i);
         c.token = greedy ? argmax() : draw(r.rng_state);
+        std::memcpy(c.rng_state, r.rng_state, sizeof(c.rng_state));  // the stream after the draw
         c.logprob = logp_[c.token];
         c.score = r.cumulative_logprob + c.logprob;
         if (p.num_logprobs > 0 && c.top_ids) {
