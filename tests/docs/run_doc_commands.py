@@ -25,8 +25,8 @@ oversight. `build/bin` is first on PATH, so `banyan` is the build under test.
 
 The scratch checkout is a fresh directory per Markdown file where every top-level
 entry of the source tree is a symlink, except `examples/`, `configs/` and `deploy/`,
-which are copied (blocks build and `npm install` in them), and `build`, which is the
-build under test. So `build/bin/banyan`, `models/demo` and `examples/gpt2` mean what
+which are copied (blocks build and `npm install` in them), `build`, which is the
+build under test, and the git-ignored caches (`.cache`, `.deps`), which start empty. So `build/bin/banyan`, `models/demo` and `examples/gpt2` mean what
 the docs say, and nothing is written into the source tree. The blocks of one file run
 in order, each in its own `bash -euo pipefail`; files they write stay for the next.
 
@@ -50,7 +50,7 @@ MARK = re.compile(r"^<!--\s*test(?::\s*([\w ]+?))?\s*-->\s*$")
 NO_TEST = re.compile(r"^<!--\s*no test:\s*\S.*-->\s*$")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 COPIED = {"examples", "configs", "deploy"}
-SKIPPED = re.compile(r"^(\.git|build.*|node_modules)$")
+SKIPPED = re.compile(r"^(\.git|\.cache|\.deps|build.*|node_modules)$")
 
 
 def blocks(path):
