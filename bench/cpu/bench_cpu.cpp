@@ -70,11 +70,17 @@ Rooflines measure_rooflines() {
   for (size_t i = 0; i < n; ++i) a[i] = b[i] = static_cast<float>(i & 1023);
   std::vector<double> reads, copies;
   volatile float sink = 0;
-  for (int rep = 0; rep < 7; ++rep) {
+  for (int rep = 0; rep < 10; ++rep) {
     double t0 = now();
     float total = 0;
-#pragma omp parallel for simd reduction(+ : total)
-    for (size_t i = 0; i < n; ++i) total += a[i];
+#pragma omp parallel reduction(+ : total)
+    {
+      float acc[64] = {};  // four vectors of partial sums: bandwidth-bound, not latency-bound
+#pragma omp for schedule(static)
+      for (size_t i = 0; i < n; i += 64)
+        for (int j = 0; j < 64; ++j) acc[j] += a[i + j];
+      for (float v : acc) total += v;
+    }
     double t1 = now();
     sink = sink + total;
 #pragma omp parallel
