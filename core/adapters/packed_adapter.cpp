@@ -106,7 +106,8 @@ AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType activation,
     if (m.magnitude.data) {
       p.dora = true;
       const std::string why = "DoRA module " + name;
-      const SafetensorsTensor& w = base_tensor(base, name + ".weight", why);
+      const std::string weight_name = name + ".weight";
+      const SafetensorsTensor& w = base_tensor(base, weight_name, why);
       const int64_t rows = m.weight_transposed ? p.in : p.out, cols = m.weight_transposed ? p.out : p.in;
       if (w.shape.size() != 2 || w.shape[0] != rows || w.shape[1] != cols)
         throw Error(why + ": the base weight " + name + ".weight is not [" + std::to_string(rows) +

@@ -71,9 +71,10 @@ class TokenChecks {
     std::cout << "[ bf16     ] " << what << ": differs from token " << at << " on\n";
   }
   void finish(const std::string& what) const {
-    if (on_gpu() && total_ > 0)
+    if (on_gpu() && total_ > 0) {
       EXPECT_GE(same_, 0.95 * total_) << what << ": " << same_ << " of " << total_
                                        << " token sequences identical on " << test_device();
+    }
   }
 
  private:

@@ -240,9 +240,11 @@ void expect_golden(const fs::path& dir, const std::string& variant) {
     ASSERT_FALSE(res.error) << *res.error;
     EXPECT_EQ(res.outputs.at(0).token_ids, cases[i].greedy) << variant << " case " << i;
     for (size_t s = 0; s < cases[i].top.size() && s < res.outputs[0].logprobs.size(); ++s)
-      for (const auto& t : res.outputs[0].logprobs[s].top)
-        if (t.id == cases[i].top[s][0].first)
+      for (const auto& t : res.outputs[0].logprobs[s].top) {
+        if (t.id == cases[i].top[s][0].first) {
           EXPECT_NEAR(t.logprob, cases[i].top[s][0].second, 1e-3) << variant << " case " << i << " step " << s;
+        }
+      }
   }
 }
 
