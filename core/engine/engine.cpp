@@ -356,6 +356,7 @@ void EngineImpl::step() {
   auto t0 = steady_clock::now();
   SchedulerOutput out = scheduler_->schedule();
   auto t1 = steady_clock::now();
+  int64_t prompt_tokens = 0;
   if (!out.empty()) {
     copy_blocks(out.copies);
     bind_adapters(out);
@@ -365,20 +366,26 @@ void EngineImpl::step() {
     std::vector<float> host;
     if (logits.numel() > 0) host = runner_->to_host(logits);
     scheduler_->mark_computed(out);
+    // Counted before process(): beam search drops (frees) the beams it does not keep.
+    for (const auto& ss : out.seqs) {
+      const int32_t before = ss.seq->num_computed - ss.num_new;
+      prompt_tokens += std::max(0, std::min(ss.seq->num_computed, ss.seq->prompt_len) - before);
+    }
     process(out, host, row_of, runner_->spec().vocab_size);
   }
   auto done = scheduler_->collect_finished();
   auto t2 = steady_clock::now();
   {
     std::lock_guard lock(mu_);
-    update_stats_locked(out, duration<double>(t2 - t0).count(), duration<double>(t1 - t0).count());
+    update_stats_locked(prompt_tokens, duration<double>(t2 - t0).count(),
+                        duration<double>(t1 - t0).count());
   }
   // Sinks run after the statistics are current: a caller woken by its final message
   // sees the blocks of its request already freed.
   for (auto& g : done) finish_group(std::move(g));
 }
 
-void EngineImpl::update_stats_locked(const SchedulerOutput& out, double step_s, double sched_s) {
+void EngineImpl::update_stats_locked(int64_t prompt_tokens, double step_s, double sched_s) {
   stats_.running = static_cast<int>(scheduler_->num_running());
   stats_.waiting = static_cast<int>(scheduler_->num_waiting() + incoming_.size());
   stats_.kv_usage = blocks_->usage();
@@ -387,10 +394,7 @@ void EngineImpl::update_stats_locked(const SchedulerOutput& out, double step_s, 
   stats_.preemptions = scheduler_->preemptions();
   stats_.step_seconds += step_s;
   stats_.schedule_seconds += sched_s;
-  for (const auto& ss : out.seqs) {  // prompt tokens computed this step
-    int32_t before = ss.seq->num_computed - ss.num_new;
-    stats_.prompt_tokens += std::max(0, std::min(ss.seq->num_computed, ss.seq->prompt_len) - before);
-  }
+  stats_.prompt_tokens += prompt_tokens;
 }
 
 }  // namespace banyan::core

@@ -47,7 +47,7 @@ class EngineImpl final : public Engine {
   void step();
   void take_incoming();
   ForwardBatch build_batch(const SchedulerOutput& out, std::vector<int32_t>& row_of) const;
-  void update_stats_locked(const SchedulerOutput& out, double step_s, double sched_s);
+  void update_stats_locked(int64_t prompt_tokens, double step_s, double sched_s);
   void copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies);
   /// Gives each newly scheduled group with an adapter its device slot (adapters).
   void bind_adapters(const SchedulerOutput& out);

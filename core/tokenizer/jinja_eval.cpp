@@ -216,8 +216,12 @@ void Interpreter::exec_for(const Stmt& s, std::string& out) {
 
 Value Interpreter::make_macro(const Stmt& def) {
   const Stmt* d = &def;
-  auto closure = frame_;
-  return Value::callable(def.text, [d, closure](CallArgs& a, Interpreter& in) {
+  // The macro lives in the frame it closes over: hold that frame weakly, or the two
+  // keep each other alive after the render (a leak per render).
+  std::weak_ptr<Frame> weak = frame_;
+  return Value::callable(def.text, [d, weak](CallArgs& a, Interpreter& in) {
+    auto closure = weak.lock();
+    if (!closure) in.fail(d->pos, "macro called after its scope ended");
     const Value* caller = a.kw("caller");
     return Value(in.run_macro(*d, closure, a, caller ? *caller : Value(), d->pos));
   }, true);
