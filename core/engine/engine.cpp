@@ -334,19 +334,18 @@ ForwardBatch EngineImpl::build_batch(const SchedulerOutput& out, std::vector<int
 
 void EngineImpl::copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies) {
   if (copies.empty()) return;
+  // Copy-on-write of shared partial blocks (forks, beams): device-to-device copies
+  // queued on the backend's stream, no trip through the host.
   KvCache& kv = runner_->kv_cache();
   Backend& be = runner_->backend();
   const size_t block_bytes =
       KvCache::bytes_per_block(kv.config()) / (2 * static_cast<size_t>(kv.config().num_layers));
-  std::vector<char> tmp(block_bytes);
   for (int32_t layer = 0; layer < kv.config().num_layers; ++layer) {
     for (const Tensor& pool : {kv.key(layer), kv.value(layer)}) {
       char* base = static_cast<char*>(pool.data);
-      for (auto [src, dst] : copies) {
-        be.download(tmp.data(), base + static_cast<size_t>(src) * block_bytes, block_bytes);
-        be.upload(base + static_cast<size_t>(dst) * block_bytes, tmp.data(), block_bytes);
-        be.synchronize();
-      }
+      for (auto [src, dst] : copies)
+        be.copy_2d(base + static_cast<size_t>(dst) * block_bytes, block_bytes,
+                   base + static_cast<size_t>(src) * block_bytes, block_bytes, block_bytes, 1);
     }
   }
 }
