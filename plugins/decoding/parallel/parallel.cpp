@@ -18,15 +18,9 @@ class Parallel final : public banyan::DecodingStrategy {
 
   void decode(const banyan::Tensor& logits, std::span<const BanyanDecodeRow> rows, int per_row,
               std::span<BanyanDecodeChoice> out) override {
-    using banyan::Error;
-    if (logits.device_type != BANYAN_CPU || logits.type() != banyan::DType::f32 || logits.ndim != 2)
-      throw Error(banyan::Code::unsupported, "parallel: expects f32 [R, V] logits in host memory");
-    const int64_t V = logits.shape[1];
     for (size_t i = 0; i < rows.size(); ++i) {
       const BanyanDecodeRow& r = rows[i];
-      if (r.logits_row < 0 || r.logits_row >= logits.shape[0])
-        throw Error(banyan::Code::invalid_argument, "parallel: logits row out of range");
-      std::span<const float> row(logits.as<float>() + r.logits_row * V, V);
+      std::span<const float> row = banyan::logits::row_of(logits, r, "parallel");
       const BanyanDecodeParams& p = *r.params;
       banyan::logits::log_softmax(row, logp_);
       work_.assign(row.begin(), row.end());

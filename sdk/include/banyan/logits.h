@@ -4,6 +4,8 @@
 #pragma once
 
 #include <banyan/abi.h>
+#include <banyan/error.h>
+#include <banyan/tensor.h>
 #include <banyan/rng.h>
 
 #include <algorithm>
@@ -16,6 +18,17 @@
 #include <vector>
 
 namespace banyan::logits {
+
+/// The row of host f32 logits [R, V] that `r` points at; throws naming `who` when the
+/// tensor is not host f32 [R, V] or the row is out of range.
+inline std::span<const float> row_of(const Tensor& logits, const BanyanDecodeRow& r, const char* who) {
+  if (logits.device_type != BANYAN_CPU || logits.type() != DType::f32 || logits.ndim != 2)
+    throw Error(Code::unsupported, std::string(who) + ": expects f32 [R, V] logits in host memory");
+  if (r.logits_row < 0 || r.logits_row >= logits.shape[0])
+    throw Error(Code::invalid_argument, std::string(who) + ": logits row out of range");
+  const int64_t V = logits.shape[1];
+  return {logits.as<float>() + r.logits_row * V, static_cast<size_t>(V)};
+}
 
 /// out = log_softmax(x), computed in double.
 inline void log_softmax(std::span<const float> x, std::vector<float>& out) {
