@@ -82,9 +82,11 @@ std::vector<ConfigKey> build() {
       {"adapters.preload", VT::adapter_list, "[]", {}, {}, {}, "--lora-modules",
        "Adapters loaded at start: a list of {name, path} (CLI: name=path ...)."},
       // quantization -----------------------------------------------------------
-      {"quantization.method", VT::string, "none", {}, {},
-       {"none", "int8", "int4", "nf4", "fp8"}, "--quantization",
-       "Weight quantizer plugin applied to the decoder's linear layers at load."},
+      // Any loaded quantizer plugin may be named (in-tree: int8, int4, nf4, fp8), so
+      // the choice is checked against the plugins at load, not here.
+      {"quantization.method", VT::string, "none", {}, {}, {}, "--quantization",
+       "Weight quantizer plugin applied to the decoder's linear layers at load: none, "
+       "int8, int4, nf4, fp8, or the name of any quantizer plugin on the plugin path."},
       {"quantization.group_size", VT::integer, "128", 1, 65536, {}, "--quantization-group-size",
        "Group size along the input dimension (int4)."},
       {"quantization.options", VT::mapping, "{}", {}, {}, {}, "",

@@ -175,6 +175,20 @@ TEST(QuantEngine, PrequantizedCheckpointsOfAnUnreadKindAreRefusedByName) {
   fs::remove_all(dir);
 }
 
+TEST(QuantEngine, AnUnknownMethodNamesTheLoadedQuantizers) {
+  // quantization.method takes any quantizer plugin's name, so a wrong one is refused at
+  // load, naming what is loaded.
+  try {
+    Engine::create(engine_config(test::model_fixture("llama"), {"quantization.method", "int3"}));
+    ADD_FAILURE() << "quantization.method int3 was accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("no quantizer plugin named \"int3\""), std::string::npos) << msg;
+    for (const char* name : {"int8", "int4", "nf4", "fp8"})
+      EXPECT_NE(msg.find(name), std::string::npos) << msg << ": lists " << name;
+  }
+}
+
 TEST(QuantEngine, APrequantizedCheckpointIsNotQuantizedAgain) {
   const fs::path dir = prequantized_copy("gptq", {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 32}});
   try {
