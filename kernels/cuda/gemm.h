@@ -1,20 +1,27 @@
-// Matrix products through cuBLASLt: bf16 operands, f32 accumulation, bf16 or f32
-// output, optional accumulation into the output. One plan (descriptors, layouts
-// and the chosen algorithm) is cached per shape and alignment, so a step issues
-// only cublasLtMatmul calls, which CUDA graphs can capture.
+// Matrix products: bf16 operands, f32 accumulation, bf16 or f32 output, optional
+// accumulation into the output. Through cuBLASLt, or for up to 64 rows of x through
+// the weight-streaming kernel of gemm_stream.h. One plan (descriptors, layouts and
+// the chosen algorithm or streaming config) is cached per shape and alignment, so a
+// step issues only launches, which CUDA graphs can capture.
+//
+// Autotuning times the candidates on cold weights (L2 flushed before each timed
+// run), as a decode step streams every weight from HBM once.
 #pragma once
 
 #include "kernels/cuda/cuda_resources.h"
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace banyan::kernels::cuda {
 
 class Gemm {
  public:
-  /// autotune: time the heuristic's first candidates on first use of a shape (outside
-  /// graph capture) and keep the fastest, instead of taking the first.
+  /// autotune: time the heuristic's first cuBLASLt candidates and the streaming
+  /// kernel's configs on first use of a shape (outside graph capture) and keep the
+  /// fastest. Without it (or inside a capture) the streaming kernel's default config
+  /// is used where it applies, else cuBLASLt's first candidate.
   Gemm(size_t workspace_bytes, bool autotune);
   ~Gemm();
   Gemm(const Gemm&) = delete;
@@ -27,6 +34,9 @@ class Gemm {
 
   /// Plans cached so far (for tests and diagnostics).
   size_t plan_count() const;
+  /// What the plan of this shape runs ("cublaslt" or "stream bn128 split4", ...);
+  /// empty when there is no plan yet. For tests and diagnostics.
+  std::string plan_name(int64_t M, int64_t N, int64_t K) const;
 
  private:
   struct Impl;

@@ -1,0 +1,304 @@
+// The weight-streaming GEMM of gemm_stream.h.
+//
+// Block = BN / 16 warps; warp w owns weight rows [16w, 16w + 16) of the block's tile
+// and all of x's rows (MT n8-tiles of 8 rows). Per stage the block copies a BN x 64
+// tile of W and the MT*8 x 64 slice of x into shared memory (16-byte cp.async, zero
+// fill past N, M and K; W with an L2 evict-first policy, as it is read once), kStages
+// deep. Rows use 128-byte lines whose 16-byte chunks are XOR-swizzled by the row's
+// low three bits, so that ldmatrix reads without bank conflicts.
+//
+// Split K: blockIdx.y is the split; the `splits` blocks of a tile form one cluster.
+// Each writes its f32 partial tile to its own shared memory; after a cluster barrier,
+// block r sums slice r of the tile over ranks 0..splits-1 in that order (distributed
+// shared memory) and writes it to out. No atomics, no workspace, the same order on
+// every run; the sum for an element depends only on its row of x, W and the config.
+#include "kernels/cuda/gemm_stream.h"
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_check.h"
+
+#include <banyan/error.h>
+
+#include <cooperative_groups.h>
+
+#include <mutex>
+
+namespace banyan::kernels::cuda {
+namespace {
+
+namespace cg = cooperative_groups;
+
+constexpr int kBK = 64;  // k per stage: one 128-byte line of each row
+
+template <int BN, int MT>
+struct Layout {
+  static constexpr int kStages = BN == 128 ? 4 : 6;  // ~64 KB of W in flight per block
+  static constexpr int kWStage = BN * kBK;            // bf16 elements
+  static constexpr int kXStage = MT * 8 * kBK;
+  static constexpr int kPipeBytes = kStages * (kWStage + kXStage) * 2;
+  static constexpr int kRedStride = BN + 4;  // floats: conflict-free fragment stores
+  static constexpr int kRedBytes = MT * 8 * kRedStride * 4;
+  static constexpr int kBytes = kPipeBytes > kRedBytes ? kPipeBytes : kRedBytes;
+  static constexpr int kThreads = BN / 16 * 32;
+  static_assert(BN * 8 % kThreads == 0, "W chunks per thread");
+};
+
+// Element offset of 16-byte chunk c of row r (rows of kBK elements), swizzled.
+__device__ __forceinline__ int swz(int r, int c) { return r * kBK + ((c ^ (r & 7)) << 3); }
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async16_policy(uint32_t dst, const void* src, bool valid,
+                                                  uint64_t policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(dst),
+               "l"(src), "r"(valid ? 16 : 0), "l"(policy));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x2(uint32_t (&r)[2], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];\n"
+               : "=r"(r[0]), "=r"(r[1])
+               : "r"(addr));
+}
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <int BN, int MT>
+__global__ void __launch_bounds__(Layout<BN, MT>::kThreads)
+    stream_gemm_kernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ w,
+                       void* __restrict__ out, bool out_f32, int M, int N, int K,
+                       bool accumulate, int splits) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  using L = Layout<BN, MT>;
+  extern __shared__ __align__(128) unsigned char smem[];
+  uint16_t* sw = reinterpret_cast<uint16_t*>(smem);
+  uint16_t* sx = sw + L::kStages * L::kWStage;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int n0 = blockIdx.x * BN;
+  const int kt_total = (K + kBK - 1) / kBK, split = blockIdx.y;
+  const int kt_begin = static_cast<int>(static_cast<int64_t>(kt_total) * split / splits);
+  const int kt_end = static_cast<int>(static_cast<int64_t>(kt_total) * (split + 1) / splits);
+  const int iters = kt_end - kt_begin;
+
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+
+  auto load_stage = [&](int stage, int kt) {
+    const int k0 = kt * kBK;
+    const uint32_t wb = smem_addr(sw + stage * L::kWStage);
+#pragma unroll
+    for (int i = 0; i < BN * 8 / L::kThreads; ++i) {
+      const int idx = tid + i * L::kThreads, r = idx >> 3, c = idx & 7;
+      const int n = n0 + r, k = k0 + c * 8;
+      const bool ok = n < N && k < K;
+      cp_async16_policy(wb + swz(r, c) * 2, ok ? w + static_cast<int64_t>(n) * K + k : w, ok,
+                        policy);
+    }
+    const uint32_t xb = smem_addr(sx + stage * L::kXStage);
+    for (int idx = tid; idx < MT * 8 * 8; idx += L::kThreads) {
+      const int r = idx >> 3, c = idx & 7, k = k0 + c * 8;
+      const bool ok = r < M && k < K;
+      cp_async16(xb + swz(r, c) * 2, ok ? x + static_cast<int64_t>(r) * K + k : x, ok);
+    }
+  };
+
+  float acc[MT][4];
+#pragma unroll
+  for (int j = 0; j < MT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < L::kStages - 1; ++s) {
+    if (s < iters) load_stage(s, kt_begin + s);
+    cp_async_commit();
+  }
+  // ldmatrix row / chunk of this lane: A (W rows of the warp), B (8-row tiles of x).
+  const int a_row = warp * 16 + (lane & 15), a_chunk = lane >> 4;
+  const int b_row = ((lane >> 4) << 3) + (lane & 7), b_chunk = (lane >> 3) & 1;
+  for (int it = 0; it < iters; ++it) {
+    cp_async_wait<L::kStages - 2>();
+    __syncthreads();  // stage `it` landed for all threads; stage it-1 is free again
+    const int next = it + L::kStages - 1;
+    if (next < iters) load_stage(next % L::kStages, kt_begin + next);
+    cp_async_commit();
+    const int stage = it % L::kStages;
+    const uint32_t wb = smem_addr(sw + stage * L::kWStage);
+    const uint32_t xb = smem_addr(sx + stage * L::kXStage);
+#pragma unroll
+    for (int kk = 0; kk < kBK / 16; ++kk) {
+      uint32_t a[4];
+      ldmatrix_x4(a, wb + swz(a_row, kk * 2 + a_chunk) * 2);
+#pragma unroll
+      for (int j = 0; j + 1 < MT; j += 2) {
+        uint32_t b[4];
+        ldmatrix_x4(b, xb + swz(j * 8 + b_row, kk * 2 + b_chunk) * 2);
+        mma_bf16(acc[j], a, b[0], b[1]);
+        mma_bf16(acc[j + 1], a, b[2], b[3]);
+      }
+      if constexpr (MT % 2 == 1) {
+        uint32_t b[2];
+        ldmatrix_x2(b, xb + swz((MT - 1) * 8 + (lane & 7), kk * 2 + b_chunk) * 2);
+        mma_bf16(acc[MT - 1], a, b[0], b[1]);
+      }
+    }
+  }
+  cp_async_wait<0>();
+  __syncthreads();  // every copy landed and every warp is done with the stages
+
+  // The partial tile, [MT*8 rows of x][BN rows of W], f32, over the stage buffers.
+  float* red = reinterpret_cast<float*>(smem);
+  {
+    const int g = lane >> 2, t2 = (lane & 3) * 2, n = warp * 16 + g;
+#pragma unroll
+    for (int j = 0; j < MT; ++j) {
+      const int m = j * 8 + t2;
+      red[m * L::kRedStride + n] = acc[j][0];
+      red[(m + 1) * L::kRedStride + n] = acc[j][1];
+      red[m * L::kRedStride + n + 8] = acc[j][2];
+      red[(m + 1) * L::kRedStride + n + 8] = acc[j][3];
+    }
+  }
+  cg::cluster_group cluster = cg::this_cluster();
+  if (splits > 1) cluster.sync();  // every rank's partial tile written
+  else __syncthreads();
+  const int rank = splits > 1 ? static_cast<int>(cluster.block_rank()) : 0;
+  constexpr int kGroups = MT * 8 * BN / 4;  // four consecutive n per thread
+  const int g_begin = kGroups * rank / splits, g_end = kGroups * (rank + 1) / splits;
+  for (int gi = g_begin + tid; gi < g_end; gi += L::kThreads) {
+    const int m = gi / (BN / 4), n = (gi % (BN / 4)) * 4;
+    if (m >= M) continue;
+    const int off = m * L::kRedStride + n;
+    float4 s = *reinterpret_cast<const float4*>(
+        splits > 1 ? cluster.map_shared_rank(red, 0) + off : red + off);
+    for (int r = 1; r < splits; ++r) {
+      const float4 v = *reinterpret_cast<const float4*>(cluster.map_shared_rank(red, r) + off);
+      s.x += v.x, s.y += v.y, s.z += v.z, s.w += v.w;
+    }
+    const float vals[4] = {s.x, s.y, s.z, s.w};
+    const int64_t row = static_cast<int64_t>(m) * N;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int col = n0 + n + q;
+      if (col >= N) break;
+      if (out_f32) {
+        float* o = static_cast<float*>(out) + row + col;
+        *o = accumulate ? *o + vals[q] : vals[q];
+      } else {
+        uint16_t* o = static_cast<uint16_t*>(out) + row + col;
+        *o = f2bf(accumulate ? bf2f(*o) + vals[q] : vals[q]);
+      }
+    }
+  }
+  if (splits > 1) cluster.sync();  // no block leaves while others read its shared memory
+#endif
+}
+
+template <int BN, int MT>
+void launch(const uint16_t* x, int M, const uint16_t* w, void* out, bool out_f32, int N, int K,
+            bool accumulate, int splits, cudaStream_t stream) {
+  using L = Layout<BN, MT>;
+  auto* kernel = &stream_gemm_kernel<BN, MT>;
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    BANYAN_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes));
+  });
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>(splits), 1);
+  cfg.blockDim = dim3(L::kThreads, 1, 1);
+  cfg.dynamicSmemBytes = L::kBytes;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = 1;
+  attr[0].val.clusterDim.y = static_cast<unsigned>(splits);
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  BANYAN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, x, w, out, out_f32, M, N, K, accumulate,
+                                       splits));
+}
+
+template <int BN>
+void launch_rows(const uint16_t* x, int M, const uint16_t* w, void* out, bool out_f32, int N,
+                 int K, bool accumulate, int splits, cudaStream_t stream) {
+  // n8-tiles of x rows: 1, 2, 3, 4, 6 or 8 (up to 8, 16, 24, 32, 48, 64 rows).
+  if (M <= 8) launch<BN, 1>(x, M, w, out, out_f32, N, K, accumulate, splits, stream);
+  else if (M <= 16) launch<BN, 2>(x, M, w, out, out_f32, N, K, accumulate, splits, stream);
+  else if (M <= 24) launch<BN, 3>(x, M, w, out, out_f32, N, K, accumulate, splits, stream);
+  else if (M <= 32) launch<BN, 4>(x, M, w, out, out_f32, N, K, accumulate, splits, stream);
+  else if (M <= 48) launch<BN, 6>(x, M, w, out, out_f32, N, K, accumulate, splits, stream);
+  else launch<BN, 8>(x, M, w, out, out_f32, N, K, accumulate, splits, stream);
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+std::string describe(const StreamGemmConfig& c) {
+  return "stream bn" + std::to_string(c.bn) + " split" + std::to_string(c.splits);
+}
+
+bool stream_gemm_supported(int64_t M, int64_t K, const void* x, const void* w, int cc_major) {
+  const auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
+  return cc_major >= 9 && M >= 1 && M <= kStreamGemmMaxRows && K > 0 && K % 8 == 0 &&
+         K <= (int64_t{1} << 30) && a16(x) && a16(w);
+}
+
+std::vector<StreamGemmConfig> stream_gemm_candidates(int64_t N, int64_t K, int num_sms) {
+  std::vector<StreamGemmConfig> out;
+  const int64_t kt = ceil_div(K, kBK);
+  for (int bn : {64, 128}) {
+    const int64_t tiles = ceil_div(N, bn);
+    for (int s : {1, 2, 4, 8})
+      if (s == 1 || (kt / s >= 2 && tiles * s <= 2LL * num_sms)) out.push_back({bn, s});
+  }
+  return out;
+}
+
+StreamGemmConfig stream_gemm_default(int64_t N, int64_t K, int num_sms) {
+  StreamGemmConfig c;
+  c.bn = N >= 4096 ? 128 : 64;
+  const int64_t tiles = ceil_div(N, c.bn), kt = ceil_div(K, kBK);
+  for (int s : {2, 4, 8})
+    if (tiles * s <= num_sms && kt / s >= 4) c.splits = s;
+  return c;
+}
+
+void stream_gemm(const uint16_t* x, int64_t M, const uint16_t* w, void* out, bool out_f32,
+                 int64_t N, int64_t K, bool accumulate, StreamGemmConfig cfg,
+                 cudaStream_t stream) {
+  if (M <= 0 || N <= 0) return;
+  if (M > kStreamGemmMaxRows || K <= 0 || K % 8 != 0 || K > (int64_t{1} << 30) ||
+      N > (int64_t{1} << 30))
+    throw Error(Code::invalid_argument, "stream_gemm: unsupported shape " + std::to_string(M) +
+                                            "x" + std::to_string(N) + "x" + std::to_string(K));
+  if ((cfg.bn != 64 && cfg.bn != 128) ||
+      (cfg.splits != 1 && cfg.splits != 2 && cfg.splits != 4 && cfg.splits != 8))
+    throw Error(Code::invalid_argument, "stream_gemm: unsupported config " + describe(cfg));
+  const int m = static_cast<int>(M), n = static_cast<int>(N), k = static_cast<int>(K);
+  if (cfg.bn == 64) launch_rows<64>(x, m, w, out, out_f32, n, k, accumulate, cfg.splits, stream);
+  else launch_rows<128>(x, m, w, out, out_f32, n, k, accumulate, cfg.splits, stream);
+}
+
+}  // namespace banyan::kernels::cuda
