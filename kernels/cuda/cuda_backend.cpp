@@ -51,6 +51,7 @@ struct CudaBackend::Impl {
   DeviceMemory attn_ws;     // split-KV partial results
   DeviceMemory convert_ws;  // raw checkpoint bytes awaiting conversion
   bool capturing = false;
+  uint64_t graph_epoch = 1;  // see graph_epoch()
 
   void not_capturing(const char* what) const {
     if (capturing)
@@ -62,6 +63,7 @@ struct CudaBackend::Impl {
       not_capturing("growing the attention workspace");
       BANYAN_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
       attn_ws = DeviceMemory(std::max(bytes, attn_ws.size() * 2));
+      ++graph_epoch;
     }
     return attn_ws.as<float>();
   }
@@ -324,6 +326,19 @@ Graph CudaBackend::end_capture() {
 }
 
 void CudaBackend::launch(const Graph& graph) { graph.launch(impl_->stream.get()); }
+
+void CudaBackend::abort_capture() noexcept {
+  if (!impl_->capturing) return;
+  impl_->capturing = false;
+  cudaGraph_t g = nullptr;
+  (void)cudaStreamEndCapture(impl_->stream.get(), &g);  // invalidated captures fail here
+  if (g) (void)cudaGraphDestroy(g);
+  (void)cudaGetLastError();
+}
+
+bool CudaBackend::capturing() const { return impl_->capturing; }
+
+uint64_t CudaBackend::graph_epoch() const { return impl_->graph_epoch; }
 
 std::unique_ptr<core::Backend> make_cuda_backend(int device) {
   CudaBackendOptions o;

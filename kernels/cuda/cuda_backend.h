@@ -81,6 +81,13 @@ class CudaBackend final : public core::Backend {
   Graph end_capture();
   /// Replays a graph on the backend's stream.
   void launch(const Graph& graph);
+  /// Ends a capture that failed part-way (an op threw): discards what was recorded
+  /// and clears the error, so that the stream runs eagerly again. No-op otherwise.
+  void abort_capture() noexcept;
+  bool capturing() const;
+  /// Increases whenever backend memory that a captured graph may use moves (the
+  /// attention workspace grew): graphs captured before must be captured again.
+  uint64_t graph_epoch() const;
 
  private:
   struct Impl;
