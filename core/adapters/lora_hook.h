@@ -36,6 +36,10 @@ class LoraHook final : public LinearAdapterHook {
               const Tensor& out) override;
   void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
              Tensor& out) override;
+  /// The kernels' (nullopt while probing: the probe records modules on the host).
+  std::optional<uint64_t> graph_generation() override {
+    return probing_ ? std::nullopt : kernels_.graph_generation();
+  }
 
  private:
   LoraKernels& kernels_;

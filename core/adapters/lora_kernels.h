@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 namespace banyan::core {
 
@@ -51,6 +52,8 @@ class LoraKernels {
   /// Adds every row's adapter delta to out [T, out_features] for x [T, in_features]
   /// (activation dtype), rows choosing their slot by ctx.row_adapter_slots (-1: none).
   virtual void apply(int32_t module, const LinearContext& ctx, const Tensor& x, Tensor& out) = 0;
+  /// See LinearAdapterHook::graph_generation(). Default: nullopt (no graphs).
+  virtual std::optional<uint64_t> graph_generation() { return std::nullopt; }
 };
 
 /// The kernels for `backend`'s device. Throws Error(unsupported) when there are none.

@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -56,6 +57,12 @@ class LinearAdapterHook {
                       const Tensor& /*x*/, const Tensor& /*out*/) {}
   virtual void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
                      Tensor& out) = 0;
+  /// CUDA graphs (decode_graphs.h): called on the engine thread, outside any capture,
+  /// before a step with adapters is captured or replayed; it may upload staged
+  /// changes. A value that changes whenever a graph captured before has gone stale
+  /// (tables or scratch moved, grids grew), or nullopt when steps with adapters must
+  /// run eagerly (the default: a hook with host-side work per step).
+  virtual std::optional<uint64_t> graph_generation() { return std::nullopt; }
 };
 
 /// Where a factory finds what it needs to build a provider for one module.

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -162,6 +163,10 @@ class CudaLoraKernels final : public core::LoraKernels {
 
   void set_overlap(bool on) { overlap_ = on; }
 
+  // Graphs: staged table changes go up now (outside the capture); the generation
+  // says whether graphs captured before are still valid.
+  std::optional<uint64_t> graph_generation() override { return flush(); }
+
   uint64_t flush() {
     std::lock_guard lk(mu_);
     if (!dirty_) return generation_;
@@ -235,6 +240,7 @@ class CudaLoraKernels final : public core::LoraKernels {
       not_capturing("growing the LoRA grouping buffers");
       sync_all();
       g.memory = DeviceMemory(std::max(bytes, g.memory.size() * 2));
+      moved();
     }
     g.step = step;
     g.capture = capture;
@@ -351,6 +357,13 @@ class CudaLoraKernels final : public core::LoraKernels {
     not_capturing("growing the LoRA scratch");
     sync_all();
     m = DeviceMemory(std::max(bytes, m.size() * 2));
+    moved();
+  }
+
+  // Memory a captured graph may use moved: its captures are stale.
+  void moved() {
+    std::lock_guard lk(mu_);
+    ++generation_;
   }
 
   bool capturing() const {

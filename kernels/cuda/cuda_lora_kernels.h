@@ -13,8 +13,9 @@
 // the grid sizes of capture time (the tables' slot count and each module's largest
 // rank). Table changes made by set() are staged and uploaded by the next apply()
 // or flush(); flush() returns a generation that changes whenever a captured graph
-// would be stale (table moved, more slots, a larger rank), so its owner knows to
-// capture again.
+// would be stale (table moved, more slots, a larger rank, scratch or grouping
+// buffers grown), so its owner knows to capture again; graph_generation() is
+// flush() for the ModelRunner's decode graphs.
 //
 // Thread-safety: as core::LoraKernels (set() from any thread, the rest on the
 // engine thread).
