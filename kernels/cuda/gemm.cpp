@@ -216,7 +216,8 @@ struct Gemm::Impl {
                   "cuBLASLt has no algorithm for " + std::to_string(k.M) + "x" +
                       std::to_string(k.N) + "x" + std::to_string(k.K) + " (bf16, alignment " +
                       std::to_string(k.align) + ")");
-    if (!autotune || !tune(p, k, results, found, stream_ok, x, w, stream)) {
+    const bool choice = found + (stream_ok ? 1 : 0) > 1;
+    if (!autotune || !choice || !tune(p, k, results, found, stream_ok, x, w, stream)) {
       p.stream = stream_ok;
       if (stream_ok) p.cfg = stream_gemm_default(k.N, k.K, num_sms);
       else p.algo = results[0].algo;
@@ -233,6 +234,7 @@ Gemm::Gemm(size_t workspace_bytes, bool autotune) : impl_(std::make_unique<Impl>
       cudaDeviceGetAttribute(&impl_->num_sms, cudaDevAttrMultiProcessorCount, dev));
   BANYAN_CUDA_CHECK(
       cudaDeviceGetAttribute(&impl_->cc_major, cudaDevAttrComputeCapabilityMajor, dev));
+  if (impl_->cc_major >= 9) stream_gemm_prepare();
   BANYAN_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
   impl_->workspace = DeviceMemory(workspace_bytes);
 }

@@ -213,16 +213,23 @@ __global__ void __launch_bounds__(Layout<BN, MT>::kThreads)
 #endif
 }
 
+// Allows the kernel its dynamic shared memory (over 48 KB); once per process.
+template <int BN, int MT>
+void prepare() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    BANYAN_CUDA_CHECK(cudaFuncSetAttribute(&stream_gemm_kernel<BN, MT>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           Layout<BN, MT>::kBytes));
+  });
+}
+
 template <int BN, int MT>
 void launch(const uint16_t* x, int M, const uint16_t* w, void* out, bool out_f32, int N, int K,
             bool accumulate, int splits, cudaStream_t stream) {
   using L = Layout<BN, MT>;
   auto* kernel = &stream_gemm_kernel<BN, MT>;
-  static std::once_flag once;
-  std::call_once(once, [&] {
-    BANYAN_CUDA_CHECK(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, L::kBytes));
-  });
+  prepare<BN, MT>();
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(static_cast<unsigned>((N + BN - 1) / BN), static_cast<unsigned>(splits), 1);
   cfg.blockDim = dim3(L::kThreads, 1, 1);
@@ -254,6 +261,13 @@ void launch_rows(const uint16_t* x, int M, const uint16_t* w, void* out, bool ou
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace
+
+void stream_gemm_prepare() {
+  prepare<64, 1>(), prepare<64, 2>(), prepare<64, 3>(), prepare<64, 4>(), prepare<64, 6>(),
+      prepare<64, 8>();
+  prepare<128, 1>(), prepare<128, 2>(), prepare<128, 3>(), prepare<128, 4>(), prepare<128, 6>(),
+      prepare<128, 8>();
+}
 
 std::string describe(const StreamGemmConfig& c) {
   return "stream bn" + std::to_string(c.bn) + " split" + std::to_string(c.splits);

@@ -39,6 +39,10 @@ std::vector<StreamGemmConfig> stream_gemm_candidates(int64_t N, int64_t K, int n
 /// largest split that keeps the grid within one block per SM (>= 4 k-tiles each).
 StreamGemmConfig stream_gemm_default(int64_t N, int64_t K, int num_sms);
 
+/// Sets the kernels' shared-memory limits (host calls that a graph capture may not
+/// allow); stream_gemm() does it on first use otherwise. Needs compute capability 9.0.
+void stream_gemm_prepare();
+
 /// out [M, N] (+)= x [M, K] · W^T (see the file comment). Enqueued on `stream`;
 /// graph-capturable. Throws for an unsupported shape or config.
 void stream_gemm(const uint16_t* x, int64_t M, const uint16_t* w, void* out, bool out_f32,
