@@ -3,7 +3,7 @@
 // alone in the same run and against transformers + peft (BASELINES.md), as JSON.
 //   banyan_bench_lora_gpu [--out FILE] [--batch 64] [--adapters 1,8,64,512]
 //                         [--big-batch 512] [--steps 64] [--prompt 128] [--reps 3]
-//                         [--ranks 16,64,8,32] [--prefill 2048]
+//                         [--ranks 16,64,8,32] [--prefill 2048] [--ablate 1]
 // Every adapter adapts all 7 projections of all 32 layers; adapter i has rank
 // ranks[i % 4] (mixed in every batch, never padded). Decode: B sequences with
 // `prompt` tokens of context generate `steps` tokens, one CUDA-graph replay per step
@@ -12,7 +12,9 @@
 // adapter, and N > B rotates through all of them. Adapter images are allocated until
 // the free memory is used (a budget, like the adapter pool's); when N exceeds the
 // images that fit, slot j reads image j % images (reported: the bytes a step reads
-// stay those of distinct adapters, as images repeat only across steps).
+// stay those of distinct adapters, as images repeat only across steps). --ablate 1
+// (default): the decode cases of 1, 8 and 64 adapters are also timed with one change
+// undone at a time (the merge, the distinct-adapter variants, the side stream, PDL).
 #include "bench/cuda/llama_harness.h"
 #include "core/runtime/step_arena.h"
 #include "kernels/cuda/cuda_lora_kernels.h"
@@ -49,6 +51,7 @@ constexpr int kBlock = 16;
 struct Options {
   std::string out = "lora_bench.json";
   int batch = 64, big_batch = 512, steps = 64, prompt = 128, reps = 3, prefill = 2048;
+  bool ablate = true;
   std::vector<int> adapters = {1, 8, 64, 512};
   std::vector<int> ranks = {16, 64, 8, 32};
 };
@@ -78,6 +81,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = std::stoi(value());
     else if (a == "--ranks") o.ranks = int_list(value());
     else if (a == "--prefill") o.prefill = std::stoi(value());
+    else if (a == "--ablate") o.ablate = std::stoi(value()) != 0;
     else throw Error("unknown argument " + a);
   }
   if (o.ranks.empty()) throw Error("--ranks is empty");
@@ -265,7 +269,9 @@ class LoraBench {
   Record lora(const std::string& name, int batch, int adapters, F image_of, bool dora,
               bool ablate = false) {
     bind(adapters, image_of, dora);
+    const auto stats0 = kernels::cuda::lora_stats(*kernels_);
     auto [ms, runs] = run_decode(batch, adapters, kAll);
+    const auto stats1 = kernels::cuda::lora_stats(*kernels_);  // a warm-up step and the capture
     const double lora_only = run_decode(batch, adapters, kLora).first;
     // Bytes a step reads: weights, KV cache, and each distinct adapter of step 0 once.
     std::set<int> distinct;
@@ -292,11 +298,28 @@ class LoraBench {
       << ", \"adapter_bytes_per_step\": " << adapter_bytes
       << ", \"roofline_tok_s\": " << batch / ((base_bytes + adapter_bytes) / kHbmBytesPerS)
       << ", \"base_roofline_tok_s\": " << batch / (base_bytes / kHbmBytesPerS)
-      << ", \"runs_ms\": [" << join(runs) << "]";
+      << ", \"runs_ms\": [" << join(runs) << "]"
+      << ", \"claimed_ahead_per_forward\": " << (stats1.ahead_claimed - stats0.ahead_claimed) / 2.0;
     if (batch == 64) e << ", \"peft_tok_s\": " << kPeftTokS << ", \"x_peft\": " << r.tok_s / kPeftTokS;
     if (ablate) {
-      // Without the side stream (shrink and expand after the base product), then
+      // The same binary with one change undone at a time: the first merge (one
+      // thread per column), the 16-byte merge without programmatic dependent launch,
+      // no lookahead (k and v, up: deltas launched at their own prepare()), the
+      // kernels' one-pass variants only (no distinct-adapter variant); then
+      // without the side stream (shrink and expand after the base product), and
       // also without programmatic dependent launch.
+      kernels::cuda::lora_set_merge_mode(0);
+      const double merge_v1 = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::lora_set_merge_mode(1);
+      const double merge_no_pdl = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::lora_set_merge_mode(2);
+      kernels::cuda::set_lora_lookahead(*kernels_, false);
+      const double no_ahead = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::set_lora_lookahead(*kernels_, true);
+      kernels::cuda::lora_set_distinct_variant(false);
+      const double one_variant = run_decode(batch, adapters, kAll).first;
+      const double one_variant_lora = run_decode(batch, adapters, kLora).first;
+      kernels::cuda::lora_set_distinct_variant(true);
       kernels::cuda::set_lora_overlap(*kernels_, false);
       const double serial = run_decode(batch, adapters, kAll).first;
       kernels::cuda::lora_set_pdl(false);
@@ -304,10 +327,16 @@ class LoraBench {
       const double plain_lora = run_decode(batch, adapters, kLora).first;
       kernels::cuda::lora_set_pdl(true);
       kernels::cuda::set_lora_overlap(*kernels_, true);
-      e << ", \"no_overlap_step_ms\": " << serial << ", \"no_overlap_no_pdl_step_ms\": " << plain
+      e << ", \"merge_v1_step_ms\": " << merge_v1 << ", \"merge_no_pdl_step_ms\": " << merge_no_pdl
+        << ", \"no_lookahead_step_ms\": " << no_ahead
+        << ", \"no_distinct_variant_step_ms\": " << one_variant
+        << ", \"no_distinct_variant_lora_only_ms\": " << one_variant_lora
+        << ", \"no_overlap_step_ms\": " << serial << ", \"no_overlap_no_pdl_step_ms\": " << plain
         << ", \"no_overlap_no_pdl_lora_only_ms\": " << plain_lora;
-      std::cerr << "  without the side stream: " << serial << " ms/step; also without PDL: " << plain
-                << " ms/step (LoRA kernels alone " << plain_lora << " ms)\n";
+      std::cerr << "  first merge: " << merge_v1 << " ms/step; 16-byte merge without PDL: " << merge_no_pdl
+                << "; without lookahead: " << no_ahead << "; without the distinct-adapter variant: " << one_variant << " (LoRA kernels alone "
+                << one_variant_lora << " ms); without the side stream: " << serial
+                << "; also without PDL: " << plain << " (LoRA kernels alone " << plain_lora << " ms)\n";
     }
     r.extra = e.str();
     std::cerr << name << ": " << r.tok_s << " tok/s, " << r.tok_s / r.base_tok_s << "x base ("
@@ -399,7 +428,8 @@ int run(int argc, char** argv) {
   bench.base(o.batch);
   for (int n : o.adapters)
     guarded(pre + "_a" + std::to_string(n),
-            [&] { return bench.lora(pre + "_a" + std::to_string(n), o.batch, n, cyclic, false, n == 1 || n == 64); });
+            [&] { return bench.lora(pre + "_a" + std::to_string(n), o.batch, n, cyclic, false,
+                                                     o.ablate && (n == 1 || n == 8 || n == 64)); });
   // The peft baseline's configuration: 8 adapters of rank 16 (images 0, 4, 8, ...).
   if (o.ranks[0] == 16 && images >= 32)
     guarded(pre + "_a8_r16",

@@ -30,6 +30,8 @@ class CudaLoraKernels final : public core::LoraKernels {
     host_.swap(table);
     max_rank_.resize(static_cast<size_t>(modules), 0);
     active_.resize(static_cast<size_t>(modules), 0);
+    follows_.resize(static_cast<size_t>(modules), -1);
+    out_n_.resize(static_cast<size_t>(modules), 0);
     modules_ = modules;
     slots_ = slots;
     dirty_ = true;
@@ -88,17 +90,19 @@ class CudaLoraKernels final : public core::LoraKernels {
       throw Error(Code::internal, "lora (cuda): " + std::to_string(ctx.row_adapter_slots.numel()) +
                                       " row slots for " + std::to_string(T) + " rows");
     if (T == 0) return;
-    if (pending_.active && pending_.module == module && pending_.out == out.data && pending_.rows == T) {
+    for (int i = 0; i < kAhead; ++i) {
+      Pending& p = pending_[i];
+      if (!(p.active && p.claimed && p.module == module && p.out == out.data && p.rows == T)) continue;
       // prepare() computed the deltas beside the base product: add them.
-      pending_.active = false;
-      BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_.get(), 0));
-      lora_merge(out.data, out.type() == DType::f32, delta_.as<float>(), ctx.row_adapter_slots.as<const int32_t>(),
+      p.active = false;
+      BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_[i].get(), 0));
+      lora_merge(out.data, out.type() == DType::f32, delta_[i].as<float>(), ctx.row_adapter_slots.as<const int32_t>(),
                  T, slots, out.shape[1], device_table_.as<LoraEntry>() + index(module, 0), b_.stream());
       last_out_ = static_cast<const char*>(out.data);  // written by the kernel just before
       last_out_bytes_ = out.nbytes();
       return;
     }
-    join_pending();
+    drop_pending(false);
     flush();
     // Long runs of one adapter (prefill chunks) go through cuBLASLt; the kernels get
     // the other rows (a copy of the slots with the runs' rows at -1).
@@ -114,54 +118,108 @@ class CudaLoraKernels final : public core::LoraKernels {
     const Groups& g = groups(row_slots, ctx.layout.step_id, T, slots, just_made, b_.stream());
     reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
     const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
+    const int rows_hint = row_slots.data == ctx.row_adapter_slots.data ? tile_rows(ctx, T, slots) : kLoraTileRows;
     lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups,
-                g.max_tiles, scratch_.as<float>(), just_made || overlaps_last_out(x), b_.stream());
+                g.max_tiles, scratch_.as<float>(), just_made || overlaps_last_out(x), b_.stream(), rows_hint);
     lora_expand(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, out.data,
-                out.type() == DType::f32, out.shape[1], b_.stream());
+                out.type() == DType::f32, out.shape[1], b_.stream(), rows_hint);
     last_out_ = static_cast<const char*>(out.data);
     last_out_bytes_ = out.nbytes();
   }
 
   void prepare(int32_t module, const core::LinearContext& ctx, const Tensor& x, const Tensor& out) override {
-    join_pending();
-    if (!overlap_) return;
-    int32_t max_rank = 0, slots = 0;
+    drop_pending(true);  // a prepare() whose apply() never came
+    int32_t slots = 0;
     {
       std::lock_guard lk(mu_);
       if (module < 0 || module >= modules_ || active_[module] == 0) return;
-      max_rank = max_rank_[module];
       slots = slots_;
     }
     const int64_t T = x.shape[0];
     // Anything unusual is left to apply() (which also reports bad inputs).
-    if (T == 0 || x.type() != DType::bf16 || out.ndim != 2 || out.shape[0] != T ||
-        ctx.row_adapter_slots.numel() != T || dense_runs(ctx, T, slots))
+    if (!overlap_ || T == 0 || x.type() != DType::bf16 || out.ndim != 2 || out.shape[0] != T ||
+        ctx.row_adapter_slots.numel() != T || dense_runs(ctx, T, slots)) {
+      drop_pending(false);
       return;
+    }
     flush();
     const int64_t n = out.shape[1];
-    reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
-    reserve(delta_, static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
+    const uint64_t step = ctx.layout.step_id;
+    // Learn which module the model projects next from the same input (q -> k -> v,
+    // gate -> up): the next prepare() of this step with the same x and rows.
+    if (last_.step == step && last_.module >= 0 && last_.module != module)
+      follows_[last_.module] = last_.x == x.data && last_.rows == T ? module : -1;
+    last_ = Seen{module, x.data, T, step};
+    out_n_[module] = n;
+    const bool x_written = overlaps(out, x);  // this product changes x for the modules after it
+    // Deltas launched ahead for this module (by the prepare() of a module before it
+    // with the same x): claim them.
+    for (int i = 0; i < kAhead; ++i) {
+      Pending& p = pending_[i];
+      if (!(p.active && !p.claimed && p.module == module && p.x == x.data && p.rows == T && p.step == step &&
+            p.n == n))
+        continue;
+      p.claimed = true;
+      p.out = out.data;
+      if (x_written)
+        for (int j = 0; j < kAhead; ++j)
+          if (j != i && pending_[j].active && !pending_[j].claimed) drop(j);
+      ++stats_.ahead_claimed;
+      return;
+    }
+    drop_pending(false);
+    // The side stream starts where the main stream is (x is ready) and runs the
+    // grouping, shrink and expand while the main stream runs the base product; then
+    // those of the modules learned to follow with the same x (their products come
+    // next, so their deltas are ready sooner and hide behind three products).
+    const bool ahead = lookahead_ && T <= kAheadRows && !x_written;
+    const int buffers = ahead ? kAhead : 1;
+    reserve(delta_[0], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
     if (!side_.get()) {
       side_ = Stream::create();
       fork_ = Event::create();
-      join_ = Event::create();
+      for (auto& e : join_) e = Event::create();
     }
-    // The side stream starts where the main stream is (x is ready) and runs the
-    // grouping, shrink and expand while the main stream runs the base product.
     fork_.record(b_.stream());
     BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
-    bool just_made = false;
-    const Groups& g = groups(ctx.row_adapter_slots, ctx.layout.step_id, T, slots, just_made, side_.get());
-    const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
-    lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups,
-                g.max_tiles, scratch_.as<float>(), just_made, side_.get());
-    lora_expand_delta(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_.as<float>(), n,
-                      side_.get());
-    join_.record(side_.get());
-    pending_ = Pending{true, module, out.data, T};
+    const int rows_hint = tile_rows(ctx, T, slots);
+    int32_t m = module;
+    int64_t mn = n;
+    for (int i = 0; i < buffers && m >= 0; ++i) {
+      int32_t max_rank = 0;
+      {
+        std::lock_guard lk(mu_);
+        if (active_[m] > 0) max_rank = max_rank_[m];
+      }
+      const size_t t_bytes = static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float);
+      if (i > 0) {
+        // Buffers grow outside a capture only (else no lookahead for this module).
+        const size_t d_bytes = static_cast<size_t>(T) * static_cast<size_t>(mn) * sizeof(float);
+        if (max_rank == 0 || mn <= 0 ||
+            ((d_bytes > delta_[i].size() || t_bytes > scratch_.size()) && capturing()))
+          break;
+        reserve(delta_[i], d_bytes);
+      }
+      reserve(scratch_, t_bytes);
+      bool just_made = false;
+      const Groups& g = groups(ctx.row_adapter_slots, step, T, slots, just_made, side_.get());
+      const LoraEntry* table = device_table_.as<LoraEntry>() + index(m, 0);
+      lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups, g.max_tiles,
+                  scratch_.as<float>(), just_made, side_.get(), rows_hint);
+      lora_expand_delta(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_[i].as<float>(), mn,
+                        side_.get(), rows_hint);
+      join_[i].record(side_.get());
+      pending_[i] = Pending{true, i == 0, m, x.data, i == 0 ? out.data : nullptr, T, mn, step};
+      stats_.ahead_launched += i > 0;
+      m = follows_[m];
+      if (m == module) break;
+      if (m >= 0) mn = out_n_[m];
+    }
   }
 
   void set_overlap(bool on) { overlap_ = on; }
+  void set_lookahead(bool on) { lookahead_ = on; }
+  LoraStats stats() const { return stats_; }
 
   // Graphs: staged table changes go up now (outside the capture); the generation
   // says whether graphs captured before are still valid.
@@ -253,6 +311,29 @@ class CudaLoraKernels final : public core::LoraKernels {
     return g;
   }
 
+  // The most token rows of one slot in this step, from the batch's host copy of the
+  // slots (kLoraTileRows when there is none, or the rows are not the token rows):
+  // 1 (every row its own adapter) picks the kernels' variants for distinct adapters.
+  // A hint only: a graph replayed over other slots stays right.
+  int tile_rows(const core::LinearContext& ctx, int64_t T, int32_t slots) {
+    if (ctx.row_adapter_slots.data != ctx.layout.adapter_slots.data ||
+        static_cast<int64_t>(ctx.batch.adapter_slots.size()) != T)
+      return kLoraTileRows;
+    if (hint_.step != ctx.layout.step_id || hint_.rows != T || hint_.slots != slots) {
+      hint_sorted_.assign(ctx.batch.adapter_slots.begin(), ctx.batch.adapter_slots.end());
+      std::sort(hint_sorted_.begin(), hint_sorted_.end());
+      int64_t most = 0;
+      for (size_t i = 0; i < hint_sorted_.size();) {
+        size_t j = i + 1;
+        while (j < hint_sorted_.size() && hint_sorted_[j] == hint_sorted_[i]) ++j;
+        if (hint_sorted_[i] >= 0 && hint_sorted_[i] < slots) most = std::max<int64_t>(most, static_cast<int64_t>(j - i));
+        i = j;
+      }
+      hint_ = Hint{ctx.layout.step_id, T, slots, static_cast<int>(std::min<int64_t>(most, kLoraTileRows))};
+    }
+    return hint_.value;
+  }
+
   // ------------------------------------------------------------ dense path ---
   struct Run {
     int32_t begin, end, slot;
@@ -338,12 +419,22 @@ class CudaLoraKernels final : public core::LoraKernels {
     }
   }
 
-  // A prepare() whose apply() never came: its side work joins the main stream (a
-  // capture must not end with work left on the side stream).
-  void join_pending() {
-    if (!pending_.active) return;
-    pending_.active = false;
-    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_.get(), 0));
+  // Side work that will not be merged joins the main stream (a capture must not end
+  // with work left on the side stream): the claimed entries only (a prepare() whose
+  // apply() never came), or all.
+  void drop(int i) {
+    pending_[i].active = false;
+    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_[i].get(), 0));
+  }
+  void drop_pending(bool claimed_only) {
+    for (int i = 0; i < kAhead; ++i)
+      if (pending_[i].active && (pending_[i].claimed || !claimed_only)) drop(i);
+  }
+
+  static bool overlaps(const Tensor& a, const Tensor& b) {
+    const char* p = static_cast<const char*>(a.data);
+    const char* q = static_cast<const char*>(b.data);
+    return p < q + b.nbytes() && q < p + a.nbytes();
   }
 
   void sync_all() {
@@ -380,23 +471,49 @@ class CudaLoraKernels final : public core::LoraKernels {
   int32_t modules_ = 0, slots_ = 0;
   bool dirty_ = false;
   uint64_t generation_ = 1;
-  DeviceMemory device_table_, scratch_, delta_;
-  // The overlapped path: deltas of the module prepared last, on the side stream.
+  DeviceMemory device_table_, scratch_;
+  // The overlapped path: deltas computed on the side stream, each in its own buffer
+  // with its own join event: the module prepared last and the modules launched
+  // ahead of their prepare() (kAhead - 1 at most, for steps of <= kAheadRows rows).
+  static constexpr int kAhead = 3;
+  static constexpr int64_t kAheadRows = 1024;
   struct Pending {
     bool active = false;
+    bool claimed = false;         // its module's prepare() came (else: launched ahead)
     int32_t module = -1;
-    const void* out = nullptr;
-    int64_t rows = 0;
+    const void* x = nullptr;
+    const void* out = nullptr;    // once claimed
+    int64_t rows = 0, n = 0;
+    uint64_t step = 0;
   };
-  bool overlap_ = true;
-  Pending pending_;
+  struct Seen {
+    int32_t module = -1;
+    const void* x = nullptr;
+    int64_t rows = 0;
+    uint64_t step = 0;
+  };
+  bool overlap_ = true, lookahead_ = true;
+  Pending pending_[kAhead];
+  DeviceMemory delta_[kAhead];
   Stream side_;
-  Event fork_, join_;
+  Event fork_, join_[kAhead];
+  Seen last_;                     // the last prepare() that computed or claimed deltas
+  std::vector<int32_t> follows_;  // per module: the module prepared next with the same x, or -1
+  std::vector<int64_t> out_n_;    // per module: out features at its last prepare()
+  LoraStats stats_;
   const char* last_out_ = nullptr;  // the previous apply's output
   size_t last_out_bytes_ = 0;
   std::vector<Groups> cache_ = std::vector<Groups>(3);  // token rows, logits rows, masked rows
   DenseRuns dense_;
   DeviceMemory dense_scratch_;
+  struct Hint {
+    uint64_t step = 0;
+    int64_t rows = -1;
+    int32_t slots = 0;
+    int value = kLoraTileRows;
+  };
+  Hint hint_;
+  std::vector<int32_t> hint_sorted_;
   size_t next_ = 0;
 };
 
@@ -411,6 +528,18 @@ void set_lora_overlap(core::LoraKernels& kernels, bool on) {
   auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
   if (!k) throw Error(Code::invalid_argument, "set_lora_overlap: not the CUDA LoRA kernels");
   k->set_overlap(on);
+}
+
+void set_lora_lookahead(core::LoraKernels& kernels, bool on) {
+  auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
+  if (!k) throw Error(Code::invalid_argument, "set_lora_lookahead: not the CUDA LoRA kernels");
+  k->set_lookahead(on);
+}
+
+LoraStats lora_stats(const core::LoraKernels& kernels) {
+  auto* k = dynamic_cast<const CudaLoraKernels*>(&kernels);
+  if (!k) throw Error(Code::invalid_argument, "lora_stats: not the CUDA LoRA kernels");
+  return k->stats();
 }
 
 uint64_t flush_lora_tables(core::LoraKernels& kernels) {

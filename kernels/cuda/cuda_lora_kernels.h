@@ -3,7 +3,8 @@
 // images), rows are grouped by slot on the device once per step and slots array,
 // and each module's delta is one shrink and one expand launch (lora.h), on a side
 // stream beside the base product when prepare() announced the module (the hook
-// does, before the product), then merged into out by apply(). Outside
+// does, before the product), then merged into out by apply() (and, with lookahead,
+// those of the modules that follow with the same input: see below). Outside
 // graph capture, a run of at least 128 consecutive token rows of one adapter (a
 // prefill chunk) takes cuBLASLt instead (x·A^T rounded to bf16 and scaled, then
 // accumulated ·B^T into out, or the DoRA combination), the kernels the rest.
@@ -38,6 +39,22 @@ std::unique_ptr<core::LoraKernels> make_cuda_lora_kernels(core::Backend& backend
 /// base product runs, apply() waits for them and adds them (one merge kernel on the
 /// critical path). Off: apply() does the shrink and expand after the product.
 void set_lora_overlap(core::LoraKernels& kernels, bool on);
+
+/// Lookahead (default on): with overlap, prepare() of a module also launches the
+/// deltas of the modules learned to follow it with the same input (the next
+/// prepare() of the previous step with the same x and rows: q -> k -> v, gate ->
+/// up), up to two, for steps of at most 1024 rows; their prepare() then claims them
+/// (same x, rows, step and out features; else they are dropped and computed anew).
+/// It assumes what every model does: modules that take the same x in a row read it
+/// unchanged between them (a product whose out overlaps x stops the lookahead).
+void set_lora_lookahead(core::LoraKernels& kernels, bool on);
+
+/// Counters of the lookahead (for tests and the benchmark).
+struct LoraStats {
+  uint64_t ahead_launched = 0;  ///< modules' deltas launched ahead of their prepare()
+  uint64_t ahead_claimed = 0;   ///< of those, claimed by their prepare()
+};
+LoraStats lora_stats(const core::LoraKernels& kernels);
 
 /// Uploads staged table changes (engine thread, not while capturing) and returns
 /// the generation described above. `kernels` must come from make_cuda_lora_kernels.

@@ -69,27 +69,38 @@ void lora_group(const int32_t* slots, int64_t rows, int32_t num_slots, const Lor
 /// wait_first: the kernel launched just before wrote g (the grouping) or x; the
 /// shrink then waits for it before reading anything (else it reads x and A while
 /// that kernel finishes: programmatic dependent launch).
+/// tile_rows: the most rows the caller expects of one slot (a hint, any tile is
+/// computed right): 1 picks the variants for steps of distinct adapters (one row
+/// per pass: fewer registers, more blocks per SM and more loads in flight).
 void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* table,
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
-                 bool wait_first, cudaStream_t stream);
+                 bool wait_first, cudaStream_t stream, int tile_rows = kLoraTileRows);
 void lora_expand(const float* t, int64_t rows, int32_t max_rank, const LoraEntry* table,
                  const LoraGroups& g, int64_t max_tiles, void* out, bool out_f32, int64_t n_out,
-                 cudaStream_t stream);
+                 cudaStream_t stream, int tile_rows = kLoraTileRows);
 
 /// As lora_expand, writing each adapted row's delta (t · B^T, no DoRA) into the f32
 /// buffer delta [rows, n_out] in row order (other rows untouched), for lora_merge.
 void lora_expand_delta(const float* t, int64_t rows, int32_t max_rank, const LoraEntry* table,
                        const LoraGroups& g, int64_t max_tiles, float* delta, int64_t n_out,
-                       cudaStream_t stream);
+                       cudaStream_t stream, int tile_rows = kLoraTileRows);
 /// out[row] = out[row] + delta[row] (LoRA) or dora_scale ⊙ (out[row] + delta[row]) +
 /// dora_bias (DoRA) for every row whose slot (slots[row], < num_slots) adapts the
-/// module (table entry rank > 0); other rows untouched. out bf16 or f32.
+/// module (table entry rank > 0); other rows untouched. out bf16 or f32. With n_out
+/// % 8 == 0 and 16-byte aligned out and delta: 16-byte accesses, launched with
+/// programmatic dependent launch after the base product.
 void lora_merge(void* out, bool out_f32, const float* delta, const int32_t* slots, int64_t rows,
                 int32_t num_slots, int64_t n_out, const LoraEntry* table, cudaStream_t stream);
 
-/// Launch the shrink and expand with programmatic dependent launch (default) or
-/// plainly (a benchmark ablation). Not thread-safe; set before launching.
+/// Benchmark ablations; not thread-safe, set before launching (and capturing).
+/// Launch the shrink, expand and merge with programmatic dependent launch (default)
+/// or plainly.
 void lora_set_pdl(bool on);
+/// Use the variants for distinct adapters when tile_rows says so (default) or never.
+void lora_set_distinct_variant(bool on);
+/// The merge: 0 one thread per column (the first version), 1 16-byte accesses,
+/// 2 (default) also launched with programmatic dependent launch.
+void lora_set_merge_mode(int mode);
 
 // --- lora_dense.cu: the dense path (long runs of one adapter through cuBLASLt) ---
 /// t[i] = bf16(t[i] * scaling).

@@ -1,7 +1,7 @@
-// Elementwise helpers: of the dense LoRA path (long runs of one adapter, e.g. a
-// prefill chunk, through cuBLASLt), scaling the shrink's output and the DoRA
-// combination of the base output with the adapter's delta; and the merge of the
-// overlapped path (deltas computed beside the base product, added after it).
+// Elementwise helpers of the dense LoRA path (long runs of one adapter, e.g. a
+// prefill chunk, through cuBLASLt): scaling the shrink's output and the DoRA
+// combination of the base output with the adapter's delta. (The merge of the
+// overlapped path is in lora_apply.cu.)
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/lora.h"
@@ -33,42 +33,7 @@ __global__ void dora_kernel(void* __restrict__ out, const uint16_t* __restrict__
   }
 }
 
-// One block per (row, 2048 columns): the row's slot and table entry, then the add.
-template <bool F32>
-__global__ void merge_kernel(void* __restrict__ out, const float* __restrict__ delta,
-                             const int32_t* __restrict__ slots, int num_slots, int64_t n,
-                             const LoraEntry* __restrict__ table) {
-  const int64_t row = blockIdx.y;
-  const int s = slots[row];
-  if (s < 0 || s >= num_slots) return;
-  const LoraEntry& e = table[s];
-  if (e.rank == 0) return;
-  const float* sc = e.dora_scale;
-  const float* bias = e.dora_bias;
-  const int64_t end = min(n, static_cast<int64_t>(blockIdx.x + 1) * 2048);
-  for (int64_t j = static_cast<int64_t>(blockIdx.x) * 2048 + threadIdx.x; j < end; j += blockDim.x) {
-    const int64_t i = row * n + j;
-    float v = (F32 ? static_cast<float*>(out)[i] : bf2f(static_cast<uint16_t*>(out)[i])) + delta[i];
-    if (sc) v = sc[j] * v + (bias ? bias[j] : 0.0f);
-    if (F32)
-      static_cast<float*>(out)[i] = v;
-    else
-      static_cast<uint16_t*>(out)[i] = f2bf(v);
-  }
-}
-
 }  // namespace
-
-void lora_merge(void* out, bool out_f32, const float* delta, const int32_t* slots, int64_t rows,
-                int32_t num_slots, int64_t n_out, const LoraEntry* table, cudaStream_t stream) {
-  if (rows <= 0 || n_out <= 0) return;
-  const dim3 grid(static_cast<unsigned>((n_out + 2047) / 2048), static_cast<unsigned>(rows));
-  if (out_f32)
-    merge_kernel<true><<<grid, kThreads, 0, stream>>>(out, delta, slots, num_slots, n_out, table);
-  else
-    merge_kernel<false><<<grid, kThreads, 0, stream>>>(out, delta, slots, num_slots, n_out, table);
-  BANYAN_CUDA_CHECK_LAUNCH("lora merge_kernel");
-}
 
 void lora_scale_bf16(uint16_t* t, int64_t n, float scaling, cudaStream_t stream) {
   if (n <= 0) return;

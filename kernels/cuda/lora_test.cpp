@@ -1,13 +1,15 @@
 // The CUDA multi-LoRA kernels against the CPU ones (core/adapters), on fresh random
 // inputs: mixed slots and ranks (1 to 64) in one batch, DoRA with and without a
 // bias, rows without an adapter (left bit-identical), slots out of range, odd
-// sizes (the scalar paths), and a captured graph replayed over new slots.
+// sizes (the scalar paths), every kernel variant and merge form, and a captured
+// graph replayed over new slots.
 #include "kernels/cuda/cuda_test_util.h"
 
 #if defined(BANYAN_WITH_ADAPTERS)
 #include "core/adapters/lora_kernels.h"
 #include "core/runtime/step_arena.h"
 #include "kernels/cuda/cuda_lora_kernels.h"
+#include "kernels/cuda/lora.h"
 
 namespace banyan::kernels::cuda::test {
 namespace {
@@ -151,15 +153,29 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       core::StepArena arena(*f.be.gpu, size_t{1} << 20);
       core::StepLayout layout;
       layout.step_id = ++f.step;
+      layout.adapter_slots = sd.t;
       core::ForwardBatch batch;
+      // The host copy of the slots picks the kernels' variants (a hint): none (one
+      // pass per tile), the true one, or a false one saying every row has its own
+      // adapter (the distinct-adapter variants then run tiles of several rows in
+      // several passes).
+      const int hint = static_cast<int>((T + 2 * m) % 3);
+      if (hint == 1) batch.adapter_slots = row_slots;
+      if (hint == 2)
+        for (int32_t i = 0; i < T; ++i) batch.adapter_slots.push_back(i);
       core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
       // Every other call announces the module first (deltas on the side stream,
-      // merged by apply), as the hook does before the base product.
+      // merged by apply), as the hook does before the base product; the merge in
+      // each of its forms (first version, 16-byte, 16-byte with PDL).
       const bool overlapped = (T + m) % 2 == 0;
+      const int merge = static_cast<int>(T % 3);
+      lora_set_merge_mode(merge);
       if (overlapped) f.gpu->prepare(m, ctx, xd.t, od.t);
       f.gpu->apply(m, ctx, xd.t, od.t);
+      lora_set_merge_mode(2);
       f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t),
-                       "T=" + std::to_string(T) + (overlapped ? " (overlapped)" : ""));
+                       "T=" + std::to_string(T) + " hint " + std::to_string(hint) +
+                           (overlapped ? " (overlapped, merge " + std::to_string(merge) + ")" : ""));
     }
   }
 }
@@ -311,6 +327,89 @@ TEST(CudaLora, GraphReplaysRegroupNewSlots) {
     // Module 1's input is the GPU's (bf16) module-0 output.
     const auto ref1 = f.reference(1, slots, got0, base1);
     f.expect_matches(1, slots, ref1, base1, got1, "replay " + std::to_string(rep));
+  }
+}
+
+// Modules that take the same x in a row (q, k, v): the prepare() of the first also
+// launches the deltas of those learned to follow it (lookahead), which their own
+// prepare() claims. Results match the CPU's in the usual order, in another order, with
+// a different x for one of them (not claimed: computed anew), and in a captured graph
+// replayed over new slots and inputs.
+TEST(CudaLora, SharedInputsRunAhead) {
+  BANYAN_REQUIRE_GPU();
+  Fixture f({{512, 1024}, {512, 136}, {512, 264}, {1024, 512}}, 9, 41);
+  const int64_t T = 64;
+  std::mt19937 rng(42);
+  Dev xa = make(*f.be.gpu, DType::bf16, {T, 512}), xb = make(*f.be.gpu, DType::bf16, {T, 512});
+  Dev x3 = make(*f.be.gpu, DType::bf16, {T, 1024}), sd = make(*f.be.gpu, DType::i32, {T});
+  std::vector<Dev> od;
+  for (int32_t m = 0; m < 4; ++m) od.push_back(make(*f.be.gpu, DType::bf16, {T, f.shapes[m].out}));
+  core::StepArena arena(*f.be.gpu, size_t{1} << 20);
+  core::StepLayout layout;
+  core::ForwardBatch batch;
+  core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+  std::vector<int32_t> order = {0, 1, 2, 3};
+  bool other_x = false;  // module 1 reads xb (same values, another buffer)
+  auto input = [&](int32_t m) -> const Tensor& { return m == 3 ? x3.t : m == 1 && other_x ? xb.t : xa.t; };
+  auto enqueue = [&] {
+    for (int32_t m : order) {
+      f.gpu->prepare(m, ctx, input(m), od[static_cast<size_t>(m)].t);
+      f.gpu->apply(m, ctx, input(m), od[static_cast<size_t>(m)].t);
+    }
+  };
+  struct Data {
+    std::vector<int32_t> slots;
+    std::vector<float> x, x3;
+    std::vector<std::vector<float>> base;
+  };
+  auto fresh = [&] {
+    Data d;
+    d.slots.resize(static_cast<size_t>(T));
+    for (auto& s : d.slots) s = static_cast<int32_t>(rng() % 11) - 1;
+    d.x = random_bf16(static_cast<size_t>(T * 512), rng());
+    d.x3 = random_bf16(static_cast<size_t>(T * 1024), rng());
+    for (int32_t m = 0; m < 4; ++m) d.base.push_back(random_bf16(static_cast<size_t>(T * f.shapes[m].out), rng()));
+    put_i32(*f.be.gpu, sd.t, d.slots);
+    put(*f.be.gpu, xa.t, d.x);
+    put(*f.be.gpu, xb.t, d.x);
+    put(*f.be.gpu, x3.t, d.x3);
+    for (int32_t m = 0; m < 4; ++m) put(*f.be.gpu, od[static_cast<size_t>(m)].t, d.base[static_cast<size_t>(m)]);
+    return d;
+  };
+  auto check = [&](const Data& d, const std::string& what) {
+    for (int32_t m = 0; m < 4; ++m) {
+      const auto& base = d.base[static_cast<size_t>(m)];
+      const auto ref = f.reference(m, d.slots, m == 3 ? d.x3 : d.x, base);
+      f.expect_matches(m, d.slots, ref, base, get(*f.be.gpu, od[static_cast<size_t>(m)].t), what);
+    }
+  };
+  const LoraStats before = lora_stats(*f.gpu);
+  for (int step = 1; step <= 6; ++step) {
+    order = step == 4 ? std::vector<int32_t>{0, 2, 1, 3} : std::vector<int32_t>{0, 1, 2, 3};
+    other_x = step == 5;
+    const Data d = fresh();
+    layout.step_id = static_cast<uint64_t>(step);
+    enqueue();
+    check(d, "step " + std::to_string(step));
+  }
+  const LoraStats after = lora_stats(*f.gpu);
+  // Steps 2-4 launch and claim two modules each (step 4 in the order it learned);
+  // step 5 claims none of what it launches ahead, and relearns the order.
+  EXPECT_GE(after.ahead_claimed - before.ahead_claimed, 6u);
+  EXPECT_GT(after.ahead_launched - before.ahead_launched, after.ahead_claimed - before.ahead_claimed);
+
+  order = {0, 1, 2, 3};
+  other_x = false;
+  layout.step_id = 7;
+  fresh();
+  f.be.gpu->begin_capture();
+  enqueue();
+  Graph g = f.be.gpu->end_capture();
+  EXPECT_GE(lora_stats(*f.gpu).ahead_claimed - after.ahead_claimed, 2u) << "no lookahead in the capture";
+  for (int rep = 0; rep < 2; ++rep) {
+    const Data d = fresh();
+    f.be.gpu->launch(g);
+    check(d, "replay " + std::to_string(rep));
   }
 }
 
