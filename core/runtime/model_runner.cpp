@@ -3,6 +3,7 @@
 #include "core/common/logging.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/runtime/checkpoint.h"
+#include "core/runtime/decode_graphs.h"
 #include "core/runtime/kv_cache.h"
 #include "core/runtime/linear.h"
 #include "core/runtime/step_arena.h"
@@ -113,6 +114,7 @@ struct ModelRunner::Impl {
   std::optional<KvCache> kv;
   std::optional<StepArena> arena;
   std::optional<RopeCache> rope;
+  std::optional<DecodeGraphs> graphs;
   StepLayout layout;
   std::vector<int32_t> staging;
   uint64_t steps = 0;
@@ -203,6 +205,7 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
   m.kv.emplace(*m.backend, kc);
   m.arena.emplace(*m.backend);
   m.rope.emplace(*m.backend);
+  m.graphs.emplace(*m.backend, o.graphs);
   log_info("model " + o.model_dir.string() + ": " + model_type_ + " via plugin \"" + plugin_name_ +
            "\" on " + m.backend->name() + ", " + std::to_string(spec_.num_layers) + " layers, KV cache " +
            std::to_string(kc.num_blocks) + " blocks x " + std::to_string(kc.block_size) +
@@ -265,19 +268,28 @@ ModelRunner::~ModelRunner() = default;
 Tensor ModelRunner::execute(const ForwardBatch& batch) {
   Impl& m = *impl_;
   validate_batch(batch, {m.kv->num_blocks(), m.kv->block_size(), spec_.vocab_size});
+  const uint64_t step_id = ++m.steps;
+  // The model on one (batch, layout): what eager steps run and graphs capture.
+  auto forward = [&](const ForwardBatch& b, const StepLayout& layout) {
+    StepContext step({*m.backend, *m.arena, *m.weights, *m.linears, *m.kv, *m.rope}, b, layout);
+    BanyanTensor out{};
+    BanyanError err{};
+    int32_t rc = m.plugin.iface<BanyanModelV1>()->forward(m.plugin.get(), &StepContext::ops(),
+                                                          &step, &out, &err);
+    if (rc != BANYAN_OK)
+      throw Error(static_cast<Code>(rc), "model plugin \"" + plugin_name_ + "\": " + err.message);
+    return check_logits(Tensor(out), b.num_logits_rows());
+  };
+  const DecodeGraphs::Env env{*m.arena, m.kv->key(0).data, m.kv->num_blocks(), m.kv->block_size(),
+                              m.linears->adapter_hook(), m.rope->host_rows(batch)};
+  if (auto logits = m.graphs->run(batch, env, step_id, m.layout, forward)) return *logits;
   m.arena->reset();
   m.layout = upload_layout(batch, *m.backend, *m.arena, m.staging);
-  m.layout.step_id = ++m.steps;
-  StepContext step({*m.backend, *m.arena, *m.weights, *m.linears, *m.kv, *m.rope}, batch,
-                   m.layout);
-  BanyanTensor out{};
-  BanyanError err{};
-  int32_t rc = m.plugin.iface<BanyanModelV1>()->forward(m.plugin.get(), &StepContext::ops(),
-                                                        &step, &out, &err);
-  if (rc != BANYAN_OK)
-    throw Error(static_cast<Code>(rc), "model plugin \"" + plugin_name_ + "\": " + err.message);
-  Tensor logits(out);
-  const int64_t R = batch.num_logits_rows();
+  m.layout.step_id = step_id;
+  return forward(batch, m.layout);
+}
+
+Tensor ModelRunner::check_logits(const Tensor& logits, int64_t R) const {
   if (logits.type() != DType::f32 || logits.ndim != 2 || logits.shape[0] != R)
     throw Error(Code::internal, "model plugin \"" + plugin_name_ + "\" returned logits " +
                                     std::string(dtype_name(logits.type())) +
@@ -292,6 +304,9 @@ std::vector<float> ModelRunner::to_host(const Tensor& t) {
   impl_->backend->download(out.data(), t.data, t.nbytes());
   return out;
 }
+
+void ModelRunner::set_graph_mode(GraphMode mode) { impl_->graphs->set_mode(mode); }
+DecodeGraphs::Stats ModelRunner::graph_stats() const { return impl_->graphs->stats(); }
 
 Device ModelRunner::device() const { return impl_->backend->device(); }
 int32_t ModelRunner::block_size() const { return impl_->kv->block_size(); }

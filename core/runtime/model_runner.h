@@ -7,6 +7,7 @@
 #pragma once
 
 #include "core/runtime/backend.h"
+#include "core/runtime/decode_graphs.h"
 #include "core/runtime/forward_batch.h"
 
 #include <banyan/abi.h>
@@ -57,6 +58,8 @@ struct ModelRunnerOptions {
   /// Run one token through the model at construction so every weight is loaded
   /// (and converted) before the first request.
   bool warm_up = true;
+  /// CUDA graphs for decode steps (decode_graphs.h); mode eager: engine.enforce_eager.
+  DecodeGraphOptions graphs;
   CpuBackendOptions cpu;
   /// Linear factories (quantizers) installed before the warm-up step, so that the
   /// modules they take never get a dense device copy. See linear.h (LinearFactory).
@@ -98,9 +101,14 @@ class ModelRunner {
   /// Where quantizers (factories) and adapters (hook) plug into linear layers.
   LinearRegistry& linears();
   WeightStore& weights();
+  /// Decode graphs: the mode can change between steps (tests compare them).
+  void set_graph_mode(GraphMode mode);
+  DecodeGraphs::Stats graph_stats() const;
 
  private:
   void size_kv_from_memory(const ModelRunnerOptions& options, int32_t profile_tokens);
+  /// Throws Error(internal) unless the plugin returned F32 [R, V] logits.
+  Tensor check_logits(const Tensor& logits, int64_t R) const;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   BanyanModelSpec spec_{};

@@ -29,6 +29,11 @@ class StepArena {
 
   size_t capacity() const;
   size_t high_water() const { return high_water_; }
+  /// Bytes allocated since the last reset (alignment included).
+  size_t used() const { return step_bytes_; }
+  /// The first chunk (null before any): with capacity(), what a captured graph's
+  /// addresses depend on (they stay valid while both are unchanged after a reset).
+  const void* base() const { return chunks_.empty() ? nullptr : chunks_.front().data(); }
 
   static constexpr size_t kAlignment = 256;
 

@@ -34,6 +34,15 @@ class RopeCache {
   };
   /// Validates `spec` (unknown type → Error naming it) and returns its table.
   const Entry& get(const BanyanRopeSpec& spec);
+  /// Whether a step of `batch` uploads per-sequence frequencies (dynamic NTK past
+  /// max_position, for a spec used before): such a step cannot replay a graph.
+  bool host_rows(const ForwardBatch& batch) const {
+    for (const auto& e : entries_)
+      if (e.spec.type == BANYAN_ROPE_DYNAMIC)
+        for (const auto& s : batch.seqs)
+          if (s.context_len > e.spec.max_position) return true;
+    return false;
+  }
 
  private:
   Backend& backend_;

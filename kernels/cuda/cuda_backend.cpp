@@ -328,12 +328,15 @@ Graph CudaBackend::end_capture() {
 void CudaBackend::launch(const Graph& graph) { graph.launch(impl_->stream.get()); }
 
 void CudaBackend::abort_capture() noexcept {
-  if (!impl_->capturing) return;
   impl_->capturing = false;
-  cudaGraph_t g = nullptr;
-  (void)cudaStreamEndCapture(impl_->stream.get(), &g);  // invalidated captures fail here
-  if (g) (void)cudaGraphDestroy(g);
-  (void)cudaGetLastError();
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  if (cudaStreamIsCapturing(impl_->stream.get(), &status) == cudaSuccess &&
+      status != cudaStreamCaptureStatusNone) {
+    cudaGraph_t g = nullptr;
+    (void)cudaStreamEndCapture(impl_->stream.get(), &g);  // invalidated captures fail here
+    if (g) (void)cudaGraphDestroy(g);
+  }
+  (void)cudaGetLastError();  // the failed capture's error must not blame a later launch
 }
 
 bool CudaBackend::capturing() const { return impl_->capturing; }
