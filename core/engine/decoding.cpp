@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstddef>
+
 namespace banyan::core {
 
 namespace {
@@ -23,6 +25,14 @@ std::string resolved_options(const PluginHost& plugins, const std::string& name,
   }
   return plugins.resolve_options(*info, opts).dump();
 }
+
+// The plugin's decode_on slot (ABI 1.2; null for older plugins and host-only ones).
+auto decode_on_slot(const PluginObject& plugin) {
+  const auto* iface = plugin.iface<BanyanDecodingV1>();
+  return iface->struct_size >= offsetof(BanyanDecodingV1, decode_on) + sizeof(iface->decode_on)
+             ? iface->decode_on
+             : nullptr;
+}
 }  // namespace
 
 Decoders::Decoders(const PluginHost& plugins, const std::string& sampling, const std::string& beam,
@@ -39,7 +49,7 @@ Decoders::Decoders(const PluginHost& plugins, const std::string& sampling, const
 
 std::vector<std::vector<DecodedToken>> Decoders::run(
     PluginObject& plugin, const Tensor& logits,
-    const std::vector<std::pair<Sequence*, int32_t>>& rows, int per_row) {
+    const std::vector<std::pair<Sequence*, int32_t>>& rows, int per_row, const DecodeOps* on) {
   std::vector<BanyanDecodeRow> c_rows(rows.size());
   int max_lp = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -59,8 +69,14 @@ std::vector<std::vector<DecodedToken>> Decoders::run(
   }
   BanyanError err{};
   const auto* iface = plugin.iface<BanyanDecodingV1>();
-  int32_t rc = iface->decode(plugin.get(), &logits, c_rows.data(), static_cast<int32_t>(rows.size()),
-                             per_row, out.data(), &err);
+  const auto decode_on = on ? decode_on_slot(plugin) : nullptr;
+  if (!decode_on && logits.device_type != BANYAN_CPU)
+    throw Error(Code::internal, std::string("decoding plugin \"") + plugin.descriptor().name +
+                                    "\" takes host logits only");
+  int32_t rc = decode_on ? decode_on(plugin.get(), on->ops, on->ctx, &logits, c_rows.data(),
+                                     static_cast<int32_t>(rows.size()), per_row, out.data(), &err)
+                         : iface->decode(plugin.get(), &logits, c_rows.data(),
+                                         static_cast<int32_t>(rows.size()), per_row, out.data(), &err);
   if (rc != BANYAN_OK)
     throw Error(static_cast<Code>(rc), std::string("decoding plugin \"") + plugin.descriptor().name +
                                            "\": " + err.message);
@@ -84,12 +100,15 @@ std::vector<std::vector<DecodedToken>> Decoders::run(
 }
 
 std::vector<DecodedToken> Decoders::sample(const Tensor& logits,
-                                           const std::vector<std::pair<Sequence*, int32_t>>& rows) {
+                                           const std::vector<std::pair<Sequence*, int32_t>>& rows,
+                                           const DecodeOps* on) {
   std::vector<DecodedToken> out;
   if (rows.empty()) return out;
-  for (auto& r : run(sampling_, logits, rows, 1)) out.push_back(std::move(r[0]));
+  for (auto& r : run(sampling_, logits, rows, 1, on)) out.push_back(std::move(r[0]));
   return out;
 }
+
+bool Decoders::sampling_on_device() const { return decode_on_slot(sampling_) != nullptr; }
 
 std::vector<DecodedToken> Decoders::parallel(const Tensor& logits, Sequence* seq, int32_t row,
                                              int samples) {

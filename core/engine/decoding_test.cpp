@@ -1,15 +1,19 @@
 // The in-tree decoding plugins (sampling, beam), loaded from the build tree through
 // the plugin host, against reference computations written here.
 #include "core/engine/decoding.h"
+#include "core/runtime/backend.h"
 
 #include <banyan/error.h>
+#include <banyan/logits.h>
 #include <banyan/rng.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
+#include <random>
 #include <set>
 
 namespace banyan::core {
@@ -272,6 +276,149 @@ TEST(Decoding, ParallelDrawsOneSamplePerForkedStream) {
   Sequence& t = f.seq({.n = 8, .temperature = 1.0}, {0}, 1, 99);
   auto b = f.dec->parallel(view(logits, 1), &t, 0, 8);
   for (int j = 0; j < 8; ++j) EXPECT_EQ(a[j].token, b[j].token);
+}
+
+}  // namespace
+}  // namespace banyan::core
+
+// The sampling op's path (decode_on with ops.sample) against the host path of the
+// same plugin: the op here is the CPU backend's (banyan::logits::sample_row), so the
+// two must agree exactly: tokens, logprobs, top logprobs and generator states.
+namespace banyan::core {
+namespace {
+
+core::Backend& cpu_backend() {
+  static std::unique_ptr<Backend> be = make_backend("cpu");
+  return *be;
+}
+
+int32_t cpu_sample_op(BanyanStepContext*, const BanyanTensor* logits, const BanyanSampleRow* rows,
+                      int32_t n, const BanyanLogitEdit* edits, int32_t ne, BanyanSampleResult* out,
+                      BanyanError* err) {
+  return guard(err, [&] {
+    cpu_backend().sample(Tensor(*logits), {rows, static_cast<size_t>(n)}, {edits, static_cast<size_t>(ne)},
+                         {out, static_cast<size_t>(n)});
+  });
+}
+
+std::vector<SamplingParams> op_cases() {
+  return {{.temperature = 0.0},
+          {.temperature = 0.0, .logprobs = 3},
+          {.temperature = 0.7},
+          {.temperature = 1.0, .top_k = 5},
+          {.temperature = 0.8, .top_p = 0.9},
+          {.temperature = 1.0, .min_p = 0.1},
+          {.temperature = 0.9, .top_p = 0.8, .top_k = 20, .min_p = 0.01, .presence_penalty = 0.5,
+           .frequency_penalty = 0.3, .repetition_penalty = 1.4, .logprobs = 5},
+          {.temperature = 1.0, .logit_bias = {{3, 4.0}, {10, -100.0}}, .min_tokens = 50},
+          {.temperature = 0.0, .repetition_penalty = 1.3}};
+}
+
+TEST(Decoding, EditsEqualTheLogitsProcessors) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::uniform_int_distribution<int32_t> tok(0, 99);
+  const std::vector<int32_t> eos = {0, 7};
+  for (const SamplingParams& sp : op_cases()) {
+    DecodeParams dp(sp, eos);
+    std::vector<float> x(100);
+    for (auto& v : x) v = normal(rng);
+    std::vector<int32_t> tokens(40);
+    for (auto& t : tokens) t = tok(rng);
+    std::vector<float> want = x, got = x;
+    logits::apply_processors(want, dp.c, tokens, 25);
+    std::vector<BanyanLogitEdit> edits;
+    logits::make_edits(dp.c, tokens, 25, 100, edits);
+    for (size_t i = 1; i < edits.size(); ++i) EXPECT_LT(edits[i - 1].token, edits[i].token);
+    for (const auto& e : edits) got[e.token] = logits::apply_edit(got[e.token], e, static_cast<float>(dp.c.repetition_penalty));
+    EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)));
+  }
+}
+
+TEST(Decoding, SamplingOnTheOpEqualsTheHostPath) {
+  PluginHost host;
+  host.scan({std::filesystem::path(BANYAN_BINARY_DIR) / "lib" / "banyan" / "plugins"});
+  Decoders dec(host, "sampling", "beam");
+  ASSERT_TRUE(dec.sampling_on_device());
+  Decoders host_only(host, "parallel", "beam");  // parallel: no decode_on
+  EXPECT_FALSE(host_only.sampling_on_device());
+  BanyanOpsV1 ops{};
+  ops.struct_size = sizeof ops;
+  ops.sample = &cpu_sample_op;
+  const DecodeOps on{&ops, nullptr};
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  const int64_t V = 500;
+  const auto cases = op_cases();
+  std::vector<float> logits(cases.size() * V);
+  // Two copies of each sequence, same seed: one decoded on the host, one by the op.
+  std::vector<std::unique_ptr<SequenceGroup>> groups;
+  std::vector<std::pair<Sequence*, int32_t>> a, b;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    for (int64_t v = 0; v < V; ++v) logits[i * V + v] = normal(rng);
+    for (auto* rows : {&a, &b}) {
+      auto g = std::make_unique<SequenceGroup>();
+      g->request.params = cases[i];
+      g->decode_params = std::make_unique<DecodeParams>(g->request.params, std::vector<int32_t>{1, 2});
+      auto s = std::make_unique<Sequence>();
+      s->group = g.get();
+      s->tokens = {5, 6, 7, 5, 9, 9, 12};
+      s->prompt_len = 4;
+      rng::seed(s->rng, 1000 + i);
+      rows->push_back({s.get(), static_cast<int32_t>(i)});
+      g->seqs.push_back(std::move(s));
+      groups.push_back(std::move(g));
+    }
+  }
+  Tensor t(logits.data(), DType::f32, {static_cast<int64_t>(cases.size()), V});
+  for (int step = 0; step < 20; ++step) {
+    auto want = dec.sample(t, a);
+    auto got = dec.sample(t, b, &on);
+    ASSERT_EQ(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_EQ(got[i].token, want[i].token) << "case " << i << " step " << step;
+      EXPECT_EQ(got[i].logprob, want[i].logprob) << "case " << i;
+      EXPECT_EQ(got[i].score, want[i].score) << "case " << i;
+      ASSERT_EQ(got[i].top.size(), want[i].top.size());
+      for (size_t k = 0; k < want[i].top.size(); ++k) {
+        EXPECT_EQ(got[i].top[k].id, want[i].top[k].id);
+        EXPECT_EQ(got[i].top[k].logprob, want[i].top[k].logprob);
+      }
+      EXPECT_TRUE(std::equal(a[i].first->rng, a[i].first->rng + 4, b[i].first->rng)) << "case " << i;
+      EXPECT_TRUE(std::equal(want[i].rng, want[i].rng + 4, got[i].rng)) << "case " << i;
+      // The outputs grow, so the penalties see new tokens each step.
+      a[i].first->tokens.push_back(want[i].token);
+      b[i].first->tokens.push_back(got[i].token);
+    }
+  }
+  // Host-only plugins refuse device logits rather than read them as host memory.
+  Tensor dev = t;
+  dev.device_type = BANYAN_CUDA;
+  EXPECT_THROW(host_only.sample(dev, a), Error);
+}
+
+TEST(Decoding, SampleOpKeepsTheStreamWhenEveryLogitIsMasked) {
+  PluginHost host;
+  host.scan({std::filesystem::path(BANYAN_BINARY_DIR) / "lib" / "banyan" / "plugins"});
+  Decoders dec(host, "sampling", "beam");
+  BanyanOpsV1 ops{};
+  ops.struct_size = sizeof ops;
+  ops.sample = &cpu_sample_op;
+  const DecodeOps on{&ops, nullptr};
+  std::vector<float> logits = {-INFINITY, -INFINITY, -INFINITY};
+  SequenceGroup g;
+  g.request.params = {.temperature = 1.0};
+  g.decode_params = std::make_unique<DecodeParams>(g.request.params, std::vector<int32_t>{});
+  Sequence s;
+  s.group = &g;
+  s.tokens = {0};
+  s.prompt_len = 1;
+  rng::seed(s.rng, 5);
+  uint64_t before[4];
+  std::copy(s.rng, s.rng + 4, before);
+  auto out = dec.sample(view(logits, 1), {{&s, 0}}, &on);
+  EXPECT_EQ(out[0].token, 0);
+  EXPECT_TRUE(std::equal(before, before + 4, s.rng)) << "no draw, as on the host path";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include "core/common/logging.h"
 #include "core/quant/quantization.h"
 #include "core/runtime/kv_cache.h"
+#include "core/runtime/step_context.h"
 
 #include <banyan/error.h>
 #include <banyan/rng.h>
@@ -356,35 +357,62 @@ void EngineImpl::step() {
   SchedulerOutput out = scheduler_->schedule();
   auto t1 = steady_clock::now();
   int64_t prompt_tokens = 0;
+  bool on_device = false;
   if (!out.empty()) {
     copy_blocks(out.copies);
     bind_adapters(out);
     std::vector<int32_t> row_of;
     ForwardBatch batch = build_batch(out, row_of);
+    on_device = samples_on_device(out);
     Tensor logits = runner_->execute(batch);
     std::vector<float> host;
-    if (logits.numel() > 0) host = runner_->to_host(logits);
+    DecodeOps ops{&StepContext::ops(), runner_->decoding_context()};
+    if (!on_device) {
+      // Beams, parallel first tokens, prompt logprobs or a host-only plugin: the
+      // whole [R, V] block comes to the host.
+      if (logits.numel() > 0) host = runner_->to_host(logits);
+      logits = Tensor(host.data(), DType::f32, {logits.ndim == 2 ? logits.shape[0] : 0,
+                                                 static_cast<int64_t>(runner_->spec().vocab_size)});
+    }
     scheduler_->mark_computed(out);
     // Counted before process(): beam search drops (frees) the beams it does not keep.
     for (const auto& ss : out.seqs) {
       const int32_t before = ss.seq->num_computed - ss.num_new;
       prompt_tokens += std::max(0, std::min(ss.seq->num_computed, ss.seq->prompt_len) - before);
     }
-    process(out, host, row_of, runner_->spec().vocab_size);
+    process(out, logits, row_of, on_device ? &ops : nullptr);
   }
   auto done = scheduler_->collect_finished();
   auto t2 = steady_clock::now();
   {
     std::lock_guard lock(mu_);
     update_stats_locked(prompt_tokens, duration<double>(t2 - t0).count(),
-                        duration<double>(t1 - t0).count());
+                        duration<double>(t1 - t0).count(), !out.empty(), on_device);
   }
   // Sinks run after the statistics are current: a caller woken by its final message
   // sees the blocks of its request already freed.
   for (auto& g : done) finish_group(std::move(g));
 }
 
-void EngineImpl::update_stats_locked(int64_t prompt_tokens, double step_s, double sched_s) {
+bool EngineImpl::samples_on_device(const SchedulerOutput& out) const {
+  if (!decoders_->sampling_on_device()) return false;
+  for (const auto& ss : out.seqs) {
+    const Sequence& s = *ss.seq;
+    const SequenceGroup& g = *s.group;
+    // As build_batch decides the rows (before mark_computed).
+    if (g.request.params.prompt_logprobs.has_value() && s.num_computed < s.prompt_len && !g.forked)
+      return false;
+    if (ss.sample && (g.kind == GroupKind::beam || (g.kind == GroupKind::parallel && !g.forked)))
+      return false;
+  }
+  return true;
+}
+
+void EngineImpl::update_stats_locked(int64_t prompt_tokens, double step_s, double sched_s, bool ran,
+                                     bool on_device) {
+  stats_.steps += ran ? 1 : 0;
+  stats_.device_sampling_steps += ran && on_device ? 1 : 0;
+  stats_.bytes_to_host = static_cast<int64_t>(runner_->backend().bytes_to_host());
   stats_.running = static_cast<int>(scheduler_->num_running());
   stats_.waiting = static_cast<int>(scheduler_->num_waiting() + incoming_.size());
   stats_.kv_usage = blocks_->usage();

@@ -30,6 +30,9 @@ struct EngineStats {
   int64_t preemptions = 0;
   double step_seconds = 0;            ///< total wall time of steps
   double schedule_seconds = 0;        ///< of which: scheduling
+  int64_t steps = 0;                  ///< steps that ran the model
+  int64_t bytes_to_host = 0;          ///< device → host copies (logits, sampled tokens)
+  int64_t device_sampling_steps = 0;  ///< steps sampled where the logits are (no logits copy)
 };
 
 struct AdapterInfo {

@@ -47,13 +47,19 @@ class EngineImpl final : public Engine {
   void step();
   void take_incoming();
   ForwardBatch build_batch(const SchedulerOutput& out, std::vector<int32_t>& row_of) const;
-  void update_stats_locked(int64_t prompt_tokens, double step_s, double sched_s);
+  void update_stats_locked(int64_t prompt_tokens, double step_s, double sched_s, bool ran,
+                           bool on_device);
+  /// Whether every logits row of the step is a plain sampling row and the sampling
+  /// plugin takes device logits: then the logits stay where the step left them.
+  bool samples_on_device(const SchedulerOutput& out) const;
   void copy_blocks(const std::vector<std::pair<int32_t, int32_t>>& copies);
   /// Gives each newly scheduled group with an adapter its device slot (adapters).
   void bind_adapters(const SchedulerOutput& out);
   // step_process.cpp
-  void process(const SchedulerOutput& out, const std::vector<float>& logits,
-               const std::vector<int32_t>& row_of, int32_t vocab);
+  /// `logits`: host memory, or (with `on`) where the step left them, for steps
+  /// samples_on_device() accepted.
+  void process(const SchedulerOutput& out, const Tensor& logits, const std::vector<int32_t>& row_of,
+               const DecodeOps* on);
   void process_beam(SequenceGroup& g, const Tensor& logits,
                     const std::vector<std::pair<Sequence*, int32_t>>& rows);
   void append_token(Sequence& s, const DecodedToken& t);

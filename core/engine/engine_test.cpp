@@ -237,6 +237,48 @@ TEST(Engine, SeededSamplingIsReproducibleAndSamplesDiffer) {
   EXPECT_EQ(llm.engine().stats().kv_usage, 0.0);
 }
 
+// A step whose rows are all plain sampling rows leaves the logits on the device and
+// copies back only the tokens (the sampling plugin's decode_on and the sampling op);
+// the "parallel" plugin as decoding.strategy (host logits only, the same draws) is
+// the old path: the outputs must not change.
+TEST(Engine, PlainSamplingStepsCopyOnlyTokensToTheHost) {
+  REQUIRE_FIXTURE("llama");
+  LLM dev(fixture_config("llama"));
+  LLM host(fixture_config("llama", {"decoding.strategy", "parallel"}));
+  const std::vector<std::vector<int32_t>> prompts = {{5, 6, 7, 8}, {9, 10, 11}, {12, 13, 14, 15, 16}};
+  SamplingParams p{.temperature = 0.8, .top_p = 0.9, .top_k = 40, .seed = 7, .presence_penalty = 0.3,
+                   .repetition_penalty = 1.1, .max_tokens = 10, .ignore_eos = true, .logprobs = 2};
+  const std::vector<std::vector<int32_t>> warm = {{1, 2}};
+  dev.generate(warm, greedy(2));  // the counters start after this
+  host.generate(warm, greedy(2));
+  const auto d0 = dev.engine().stats(), h0 = host.engine().stats();
+  auto a = dev.generate(prompts, p);
+  auto b = host.generate(prompts, p);
+  const auto d1 = dev.engine().stats(), h1 = host.engine().stats();
+  TokenChecks checks;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    checks.expect(a[i].outputs[0].token_ids, b[i].outputs[0].token_ids, "prompt " + std::to_string(i));
+    if (a[i].outputs[0].token_ids != b[i].outputs[0].token_ids) continue;
+    ASSERT_EQ(a[i].outputs[0].logprobs.size(), b[i].outputs[0].logprobs.size());
+    for (size_t t = 0; t < a[i].outputs[0].logprobs.size(); ++t) {
+      const auto& x = a[i].outputs[0].logprobs[t];
+      const auto& y = b[i].outputs[0].logprobs[t];
+      EXPECT_NEAR(x.logprob, y.logprob, 1e-4 * std::max(1.0f, std::fabs(y.logprob)));
+      ASSERT_EQ(x.top.size(), 2u);
+      for (size_t k = 0; k < 2; ++k) EXPECT_EQ(x.top[k].id, y.top[k].id);
+    }
+  }
+  checks.finish("device sampling vs the host path");
+  const int64_t steps = d1.steps - d0.steps;
+  ASSERT_GT(steps, 0);
+  EXPECT_EQ(d1.device_sampling_steps - d0.device_sampling_steps, steps);
+  EXPECT_EQ(h1.device_sampling_steps - h0.device_sampling_steps, 0);
+  // At most 3 rows a step, each a token, a logprob, a flag and 2 top entries.
+  EXPECT_LE(d1.bytes_to_host - d0.bytes_to_host, steps * 3 * (16 + 2 * 8));
+  // The host path copies every step's [R, V] logits: 3 x 10 rows of V floats at least.
+  EXPECT_GE(h1.bytes_to_host - h0.bytes_to_host, int64_t{3} * p.max_tokens * 512 * 4);
+}
+
 TEST(Engine, RefusesBadRequestsWithClearErrors) {
   REQUIRE_FIXTURE("llama");
   LLM llm(fixture_config("llama"));

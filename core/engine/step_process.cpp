@@ -18,10 +18,10 @@ bool contains(const std::vector<int32_t>& v, int32_t x) {
 }
 }  // namespace
 
-void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& logits,
-                         const std::vector<int32_t>& row_of, int32_t V) {
-  const int64_t R = static_cast<int64_t>(logits.size()) / std::max<int32_t>(V, 1);
-  Tensor host_logits(const_cast<float*>(logits.data()), DType::f32, {R, static_cast<int64_t>(V)});
+void EngineImpl::process(const SchedulerOutput& out, const Tensor& logits,
+                         const std::vector<int32_t>& row_of, const DecodeOps* on) {
+  const int64_t V = logits.shape[1];
+  const Tensor& host_logits = logits;  // host memory on every path but sampling with `on`
   std::vector<SequenceGroup*> touched;
   std::vector<std::pair<Sequence*, int32_t>> sample_rows;
   std::vector<std::pair<SequenceGroup*, std::vector<std::pair<Sequence*, int32_t>>>> beams;
@@ -41,8 +41,8 @@ void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& l
       for (int32_t r = 0; r < n; ++r) {
         const int32_t next = start + r + 1;
         if (next >= s.prompt_len) break;
-        const float* row = logits.data() + static_cast<size_t>(row_of[i] + r) * V;
-        logits::log_softmax(std::span<const float>(row, V), lp);
+        const float* row = logits.as<float>() + static_cast<size_t>(row_of[i] + r) * V;
+        logits::log_softmax(std::span<const float>(row, static_cast<size_t>(V)), lp);
         TokenLogprob t{s.tokens[next], lp[s.tokens[next]], {}};
         for (auto [id, v] : logits::top_k(lp, *params.prompt_logprobs)) t.top.push_back({id, v});
         g.prompt_logprobs.push_back(std::move(t));
@@ -75,7 +75,7 @@ void EngineImpl::process(const SchedulerOutput& out, const std::vector<float>& l
     }
     sample_rows.push_back({&s, row});
   }
-  auto tokens = decoders_->sample(host_logits, sample_rows);
+  auto tokens = decoders_->sample(logits, sample_rows, on);
   for (size_t i = 0; i < sample_rows.size(); ++i) append_token(*sample_rows[i].first, tokens[i]);
   for (auto& [g, rows] : beams) process_beam(*g, host_logits, rows);
   for (SequenceGroup* g : touched) {

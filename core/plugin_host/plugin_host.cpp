@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstddef>
 #include <set>
 
 namespace banyan::core {
@@ -175,7 +176,8 @@ void PluginHost::load_one(const fs::path& manifest) {
     else if (!m->forward) missing = "BanyanModelV1.forward";
   } else if (d->kind == BANYAN_KIND_DECODING) {
     auto* m = static_cast<const BanyanDecodingV1*>(d->iface);
-    if (m->struct_size < sizeof(BanyanDecodingV1)) missing = "BanyanDecodingV1 (struct too small)";
+    // decode_on (ABI 1.2) is optional: an older, shorter table is fine.
+    if (m->struct_size < offsetof(BanyanDecodingV1, decode_on)) missing = "BanyanDecodingV1 (struct too small)";
     else if (!m->decode) missing = "BanyanDecodingV1.decode";
   } else if (d->kind == BANYAN_KIND_ADAPTER) {
     auto* a = static_cast<const BanyanAdapterV1*>(d->iface);

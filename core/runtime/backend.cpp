@@ -68,4 +68,9 @@ void Backend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_p
   }
 }
 
+void Backend::sample(const Tensor&, std::span<const BanyanSampleRow>, std::span<const BanyanLogitEdit>,
+                     std::span<BanyanSampleResult>) {
+  throw Error(Code::unsupported, "backend " + name() + ": no sampling op");
+}
+
 }  // namespace banyan::core

@@ -14,12 +14,14 @@
 // Thread-safety: a Backend is driven by one thread (the engine's). Not copyable.
 #pragma once
 
+#include <banyan/abi.h>
 #include <banyan/tensor.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -141,6 +143,25 @@ class Backend {
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   /// out[r] = x[rows[r]] for rows [R] i32.
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+
+  // ---------------------------------------------------------------- sampling --
+  /// The sampling op (BanyanOpsV1.sample): one draw per entry of `rows` from logits
+  /// [R, V] f32, with the semantics of banyan::logits::sample_row (tokens identical
+  /// given the same logits and u, logprobs within float rounding); results, top
+  /// arrays included, written to host memory. Unlike the other ops it synchronizes
+  /// (its results are host values). StepContext has checked rows and edits.
+  /// Default: Error(unsupported).
+  virtual void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
+                      std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out);
+
+  /// Bytes copied device → host so far: download() and sample()'s results.
+  uint64_t bytes_to_host() const { return bytes_to_host_; }
+
+ protected:
+  void count_to_host(size_t bytes) { bytes_to_host_ += bytes; }
+
+ private:
+  uint64_t bytes_to_host_ = 0;
 };
 
 /// Options of the CPU backend.

@@ -118,6 +118,8 @@ struct ModelRunner::Impl {
   StepLayout layout;
   std::vector<int32_t> staging;
   uint64_t steps = 0;
+  ForwardBatch no_batch;                       // what decoding_context() validates against
+  std::unique_ptr<StepContext> decoding_ctx;  // created on first use (after KV sizing)
 
   ~Impl() {
     // The plugin goes first: it may hold views of weights and the host table.
@@ -255,6 +257,7 @@ void ModelRunner::size_kv_from_memory(const ModelRunnerOptions& o, int32_t profi
                     std::to_string(static_cast<int64_t>(keep_free) >> 20) +
                     " MiB free (adapter pool included); raise it or use a smaller model");
   kc.num_blocks = blocks;
+  m.decoding_ctx.reset();
   m.kv.reset();
   m.kv.emplace(*m.backend, kc);
   log_info("KV cache sized from GPU memory: " + std::to_string(blocks) + " blocks x " +
@@ -296,6 +299,15 @@ Tensor ModelRunner::check_logits(const Tensor& logits, int64_t R) const {
                                     logits.shape_string() + ", expected F32[" +
                                     std::to_string(R) + ", V]");
   return logits;
+}
+
+BanyanStepContext* ModelRunner::decoding_context() {
+  Impl& m = *impl_;
+  if (!m.decoding_ctx)
+    m.decoding_ctx = std::make_unique<StepContext>(
+        StepResources{*m.backend, *m.arena, *m.weights, *m.linears, *m.kv, *m.rope}, m.no_batch,
+        m.layout);
+  return m.decoding_ctx.get();
 }
 
 std::vector<float> ModelRunner::to_host(const Tensor& t) {

@@ -84,6 +84,10 @@ class ModelRunner {
   /// Throws banyan::Error (invalid_argument) on an inconsistent batch, before any
   /// device work, and on a plugin failure (its message).
   Tensor execute(const ForwardBatch& batch);
+  /// A step context for the ops that read the last step's logits (BanyanOpsV1.sample)
+  /// from a decoding plugin, valid until the next execute(). Its other ops refuse
+  /// (no batch).
+  BanyanStepContext* decoding_context();
   /// Copies a device tensor of f32 (e.g. the logits) into host memory.
   std::vector<float> to_host(const Tensor& t);
 

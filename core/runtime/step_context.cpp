@@ -262,4 +262,37 @@ Tensor StepContext::logits(const Tensor& hidden, const char* name, uint32_t flag
   return out;
 }
 
+void StepContext::sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
+                         std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) {
+  const char* op = "sample";
+  if (!logits.data || logits.type() != DType::f32 || logits.ndim != 2)
+    fail(op, "logits must be f32 [R, V], got " + std::string(dtype_name(logits.type())) +
+                 logits.shape_string());
+  if (logits.device() != res_.backend.device()) fail(op, "logits are not on the step's device");
+  const int64_t R = logits.shape[0], V = logits.shape[1];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const BanyanSampleRow& r = rows[i];
+    const std::string row = "row " + std::to_string(i) + ": ";
+    if (r.logits_row < 0 || r.logits_row >= R)
+      fail(op, row + "logits_row " + std::to_string(r.logits_row) + " is outside [0, " +
+                   std::to_string(R) + ")");
+    if (!(r.temperature >= 0) || !(r.top_p > 0 && r.top_p <= 1) || !(r.min_p >= 0 && r.min_p <= 1) ||
+        !(r.u >= 0 && r.u < 1))
+      fail(op, row + "temperature >= 0, top_p in (0, 1], min_p in [0, 1] and u in [0, 1) expected");
+    if (r.num_logprobs < 0 || r.num_logprobs > V ||
+        (r.num_logprobs > 0 && (!out[i].top_ids || !out[i].top_logprobs)))
+      fail(op, row + "num_logprobs " + std::to_string(r.num_logprobs) +
+                   " needs that many top_ids / top_logprobs (at most V)");
+    if (r.first_edit < 0 || r.num_edits < 0 ||
+        static_cast<int64_t>(r.first_edit) + r.num_edits > static_cast<int64_t>(edits.size()))
+      fail(op, row + "edits out of range");
+    for (int32_t e = r.first_edit; e < r.first_edit + r.num_edits; ++e) {
+      const int32_t t = edits[e].token;
+      if (t < 0 || t >= V || (e > r.first_edit && t <= edits[e - 1].token))
+        fail(op, row + "edit tokens must lie in [0, V) and increase (token " + std::to_string(t) + ")");
+    }
+  }
+  if (!rows.empty()) res_.backend.sample(logits, rows, edits, out);
+}
+
 }  // namespace banyan::core

@@ -10,6 +10,7 @@
 
 #include <banyan/abi.h>
 
+#include <span>
 #include <vector>
 
 /// Completes the opaque C type of abi.h; StepContext derives from it.
@@ -84,6 +85,9 @@ class StepContext : public BanyanStepContext {
   void add(const Tensor& a, const Tensor& b, Tensor& out);
   void slice_columns(const Tensor& x, int64_t begin, int64_t count, Tensor& out);
   Tensor logits(const Tensor& hidden, const char* name, uint32_t flags);
+  /// The sampling op; valid after the step too (ModelRunner::decoding_context).
+  void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
+              std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out);
 
  private:
   void check_activation(const char* op, const char* what, const Tensor& t) const;

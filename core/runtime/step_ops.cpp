@@ -115,6 +115,18 @@ int32_t op_slice_columns(BanyanStepContext* c, const BanyanTensor* x, int64_t be
   });
 }
 
+int32_t op_sample(BanyanStepContext* c, const BanyanTensor* logits, const BanyanSampleRow* rows,
+                  int32_t num_rows, const BanyanLogitEdit* edits, int32_t num_edits,
+                  BanyanSampleResult* out, BanyanError* e) {
+  return guard(e, [&] {
+    if (num_rows < 0 || num_edits < 0) throw Error(Code::invalid_argument, "sample: negative count");
+    if ((num_rows > 0 && (!rows || !out)) || (num_edits > 0 && !edits))
+      throw Error(Code::invalid_argument, "sample: null rows, edits or out");
+    self(c).sample(in(logits, "logits"), {rows, static_cast<size_t>(num_rows)},
+                   {edits, static_cast<size_t>(num_edits)}, {out, static_cast<size_t>(num_rows)});
+  });
+}
+
 }  // namespace
 
 const BanyanOpsV1& StepContext::ops() {
@@ -122,6 +134,7 @@ const BanyanOpsV1& StepContext::ops() {
       sizeof(BanyanOpsV1), &op_step_input, &op_alloc,     &op_weight,  &op_embedding,
       &op_rms_norm,        &op_layer_norm, &op_linear,    &op_rotary,  &op_attention,
       &op_act_mul,         &op_activation, &op_add,       &op_logits,  &op_slice_columns,
+      &op_sample,
   };
   return table;
 }

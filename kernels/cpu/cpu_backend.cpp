@@ -66,6 +66,7 @@ class CpuBackend final : public core::Backend {
   }
   void download(void* dst, const void* src, size_t n) override {
     if (n) std::memcpy(dst, src, n);
+    count_to_host(n);
   }
   void fill_zero(void* dst, size_t n) override {
     if (n) std::memset(dst, 0, n);
@@ -153,6 +154,11 @@ class CpuBackend final : public core::Backend {
   }
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override {
     cpu::gather_rows(x.as<float>(), x.dim(-1), rows.as<int32_t>(), rows.numel(), out.as<float>());
+  }
+  void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
+              std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) override {
+    count_to_host(cpu::sample(logits.as<float>(), logits.dim(-1), rows.data(),
+                              static_cast<int64_t>(rows.size()), edits.data(), out.data()));
   }
 
  private:

@@ -3,6 +3,8 @@
 // trusted (StepContext validates shapes before any kernel runs).
 #pragma once
 
+#include <banyan/abi.h>
+
 #include <cstdint>
 
 namespace banyan::kernels::cpu {
@@ -66,5 +68,12 @@ struct AttentionArgs {
 };
 void paged_attention(const float* q, const float* k, const float* v, const AttentionArgs& a,
                      float* out);
+
+// --- sampling.cpp ---------------------------------------------------------------
+/// The sampling op (Backend::sample) over host logits [*, V]: banyan::logits::sample_row
+/// per row, rows in parallel. Returns the bytes of results written (counted as copied
+/// to the host).
+size_t sample(const float* logits, int64_t V, const BanyanSampleRow* rows, int64_t num_rows,
+              const BanyanLogitEdit* edits, BanyanSampleResult* out);
 
 }  // namespace banyan::kernels::cpu

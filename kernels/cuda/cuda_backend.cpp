@@ -2,6 +2,7 @@
 
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/sampling.h"
 
 #include <banyan/error.h>
 
@@ -50,6 +51,7 @@ struct CudaBackend::Impl {
   Event staging_done;       // recorded after the latest staged copy
   DeviceMemory attn_ws;     // split-KV partial results
   DeviceMemory convert_ws;  // raw checkpoint bytes awaiting conversion
+  SamplingOp sampling;      // the sampling op's scratch
   bool capturing = false;
   uint64_t graph_epoch = 1;  // see graph_epoch()
 
@@ -154,6 +156,16 @@ void CudaBackend::download(void* dst, const void* src, size_t n) {
   impl_->not_capturing("download");
   BANYAN_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, impl_->stream.get()));
   BANYAN_CUDA_CHECK(cudaStreamSynchronize(impl_->stream.get()));
+  count_to_host(n);
+}
+
+void CudaBackend::sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
+                         std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) {
+  impl_->not_capturing("sample");
+  count_to_host(impl_->sampling.run(logits.as<float>(), logits.dim(-1), rows.data(),
+                                    static_cast<int32_t>(rows.size()), edits.data(),
+                                    static_cast<int32_t>(edits.size()), out.data(),
+                                    impl_->stream.get()));
 }
 
 void CudaBackend::fill_zero(void* dst, size_t n) {

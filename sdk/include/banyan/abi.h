@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define BANYAN_ABI_MAJOR 1
-#define BANYAN_ABI_MINOR 1
+#define BANYAN_ABI_MINOR 2
 
 #if defined(_WIN32)
 #define BANYAN_EXPORT __declspec(dllexport)
@@ -132,6 +132,51 @@ typedef enum BanyanLinearFlags {
   BANYAN_LINEAR_TRANSPOSED = 1
 } BanyanLinearFlags;
 
+/* ---------------------------------------------------------------- sampling - */
+/* The sampling op (BanyanOpsV1.sample, added in ABI 1.2): decoding on the device
+ * where the logits are, so that a step copies O(rows) bytes back instead of R x V
+ * floats. Semantics are those of banyan/logits.h (vLLM's sampler). */
+
+typedef enum BanyanLogitEditFlags {
+  BANYAN_EDIT_MASK = 1,       /* set the logit to -inf first (min_tokens: EOS, stop ids) */
+  BANYAN_EDIT_REPETITION = 2  /* apply the row's repetition penalty to this token */
+} BanyanLogitEditFlags;
+
+/* A change to one logit of a row, applied in vLLM's order: mask, += bias,
+ * repetition (x > 0 ? x / penalty : x * penalty), -= subtract (presence and
+ * frequency). A row's edits are sorted by token, one per token (logits.h's
+ * make_edits builds them). */
+typedef struct BanyanLogitEdit {
+  int32_t token;
+  uint32_t flags;   /* BanyanLogitEditFlags */
+  float bias;       /* logit_bias; 0: none */
+  float subtract;   /* frequency_penalty * count + presence_penalty; 0: none */
+} BanyanLogitEdit;
+
+/* One draw from one row of logits. */
+typedef struct BanyanSampleRow {
+  int32_t logits_row;         /* row of the logits tensor */
+  int32_t top_k;              /* <= 0: off */
+  double temperature;         /* 0: argmax (u unused) */
+  double top_p;               /* (0, 1] */
+  double min_p;               /* [0, 1] */
+  double u;                   /* the uniform draw in [0, 1) (the caller's generator) */
+  float repetition_penalty;   /* applied to edits flagged REPETITION */
+  int32_t num_logprobs;       /* top logprobs of the raw distribution to return */
+  int32_t first_edit;         /* this row's edits: edits[first_edit, + num_edits) */
+  int32_t num_edits;
+} BanyanSampleRow;
+
+/* What one draw returns (host memory, caller-allocated). */
+typedef struct BanyanSampleResult {
+  int32_t token;
+  float logprob;        /* of the token under log_softmax of the raw row */
+  int32_t used_u;       /* 1 when the draw consumed u (temperature > 0 and some logit
+                         * is finite after the edits), as logits.h draws */
+  int32_t* top_ids;     /* num_logprobs entries, best first, ties to the lower id */
+  float* top_logprobs;  /* (may be null when num_logprobs is 0) */
+} BanyanSampleResult;
+
 /* The operations a model plugin computes with. Tensors are batched over a flat
  * token dimension (all sequences of the step concatenated). Outputs are allocated
  * by the caller with alloc() unless noted. Weights are named with the checkpoint's
@@ -192,6 +237,15 @@ typedef struct BanyanOpsV1 {
    * and v out of a fused qkv projection. */
   int32_t (*slice_columns)(BanyanStepContext* ctx, const BanyanTensor* x, int64_t begin,
                            int64_t count, BanyanTensor* out, BanyanError* err);
+  /* Added in ABI 1.2 (read struct_size first). Samples num_rows draws from logits
+   * [R, V] f32 (host or device memory, as the step's backend keeps them): applies each
+   * row's edits, then temperature, top_k, top_p, min_p as banyan/logits.h does, and
+   * writes the token, its raw logprob and the raw top logprobs into out[i] (host
+   * memory). Synchronizes with the device; copies back O(num_rows x (1 + n)) values.
+   * Decoding plugins get the ctx with BanyanDecodingV1.decode_on. */
+  int32_t (*sample)(BanyanStepContext* ctx, const BanyanTensor* logits,
+                    const BanyanSampleRow* rows, int32_t num_rows, const BanyanLogitEdit* edits,
+                    int32_t num_edits, BanyanSampleResult* out, BanyanError* err);
 } BanyanOpsV1;
 
 /* ---------------------------------------------------------------- host ------ */
@@ -297,6 +351,15 @@ typedef struct BanyanDecodingV1 {
   int32_t (*decode)(void* self, const BanyanTensor* logits, const BanyanDecodeRow* rows,
                     int32_t num_rows, int32_t per_row, BanyanDecodeChoice* out,
                     BanyanError* err);
+  /* Added in ABI 1.2; optional (null, or an older struct_size: the host always passes
+   * host logits to decode). As decode, but the logits may stay where the step left
+   * them (device memory on a GPU), and ops / ctx give the op table for them (e.g.
+   * ops->sample), valid for the call. A plugin filling this slot declares that it
+   * accepts device logits; the host calls it for steps whose rows it alone decodes. */
+  int32_t (*decode_on)(void* self, const BanyanOpsV1* ops, BanyanStepContext* ctx,
+                       const BanyanTensor* logits, const BanyanDecodeRow* rows,
+                       int32_t num_rows, int32_t per_row, BanyanDecodeChoice* out,
+                       BanyanError* err);
 } BanyanDecodingV1;
 
 /* ---------------------------------------------------------------- adapters -- */

@@ -92,9 +92,10 @@ inline void apply_processors(std::vector<float>& x, const BanyanDecodeParams& p,
 
 /// Draws a token from processed logits `x` (after apply_processors) with the
 /// temperature, top_k, top_p and min_p of `p` (vLLM's order and semantics), using one
-/// uniform draw of the generator; argmax when temperature is 0.
-inline int32_t sample_token(const std::vector<float>& x, const BanyanDecodeParams& p,
-                            uint64_t* state) {
+/// uniform in [0, 1) from `draw()`, called only when the token is drawn (temperature
+/// > 0 and some logit finite); argmax (ties: the lower id) otherwise.
+template <class Draw>
+int32_t sample_token_with(std::span<const float> x, const BanyanDecodeParams& p, Draw&& draw) {
   auto argmax = [&] {
     int32_t best = 0;
     for (int32_t i = 1; i < static_cast<int32_t>(x.size()); ++i)
@@ -140,13 +141,110 @@ inline int32_t sample_token(const std::vector<float>& x, const BanyanDecodeParam
   }
   double total = 0;
   for (size_t i = 0; i < n; ++i) total += probs[i];
-  const double u = banyan::rng::uniform(state) * total;
+  const double u = draw() * total;
   double acc = 0;
   for (size_t i = 0; i < n; ++i) {
     acc += probs[i];
     if (u < acc) return cand[i].second;
   }
   return cand[n - 1].second;
+}
+
+/// sample_token_with drawing from the row's generator (xoshiro256** state).
+inline int32_t sample_token(std::span<const float> x, const BanyanDecodeParams& p, uint64_t* state) {
+  return sample_token_with(x, p, [state] { return banyan::rng::uniform(state); });
+}
+
+// ------------------------------------------------------------ the sampling op ---
+// The logits processors as a sparse list of edits (BanyanLogitEdit, abi.h), which
+// the sampling op (BanyanOpsV1.sample) applies where the logits live. Applying the
+// edits of make_edits() equals apply_processors() bit for bit, except that two
+// logit_bias entries for one token are added to each other first.
+
+/// The edits of apply_processors(p, tokens, prompt_len) over a vocabulary of V,
+/// sorted by token, one per token, appended to `out`.
+inline void make_edits(const BanyanDecodeParams& p, std::span<const int32_t> tokens,
+                       int32_t prompt_len, int32_t V, std::vector<BanyanLogitEdit>& out) {
+  std::vector<BanyanLogitEdit> e;
+  auto add = [&](int32_t t) -> BanyanLogitEdit& {
+    e.push_back({t, 0u, 0.0f, 0.0f});
+    return e.back();
+  };
+  const int32_t output_len = static_cast<int32_t>(tokens.size()) - prompt_len;
+  if (output_len < p.min_tokens) {
+    if (!p.ignore_eos)
+      for (int32_t i = 0; i < p.num_eos; ++i)
+        if (p.eos_ids[i] >= 0 && p.eos_ids[i] < V) add(p.eos_ids[i]).flags = BANYAN_EDIT_MASK;
+    for (int32_t i = 0; i < p.num_stop_token_ids; ++i)
+      if (p.stop_token_ids[i] >= 0 && p.stop_token_ids[i] < V)
+        add(p.stop_token_ids[i]).flags = BANYAN_EDIT_MASK;
+  }
+  for (int32_t i = 0; i < p.num_bias; ++i)
+    if (p.bias_ids[i] >= 0 && p.bias_ids[i] < V) add(p.bias_ids[i]).bias = p.bias_values[i];
+  if (p.repetition_penalty != 1.0)
+    for (int32_t t : tokens)
+      if (t >= 0 && t < V) add(t).flags = BANYAN_EDIT_REPETITION;
+  if (p.presence_penalty != 0.0 || p.frequency_penalty != 0.0) {
+    std::unordered_map<int32_t, int32_t> counts;
+    for (size_t i = static_cast<size_t>(std::max(prompt_len, 0)); i < tokens.size(); ++i) ++counts[tokens[i]];
+    for (const auto& [t, c] : counts)
+      if (t >= 0 && t < V)
+        add(t).subtract = static_cast<float>(p.frequency_penalty * c + p.presence_penalty);
+  }
+  // One edit per token: the flags or-ed, biases added, the one subtraction kept.
+  std::stable_sort(e.begin(), e.end(), [](const auto& a, const auto& b) { return a.token < b.token; });
+  for (size_t i = 0; i < e.size();) {
+    BanyanLogitEdit m = e[i];
+    size_t j = i + 1;
+    for (; j < e.size() && e[j].token == m.token; ++j) {
+      m.flags |= e[j].flags;
+      m.bias += e[j].bias;
+      if (e[j].subtract != 0.0f) m.subtract = e[j].subtract;
+    }
+    out.push_back(m);
+    i = j;
+  }
+}
+
+/// x[token] after one edit, in vLLM's order (mask, bias, repetition, presence and
+/// frequency); the same float operations as apply_processors.
+inline float apply_edit(float x, const BanyanLogitEdit& e, float repetition_penalty) {
+  if (e.flags & BANYAN_EDIT_MASK) x = -std::numeric_limits<float>::infinity();
+  if (e.bias != 0.0f) x += e.bias;
+  if (e.flags & BANYAN_EDIT_REPETITION) x = x > 0 ? x / repetition_penalty : x * repetition_penalty;
+  if (e.subtract != 0.0f) x -= e.subtract;
+  return x;
+}
+
+/// The sampling op on one host row (the reference of every backend's op): `raw` is
+/// the row's logits, `work` scratch. Fills `out` (its top arrays included).
+inline void sample_row(std::span<const float> raw, const BanyanSampleRow& r,
+                       std::span<const BanyanLogitEdit> edits, std::vector<float>& work,
+                       std::vector<float>& logp, BanyanSampleResult& out) {
+  const int32_t V = static_cast<int32_t>(raw.size());
+  work.assign(raw.begin(), raw.end());
+  for (const BanyanLogitEdit& e : edits)
+    if (e.token >= 0 && e.token < V) work[e.token] = apply_edit(work[e.token], e, r.repetition_penalty);
+  BanyanDecodeParams p{};
+  p.struct_size = sizeof p;
+  p.temperature = r.temperature;
+  p.top_p = r.top_p;
+  p.min_p = r.min_p;
+  p.top_k = r.top_k;
+  out.used_u = 0;
+  out.token = sample_token_with(work, p, [&] {
+    out.used_u = 1;
+    return r.u;
+  });
+  log_softmax(raw, logp);
+  out.logprob = logp[out.token];
+  if (r.num_logprobs > 0 && out.top_ids && out.top_logprobs) {
+    auto top = top_k(logp, r.num_logprobs);
+    for (size_t k = 0; k < top.size(); ++k) {
+      out.top_ids[k] = top[k].first;
+      out.top_logprobs[k] = top[k].second;
+    }
+  }
 }
 
 }  // namespace banyan::logits
