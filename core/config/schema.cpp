@@ -66,6 +66,13 @@ std::vector<ConfigKey> build() {
        "CPU threads for the CPU backend (0: all cores)."},
       {"engine.seed", VT::integer, "0", 0, kBig * 1e6, {}, "--seed",
        "Seed for requests that give none."},
+      {"engine.enforce_eager", VT::boolean, "false", {}, {}, {}, "--enforce-eager",
+       "Run every step op by op. Otherwise (CUDA) a decode step is padded to a captured batch "
+       "size (1, 2, 4, 8, 16, 24, 32, 48, 64, ... up to engine.max_num_seqs) and replays a CUDA "
+       "graph."},
+      {"engine.max_seq_len_to_capture", VT::integer, "8192", 1, kBig, {},
+       "--max-seq-len-to-capture",
+       "Decode steps holding a longer context run op by op instead of a CUDA graph."},
       // adapters ---------------------------------------------------------------
       {"adapters.enabled", VT::boolean, "false", {}, {}, {}, "--enable-lora",
        "Serve LoRA adapters."},
