@@ -6,7 +6,9 @@
 // --reps runs of --iters layers each), weight bytes, and the decode rate the
 // projections alone would allow for 32 layers (batch rows / (32 x time per layer)).
 //
-//   banyan_bench_quant_gpu [--batches 1,64] [--methods none,int8,int4,nf4,nf4_double,fp8]
+// fp8_w8a8: the fp8 plugin's w8a8 option (activations quantized to e4m3, cuBLASLt).
+//
+//   banyan_bench_quant_gpu [--batches 1,64] [--methods none,int8,int4,nf4,nf4_double,fp8,fp8_w8a8]
 //                          [--reps 5] [--iters 20] [--out FILE.json]
 #include "core/common/logging.h"
 #include "core/plugin_host/plugin_host.h"
@@ -38,6 +40,7 @@ const std::map<std::string, std::pair<std::string, std::string>> kVariants = {
     {"nf4_double", {"nf4", "{\"double_quant\": true}"}},
     {"fp8", {"fp8", "{}"}},
     {"fp8_channel", {"fp8", "{\"per_channel\": true}"}},
+    {"fp8_w8a8", {"fp8", "{\"w8a8\": true}"}},
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -51,7 +54,7 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel", batches = "1,64", out_file;
+  std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel,fp8_w8a8", batches = "1,64", out_file;
   int reps = 5, iters = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -107,61 +110,98 @@ int main(int argc, char** argv) {
     nlohmann::json results = nlohmann::json::object();
     std::map<std::string, double> base_ms;
     for (const auto& variant : split(methods)) {
-      const auto& [plugin, opts] = kVariants.at(variant);
-      std::vector<std::unique_ptr<QuantizedLinear>> lins;
-      uint64_t bytes = 0;
-      if (plugin == "none") {
-        for (const auto& [N, K] : shapes) bytes += static_cast<uint64_t>(N * K * 2);
-      } else {
-        Quantizer q(plugins, plugin, opts);
-        for (size_t i = 0; i < shapes.size(); ++i) {
-          const auto [N, K] = shapes[i];
-          QuantizedMatrix m = q.quantize("model.layers.0.x", Tensor(host[i].data(), DType::bf16, {N, K}));
-          lins.push_back(std::make_unique<QuantizedLinear>(*backend, "model.layers.0.x", m, nullptr, scratch));
-          bytes += lins.back()->device_bytes();
-        }
-      }
-      nlohmann::json per = nlohmann::json::object();
-      for (const auto& b : bl) {
-        const int64_t M = std::stoll(b);
-        auto layer = [&] {
+      try {
+        const auto& [plugin, opts] = kVariants.at(variant);
+        std::vector<std::unique_ptr<QuantizedLinear>> lins;
+        uint64_t bytes = 0;
+        if (plugin == "none") {
+          for (const auto& [N, K] : shapes) bytes += static_cast<uint64_t>(N * K * 2);
+        } else {
+          Quantizer q(plugins, plugin, opts);
+          QuantizedLinearOptions lo;
+          lo.fp8_activations = nlohmann::json::parse(opts).value("w8a8", false);
           for (size_t i = 0; i < shapes.size(); ++i) {
             const auto [N, K] = shapes[i];
-            const Tensor x = xbuf.view(DType::bf16, {M, K});
-            Tensor y = ybuf.view(DType::bf16, {M, N});
-            if (plugin == "none") backend->matmul(x, dense_t[i], false, nullptr, y);
-            else lins[i]->forward(ctx, x, y);
+            QuantizedMatrix m = q.quantize("model.layers.0.x", Tensor(host[i].data(), DType::bf16, {N, K}));
+            lins.push_back(std::make_unique<QuantizedLinear>(*backend, "model.layers.0.x", m, nullptr, scratch, lo));
+            bytes += lins.back()->device_bytes();
           }
-        };
-        layer();  // warm-up: GEMM plans, scratch
-        backend->synchronize();
-        double best = 1e30;
-        for (int r = 0; r < reps; ++r) {
-          auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
-          start.record(cuda.stream());
-          for (int it = 0; it < iters; ++it) layer();
-          stop.record(cuda.stream());
-          stop.synchronize();
-          best = std::min(best, static_cast<double>(stop.since(start)) / iters);
         }
-        if (plugin == "none") base_ms[b] = best;
-        const double tok_s = static_cast<double>(M) / (32.0 * best * 1e-3);
-        per["batch_" + b] = {{"ms_per_layer", best},
-                             {"projection_tok_s_32_layers", tok_s},
-                             {"speedup_vs_bf16", base_ms.count(b) ? base_ms[b] / best : 0.0},
-                             {"weight_gb_per_s", static_cast<double>(bytes) / (best * 1e-3) / 1e9}};
-        std::cout << variant << " batch " << M << ": " << best << " ms per layer ("
-                  << (base_ms.count(b) ? base_ms[b] / best : 0.0) << "x bf16), " << tok_s
-                  << " tok/s for 32 layers of projections, " << static_cast<double>(bytes) / (best * 1e-3) / 1e9
-                  << " GB/s of weights\n";
+        nlohmann::json per = nlohmann::json::object();
+        for (const auto& b : bl) {
+          const int64_t M = std::stoll(b);
+          auto layer = [&] {
+            for (size_t i = 0; i < shapes.size(); ++i) {
+              const auto [N, K] = shapes[i];
+              const Tensor x = xbuf.view(DType::bf16, {M, K});
+              Tensor y = ybuf.view(DType::bf16, {M, N});
+              if (plugin == "none") backend->matmul(x, dense_t[i], false, nullptr, y);
+              else lins[i]->forward(ctx, x, y);
+            }
+          };
+          layer();  // warm-up: GEMM plans, scratch
+          backend->synchronize();
+          double best = 1e30;
+          for (int r = 0; r < reps; ++r) {
+            auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
+            start.record(cuda.stream());
+            for (int it = 0; it < iters; ++it) layer();
+            stop.record(cuda.stream());
+            stop.synchronize();
+            best = std::min(best, static_cast<double>(stop.since(start)) / iters);
+          }
+          // Where the time goes: each projection between events, inside the layer loop
+          // (so that every weight streams from memory as in a real step), mean of iters.
+          std::vector<double> proj_ms(shapes.size(), 0.0);
+          for (int it = 0; it < iters; ++it) {
+            std::vector<kernels::cuda::Event> ev;
+            for (size_t i = 0; i <= shapes.size(); ++i) ev.push_back(kernels::cuda::Event::create(true));
+            for (size_t i = 0; i < shapes.size(); ++i) {
+              ev[i].record(cuda.stream());
+              const auto [N, K] = shapes[i];
+              const Tensor x = xbuf.view(DType::bf16, {M, K});
+              Tensor y = ybuf.view(DType::bf16, {M, N});
+              if (plugin == "none") backend->matmul(x, dense_t[i], false, nullptr, y);
+              else lins[i]->forward(ctx, x, y);
+            }
+            ev[shapes.size()].record(cuda.stream());
+            ev[shapes.size()].synchronize();
+            for (size_t i = 0; i < shapes.size(); ++i) proj_ms[i] += static_cast<double>(ev[i + 1].since(ev[i])) / iters;
+          }
+          nlohmann::json projections = nlohmann::json::array();
+          for (size_t i = 0; i < shapes.size(); ++i) {
+            const auto [N, K] = shapes[i];
+            const double pb = plugin == "none" ? static_cast<double>(N * K * 2) : static_cast<double>(lins[i]->device_bytes());
+            projections.push_back({{"shape", std::to_string(N) + "x" + std::to_string(K)},
+                                   {"ms", proj_ms[i]},
+                                   {"weight_gb_per_s", pb / (proj_ms[i] * 1e-3) / 1e9}});
+            std::cout << "  " << N << "x" << K << ": " << proj_ms[i] * 1e3 << " us, " << pb / (proj_ms[i] * 1e-3) / 1e9
+                      << " GB/s\n";
+          }
+          if (plugin == "none") base_ms[b] = best;
+          const double tok_s = static_cast<double>(M) / (32.0 * best * 1e-3);
+          per["batch_" + b] = {{"ms_per_layer", best},
+                               {"projection_tok_s_32_layers", tok_s},
+                               {"speedup_vs_bf16", base_ms.count(b) ? base_ms[b] / best : 0.0},
+                               {"weight_gb_per_s", static_cast<double>(bytes) / (best * 1e-3) / 1e9},
+                               {"projections", projections}};
+          std::cout << variant << " batch " << M << ": " << best << " ms per layer ("
+                    << (base_ms.count(b) ? base_ms[b] / best : 0.0) << "x bf16), " << tok_s
+                    << " tok/s for 32 layers of projections, " << static_cast<double>(bytes) / (best * 1e-3) / 1e9
+                    << " GB/s of weights\n";
+        }
+        per["weight_bytes_per_layer"] = bytes;
+        per["weight_gib_32_layers"] = 32.0 * static_cast<double>(bytes) / (1024.0 * 1024 * 1024);
+        results[variant] = per;
+      } catch (const std::exception& e) {  // one variant failing keeps the others' figures
+        std::cerr << variant << ": error: " << e.what() << "\n";
+        results[variant] = {{"error", e.what()}};
       }
-      per["weight_bytes_per_layer"] = bytes;
-      per["weight_gib_32_layers"] = 32.0 * static_cast<double>(bytes) / (1024.0 * 1024 * 1024);
-      results[variant] = per;
     }
     if (!out_file.empty())
       std::ofstream(out_file) << nlohmann::json{{"shape", "Llama-3-8B projections of one layer"},
                                                  {"device", backend->name()},
+                                                 {"copy_roofline_tb_s", 3.03},
                                                  {"results", results}}.dump(1)
                               << "\n";
   } catch (const std::exception& e) {

@@ -97,7 +97,9 @@ std::vector<ConfigKey> build() {
       {"quantization.group_size", VT::integer, "128", 1, 65536, {}, "--quantization-group-size",
        "Group size along the input dimension (int4)."},
       {"quantization.options", VT::mapping, "{}", {}, {}, {}, "",
-       "Extra options of the quantizer plugin, checked against its plugin.yaml."},
+       "Extra options of the quantizer plugin, checked against its plugin.yaml (e.g. nf4 "
+       "double_quant, fp8 per_channel; fp8 w8a8: FP8 activations through cuBLASLt on CUDA "
+       "devices of compute capability 8.9+ instead of weight-only)."},
       // decoding defaults ------------------------------------------------------
       {"decoding.strategy", VT::string, "sampling", {}, {}, {}, "",
        "Decoding plugin for sampling and parallel sampling (n, best_of)."},

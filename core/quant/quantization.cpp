@@ -99,6 +99,7 @@ struct State {
   bool prequantized = false;
   std::string checkpoint_method;
   std::shared_ptr<DequantScratch> scratch = std::make_shared<DequantScratch>();
+  QuantizedLinearOptions linear;
   std::shared_ptr<QuantizationStats> stats = std::make_shared<QuantizationStats>();
 };
 
@@ -124,7 +125,7 @@ std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) 
   }
   params = static_cast<uint64_t>(m->rows() * m->cols());
   const Tensor* bias = s.weights.find(s.module + ".bias");
-  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias, st.scratch);
+  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias, st.scratch, st.linear);
   if (st.stats->modules == 0)
     log_info("quantizer \"" + st.quantizer->name() + "\": " + s.module + " [" + std::to_string(m->rows()) +
              ", " + std::to_string(m->cols()) + "] -> " + describe(m->get()) + (st.prequantized ? " (from the checkpoint)" : ""));
@@ -218,6 +219,11 @@ Quantization make_quantization(const PluginHost& plugins, const QuantizationOpti
         user["group_size"] = *o.group_size;
   }
   state->quantizer = std::make_unique<Quantizer>(plugins, plugin, user.dump());
+  // A plugin that declares a `w8a8` option (fp8) asks for FP8 activations with it; the
+  // value was checked against the manifest above.
+  if (const PluginInfo* info = plugins.find("quantizer", plugin))
+    if (option(*info, "w8a8") && user.contains("w8a8") && user["w8a8"].is_boolean())
+      state->linear.fp8_activations = user["w8a8"].get<bool>();
   if (state->prequantized && !state->quantizer->reads_checkpoints())
     throw Error(Code::internal, "quantizer \"" + plugin + "\" lists checkpoint_methods but reads none");
   out.method = plugin;

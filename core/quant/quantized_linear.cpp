@@ -36,11 +36,27 @@ kernels::cuda::QuantWeightDev device_view(const QuantView& v) {
 
 QuantizedLinear::QuantizedLinear(Backend& backend, const std::string& module,
                                  const QuantizedMatrix& weight, const Tensor* bias,
-                                 std::shared_ptr<DequantScratch> scratch)
-    : module_(module), scratch_(scratch ? std::move(scratch) : std::make_shared<DequantScratch>()) {
+                                 std::shared_ptr<DequantScratch> scratch, QuantizedLinearOptions options)
+    : module_(module),
+      scratch_(scratch ? std::move(scratch) : std::make_shared<DequantScratch>()),
+      options_(options) {
   const BanyanQuantizedWeight& w = weight.get();
   validate(w, module);
   const DeviceType dev = backend.device().type;
+  if (options_.fp8_activations) {
+    if (w.layout != BANYAN_QUANT_FP8)
+      throw Error(Code::invalid_argument, "quantized linear " + module + ": FP8 activations (w8a8) need an fp8 weight, not " +
+                                              describe(w));
+    if (w.rows % 16 != 0 || w.cols % 16 != 0)
+      throw Error(Code::unsupported, "quantized linear " + module + ": FP8 W8A8 (w8a8) needs both dimensions a multiple "
+                                     "of 16 (cuBLASLt FP8), not [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
+    std::string why = "it needs a CUDA device";
+#ifdef BANYAN_WITH_CUDA
+    if (dev == DeviceType::cuda && kernels::cuda::Fp8Gemm::supported(backend.device().index, &why)) why.clear();
+#endif
+    if (!why.empty())
+      throw Error(Code::unsupported, "quantized linear " + module + ": FP8 W8A8 (w8a8) on " + backend.name() + ": " + why);
+  }
 #ifdef BANYAN_WITH_CUDA
   const bool have_kernels = dev == DeviceType::cpu || dev == DeviceType::cuda;
 #else
@@ -93,6 +109,12 @@ void QuantizedLinear::forward(const LinearContext& ctx, const Tensor& x, Tensor&
     auto& cuda = static_cast<kernels::cuda::CudaBackend&>(ctx.backend);
     const kernels::cuda::QuantWeightDev d = device_view(view_);
     const bool out_f32 = out.type() == DType::f32;
+    if (options_.fp8_activations) {
+      if (!scratch_->fp8_gemm) scratch_->fp8_gemm = std::make_shared<kernels::cuda::Fp8Gemm>();
+      static_cast<kernels::cuda::Fp8Gemm*>(scratch_->fp8_gemm.get())
+          ->run(d, x.as<uint16_t>(), x.shape[0], out.data, out_f32, bias, cuda.stream());
+      return;
+    }
     if (kernels::cuda::quant_gemv_supported(d, x.shape[0], x.data)) {
       kernels::cuda::quant_gemv(d, x.as<uint16_t>(), x.shape[0], out.data, out_f32, bias, false,
                                 cuda.num_sms(), cuda.stream());

@@ -21,15 +21,27 @@ namespace banyan::core {
 /// multiply with cuBLASLt. Grows to the largest weight during the warm-up steps.
 struct DequantScratch {
   DeviceBuffer buffer;
+  /// On CUDA, the FP8 W8A8 GEMM (kernels::cuda::Fp8Gemm), made on first use.
+  std::shared_ptr<void> fp8_gemm;
+};
+
+struct QuantizedLinearOptions {
+  /// FP8 W8A8 (the fp8 plugin's `w8a8` option): the activations are quantized to
+  /// e4m3 per tensor on the device and multiplied with the fp8 weight by cuBLASLt.
+  /// CUDA devices of compute capability 8.9+ only; fp8 weights only.
+  bool fp8_activations = false;
 };
 
 class QuantizedLinear final : public LinearProvider {
  public:
   /// Uploads `weight` (validated first). `bias`: a device tensor [rows] or null.
   /// `scratch`: shared with the model's other quantized linears (null: its own).
-  /// Throws Error(unsupported) when the backend has no kernels for the layout.
+  /// Throws Error(unsupported) when the backend has no kernels for the layout (or,
+  /// with options.fp8_activations, no FP8 GEMM), Error(invalid_argument) for
+  /// fp8_activations on a weight that is not fp8.
   QuantizedLinear(Backend& backend, const std::string& module, const QuantizedMatrix& weight,
-                  const Tensor* bias, std::shared_ptr<DequantScratch> scratch = nullptr);
+                  const Tensor* bias, std::shared_ptr<DequantScratch> scratch = nullptr,
+                  QuantizedLinearOptions options = {});
   int64_t in_features() const override { return view_.cols; }
   int64_t out_features() const override { return view_.rows; }
   void forward(const LinearContext& ctx, const Tensor& x, Tensor& out) override;
@@ -45,6 +57,7 @@ class QuantizedLinear final : public LinearProvider {
   Tensor bias_;
   size_t bytes_ = 0;
   std::shared_ptr<DequantScratch> scratch_;
+  QuantizedLinearOptions options_;
 };
 
 }  // namespace banyan::core

@@ -1,26 +1,53 @@
-// Quantized GEMV and dequantization (quant_gemm.h). The GEMV follows gemv.cu: one to
-// eight warps per output feature, each lane streaming 16-byte vectors of the packed
-// row (32 int4 / lut4 values or 16 int8 / fp8 values) with up to four in flight,
-// unpacked in registers and multiplied with up to four activation rows read through
-// L1. Unpacking:
-//  - int4: (q - z) as float exactly through the 2^23 trick (the float with bits
-//    0x4B000000 | q is 2^23 + q), times the group's scale;
-//  - lut4: code[q] (16 floats in shared memory) times the block's absmax (double
-//    quantization: code2[i] * scales2 + offset);
-//  - int8: q as float; the row scale after the reduction;
-//  - fp8: e4m3fn moved into an IEEE half (2^-8 of its value), widened; 256 * scale after.
+// Quantized GEMV and dequantization (quant_gemm.h).
+//
+// GEMV (1 to 4 rows of x). A warp owns R output features (R = 4 for one or two rows of
+// x, 2 beyond) and streams their packed rows side by side: each lane loads the
+// 16-byte vectors at the same column of the R rows (32 int4 / lut4 values or 16 int8 /
+// fp8 values per vector), U vectors deep (R * U = 8 loads of 16 bytes in flight per
+// lane), so that one conversion of the activations serves R rows. Narrow matrices
+// split the row over up to 8 warps of a block (split-K, reduced in shared memory),
+// so that every SM has bytes to stream. Scales and zero points are read once per
+// vector (one group or block), not per value; products are accumulated in f32 and
+// reduced with warp shuffles. Every weight is converted exactly (the products
+// equal those of the plugin's dequantized weights):
+//  - int4: q - z through the 2^23 trick: the nibble at bits s..s+3 (s <= 16) is or-ed
+//    into the float 2^23 (one LOP3: 2^23 + q * 2^s), and fma(that, 2^-s, -(2^(23-s) +
+//    z)) gives q - z exactly; the three high nibbles after one shift. The group's scale
+//    multiplies the vector's partial sum.
+//  - lut4 (NF4): code[q] from a 16-float table in shared memory (16 banks, no
+//    conflicts), the nibble's byte offset made with one shift and one LOP3 per 4
+//    values; the block's absmax (double quantization: code2[i] * scales2 + offset)
+//    multiplies the vector's partial sum.
+//  - int8: q + 128 (one XOR per 4 values) moved into the float 2^23 with one PRMT,
+//    minus 2^23 + 128; the row's scale after the reduction.
+//  - fp8: cvt e4m3x2 -> f16x2 (exact), widened; the tensor's or row's scale after.
+// Activations (bf16) are read through L1 with 16-byte loads and widened once per R
+// rows; the weight loads bypass L1.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/quant_gemm.h"
 
+#include "kernels/cuda/cuda_resources.h"
+
+#include <banyan/error.h>
+#include <cublasLt.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#include <map>
+#include <string>
+#include <tuple>
+#include <utility>
 
 namespace banyan::kernels::cuda {
 namespace {
 
 // BanyanQuantLayout (abi.h is C; the values are fixed by the ABI).
 constexpr int kInt8 = 0, kInt4 = 1, kLut4 = 2, kFp8 = 3;
-constexpr int kWarps = 8, kUnroll = 4;
+constexpr int kWarps = 8, kLoadsInFlight = 8;
+
+constexpr int values_per_vector(int L) { return (L == kInt4 || L == kLut4) ? 32 : 16; }
+constexpr int rows_per_warp(int MT) { return MT == 1 ? 4 : 2; }
 
 __device__ __forceinline__ uint4 load_stream16(const void* p) {
   uint4 v;
@@ -30,143 +57,249 @@ __device__ __forceinline__ uint4 load_stream16(const void* p) {
   return v;
 }
 
-__device__ __forceinline__ float nibble_minus(uint32_t word, int shift, float magic_minus_z) {
-  return __uint_as_float(((word >> shift) & 0xfu) | 0x4b000000u) - magic_minus_z;
-}
-
 __device__ __forceinline__ float e4m3_half(uint32_t b) {  // 2^-8 * value, exact
   return __half2float(__ushort_as_half(static_cast<unsigned short>(((b & 0x80u) << 8) | ((b & 0x7fu) << 7))));
 }
 
-// Adds one 16-byte weight vector (element k0 onwards of row n) times MT rows of x.
-template <int L, int MT>
-__device__ __forceinline__ void vector_fma(const QuantWeightDev& w, int64_t n, int64_t k0, uint4 v,
-                                           const uint16_t* __restrict__ x, const float* code,
-                                           float (&acc)[MT]) {
-  const int64_t K = w.cols;
+// Per (row, vector) dequantization parameters: int4 the group's scale and -(2^23 + z);
+// lut4 the block's absmax; unused for int8 / fp8.
+struct VecParam {
+  float scale = 1.0f, c0 = 0.0f;
+};
+
+template <int L>
+__device__ __forceinline__ VecParam vec_param(const QuantWeightDev& w, int64_t row, int64_t k0, int gs_shift,
+                                              int gs2_shift, bool blocks_in_rows) {
+  VecParam p;
+  if constexpr (L == kInt4) {
+    const int64_t ng = w.cols / w.group_size;
+    const int64_t g = row * ng + (gs_shift >= 0 ? (k0 >> gs_shift) : k0 / w.group_size);
+    p.scale = __ldg(static_cast<const float*>(w.scales) + g);
+    p.c0 = -__uint_as_float(0x4b000000u | __ldg(w.zeros + g));  // -(2^23 + z)
+  } else if constexpr (L == kLut4) {
+    int64_t b;
+    if (blocks_in_rows)
+      b = row * (w.cols / w.group_size) + (gs_shift >= 0 ? (k0 >> gs_shift) : k0 / w.group_size);
+    else
+      b = (row * w.cols + k0) / w.group_size;
+    if (w.group_size2 > 0) {
+      const int64_t b2 = gs2_shift >= 0 ? (b >> gs2_shift) : b / w.group_size2;
+      p.scale = __ldg(w.code2 + __ldg(static_cast<const uint8_t*>(w.scales) + b)) * __ldg(w.scales2 + b2) + w.offset;
+    }
+    else
+      p.scale = __ldg(static_cast<const float*>(w.scales) + b);
+  }
+  return p;
+}
+
+// The 8 values of chunk c of a 16-byte weight vector (values 8c .. 8c + 7), exact.
+template <int L>
+__device__ __forceinline__ void dequant8(const uint4& v, int c, const VecParam& p, const float* code,
+                                         float (&f)[8]) {
   const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-  if constexpr (L == kInt8 || L == kFp8) {
-    float wf[16];
+  if constexpr (L == kInt4) {  // byte j: value 2j low nibble, 2j + 1 high: nibble i at bits 4i
+    const uint32_t wd = words[c], hi = wd >> 12;
+    const float c0 = p.c0;                                            // -(2^23 + z)
+    const float c4 = c0 + 7864320.0f, c8 = c0 + 8355840.0f;           // -(2^19 + z), -(2^15 + z)
+    const float c12 = c0 + 8386560.0f, c16 = c0 + 8388480.0f;         // -(2^11 + z), -(2^7 + z)
+    f[0] = __uint_as_float((wd & 0xfu) | 0x4b000000u) + c0;
+    f[1] = fmaf(__uint_as_float((wd & 0xf0u) | 0x4b000000u), 0x1p-4f, c4);
+    f[2] = fmaf(__uint_as_float((wd & 0xf00u) | 0x4b000000u), 0x1p-8f, c8);
+    f[3] = fmaf(__uint_as_float((wd & 0xf000u) | 0x4b000000u), 0x1p-12f, c12);
+    f[4] = fmaf(__uint_as_float((wd & 0xf0000u) | 0x4b000000u), 0x1p-16f, c16);
+    f[5] = fmaf(__uint_as_float((hi & 0xf00u) | 0x4b000000u), 0x1p-8f, c8);
+    f[6] = fmaf(__uint_as_float((hi & 0xf000u) | 0x4b000000u), 0x1p-12f, c12);
+    f[7] = fmaf(__uint_as_float((hi & 0xf0000u) | 0x4b000000u), 0x1p-16f, c16);
+  } else if constexpr (L == kLut4) {  // byte j: value 2j high nibble, 2j + 1 low
+    const uint32_t wd = words[c];
+    const uint32_t lo4 = (wd << 2) & 0x3c3c3c3cu, hi4 = (wd >> 2) & 0x3c3c3c3cu;  // byte offsets
+    const char* base = reinterpret_cast<const char*>(code);
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const uint32_t b = (words[j >> 2] >> (8 * (j & 3))) & 0xffu;
-      wf[j] = L == kInt8 ? static_cast<float>(static_cast<int8_t>(b)) : e4m3_half(b);
+    for (int j = 0; j < 4; ++j) {
+      f[2 * j] = *reinterpret_cast<const float*>(base + ((hi4 >> (8 * j)) & 0xffu));
+      f[2 * j + 1] = *reinterpret_cast<const float*>(base + ((lo4 >> (8 * j)) & 0xffu));
     }
+  } else if constexpr (L == kInt8) {
 #pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const Bf16x8 x0 = load8(x + m * K + k0), x1 = load8(x + m * K + k0 + 8);
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t u = words[2 * c + h] ^ 0x80808080u;  // q + 128 per byte
 #pragma unroll
-      for (int j = 0; j < 8; ++j) acc[m] = fmaf(wf[j], x0.get(j), acc[m]);
-#pragma unroll
-      for (int j = 0; j < 8; ++j) acc[m] = fmaf(wf[8 + j], x1.get(j), acc[m]);
+      for (int j = 0; j < 4; ++j)
+        f[4 * h + j] = __uint_as_float(__byte_perm(u, 0x4b000000u, 0x7540u + j)) - 8388736.0f;
     }
-  } else {
-    float wf[32];
-    if constexpr (L == kInt4) {
-      const int64_t ng = K / w.group_size, g = n * ng + k0 / w.group_size;
-      const float s = static_cast<const float*>(w.scales)[g];
-      const float mz = 8388608.0f + static_cast<float>(w.zeros[g]);  // 2^23 + z, exact
+  } else {  // fp8 e4m3fn: pairs through cvt.rn.f16x2.e4m3x2 (exact)
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {  // byte j: element 2j low nibble, 2j + 1 high
-        const uint32_t word = words[j >> 2];
-        const int sh = 8 * (j & 3);
-        wf[2 * j] = nibble_minus(word, sh, mz) * s;
-        wf[2 * j + 1] = nibble_minus(word, sh + 4, mz) * s;
-      }
-    } else {  // kLut4: byte j: element 2j high nibble, 2j + 1 low
-      const int64_t b = (n * K + k0) / w.group_size;
-      float amax;
-      if (w.group_size2 > 0)
-        amax = w.code2[static_cast<const uint8_t*>(w.scales)[b]] * w.scales2[b / w.group_size2] + w.offset;
-      else
-        amax = static_cast<const float*>(w.scales)[b];
+    for (int h = 0; h < 2; ++h) {
+      const uint32_t wd = words[2 * c + h];
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        const uint32_t byte = (words[j >> 2] >> (8 * (j & 3))) & 0xffu;
-        wf[2 * j] = code[byte >> 4] * amax;
-        wf[2 * j + 1] = code[byte & 0xfu] * amax;
-      }
-    }
-#pragma unroll
-    for (int m = 0; m < MT; ++m) {
-#pragma unroll
-      for (int c = 0; c < 4; ++c) {
-        const Bf16x8 xv = load8(x + m * K + k0 + 8 * c);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) acc[m] = fmaf(wf[8 * c + j], xv.get(j), acc[m]);
+      for (int j = 0; j < 2; ++j) {
+        const __half2_raw r = __nv_cvt_fp8x2_to_halfraw2(
+            static_cast<__nv_fp8x2_storage_t>((wd >> (16 * j)) & 0xffffu), __NV_E4M3);
+        f[4 * h + 2 * j] = __half2float(__ushort_as_half(r.x));
+        f[4 * h + 2 * j + 1] = __half2float(__ushort_as_half(r.y));
       }
     }
   }
 }
 
-template <int L, int MT>
-__global__ void __launch_bounds__(kWarps * 32)
-    qgemv_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
-                 const float* __restrict__ bias, bool accumulate, int ksplit) {
-  __shared__ float partial[kWarps][MT];
-  __shared__ float code[16];
-  if (L == kLut4 && threadIdx.x < 16) code[threadIdx.x] = w.code[threadIdx.x];
-  if (L == kLut4) __syncthreads();
-  constexpr int EPV = (L == kInt4 || L == kLut4) ? 32 : 16;  // values per 16-byte vector
-  const int64_t N = w.rows, K = w.cols;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % ksplit;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit;
-  float acc[MT];
+// One column of R weight vectors (values k0 .. k0 + EPV - 1 of each row) times MT rows
+// of x, added to acc.
+template <int L, int MT, int R>
+__device__ __forceinline__ void consume(const uint4 (&wv)[R], const VecParam (&p)[R],
+                                        const uint16_t* __restrict__ x, int64_t K, int64_t k0,
+                                        const float* code, float (&acc)[R][MT]) {
+  constexpr int EPV = values_per_vector(L);
+  constexpr bool kScaled = L == kInt4 || L == kLut4;  // a scale per vector
+  float part[R][MT];
 #pragma unroll
-  for (int m = 0; m < MT; ++m) acc[m] = 0.0f;
-  if (row < N) {
-    const uint8_t* wr = static_cast<const uint8_t*>(w.qweight) + row * (EPV == 32 ? K / 2 : K);
-    const int64_t vecs = K / EPV, stride = 32 * ksplit;
-    int64_t v = part * 32 + lane;
-    for (; v + stride * (kUnroll - 1) < vecs; v += stride * kUnroll) {
-      uint4 wv[kUnroll];
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream16(wr + (v + stride * u) * 16);
+    for (int m = 0; m < MT; ++m) part[r][m] = 0.0f;
 #pragma unroll
-      for (int u = 0; u < kUnroll; ++u) vector_fma<L, MT>(w, row, (v + stride * u) * EPV, wv[u], x, code, acc);
+  for (int c = 0; c < EPV / 8; ++c) {
+    Bf16x8 xv[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) xv[m] = load8(x + m * K + k0 + 8 * c);
+    float xf[MT][8];
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) xf[m][j] = xv[m].get(j);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float f[8];
+      dequant8<L>(wv[r], c, p[r], code, f);
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) part[r][m] = fmaf(f[j], xf[m][j], part[r][m]);
     }
-    for (; v < vecs; v += stride) vector_fma<L, MT>(w, row, v * EPV, load_stream16(wr + v * 16), x, code, acc);
   }
 #pragma unroll
-  for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = kScaled ? fmaf(p[r].scale, part[r][m], acc[r][m]) : acc[r][m] + part[r][m];
+}
+
+// U vectors of each of the R rows, starting at vector v with stride `stride`.
+template <int L, int MT, int R, int U>
+__device__ __forceinline__ void step(const QuantWeightDev& w, const uint8_t* const (&wr)[R],
+                                     const int64_t (&rows)[R], int64_t v, int64_t stride,
+                                     const uint16_t* __restrict__ x, const float* code, int gs_shift,
+                                     int gs2_shift, bool blocks_in_rows, float (&acc)[R][MT]) {
+  constexpr int EPV = values_per_vector(L);
+  uint4 wv[U][R];
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+#pragma unroll
+    for (int r = 0; r < R; ++r) wv[u][r] = load_stream16(wr[r] + (v + stride * u) * 16);
+  VecParam p[U][R];
+#pragma unroll
+  for (int u = 0; u < U; ++u)
+#pragma unroll
+    for (int r = 0; r < R; ++r) p[u][r] = vec_param<L>(w, rows[r], (v + stride * u) * EPV, gs_shift, gs2_shift, blocks_in_rows);
+#pragma unroll
+  for (int u = 0; u < U; ++u) consume<L, MT, R>(wv[u], p[u], x, w.cols, (v + stride * u) * EPV, code, acc);
+}
+
+// MT: activation rows (x holds exactly MT rows). A block of 8 warps serves
+// 8 / ksplit groups of R output features; the ksplit warps of one group split the row.
+template <int L, int MT>
+__global__ void __launch_bounds__(kWarps * 32, 2)
+    qgemv_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
+                 const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift,
+                 int gs2_shift, bool blocks_in_rows) {
+  constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L), U = kLoadsInFlight / R;
+  __shared__ float partial[kWarps][R * MT];
+  __shared__ float code[16];
+  if constexpr (L == kLut4) {
+    if (threadIdx.x < 16) code[threadIdx.x] = w.code[threadIdx.x];
+    __syncthreads();
+  }
+  const int64_t N = w.rows, K = w.cols;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % ksplit;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit) * R;
+  const uint8_t* wr[R];
+  int64_t rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {  // rows past N repeat the last one (read, never written)
+    rows[r] = row0 + r < N ? row0 + r : N - 1;
+    wr[r] = static_cast<const uint8_t*>(w.qweight) + rows[r] * (K * (EPV == 32 ? 1 : 2) / 2);
+  }
+  float acc[R][MT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
+  if (row0 < N) {
+    const int64_t vecs = K / EPV, stride = 32 * ksplit;
+    int64_t v = part * 32 + lane;
+    for (; v + stride * (U - 1) < vecs; v += stride * U)
+      step<L, MT, R, U>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
+    for (; v < vecs; v += stride) step<L, MT, R, 1>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = warp_sum(acc[r][m]);
   if (ksplit > 1) {
     if (lane == 0)
 #pragma unroll
-      for (int m = 0; m < MT; ++m) partial[warp][m] = acc[m];
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int m = 0; m < MT; ++m) partial[warp][r * MT + m] = acc[r][m];
     __syncthreads();
     if (lane == 0 && part == 0)
       for (int p = 1; p < ksplit; ++p)
 #pragma unroll
-        for (int m = 0; m < MT; ++m) acc[m] += partial[warp + p][m];
-  }
-  if (lane == 0 && part == 0 && row < N) {
-    float scale = 1.0f;
-    if (L == kInt8) scale = static_cast<const float*>(w.scales)[row];
-    if (L == kFp8) scale = static_cast<const float*>(w.scales)[w.per_row_scale ? row : 0] * 256.0f;
+        for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int m = 0; m < MT; ++m) {
-      const int64_t i = m * N + row;
-      const float r = acc[m] * scale + (bias ? bias[row] : 0.0f);
-      if (out_f32) {
-        float* o = static_cast<float*>(out);
-        o[i] = accumulate ? o[i] + r : r;
-      } else {
-        uint16_t* o = static_cast<uint16_t*>(out);
-        o[i] = f2bf(accumulate ? bf2f(o[i]) + r : r);
+          for (int m = 0; m < MT; ++m) acc[r][m] += partial[warp + p][r * MT + m];
+  }
+  if (lane == 0 && part == 0) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = row0 + r;
+      if (row >= N) break;
+      float scale = 1.0f;
+      if (L == kInt8) scale = static_cast<const float*>(w.scales)[row];
+      if (L == kFp8) scale = static_cast<const float*>(w.scales)[w.per_row_scale ? row : 0];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const int64_t i = m * N + row;
+        const float res = acc[r][m] * scale + (bias ? bias[row] : 0.0f);
+        if (out_f32) {
+          float* o = static_cast<float*>(out);
+          o[i] = accumulate ? o[i] + res : res;
+        } else {
+          uint16_t* o = static_cast<uint16_t*>(out);
+          o[i] = f2bf(accumulate ? bf2f(o[i]) + res : res);
+        }
       }
     }
   }
+}
+
+// log2(n) where n is a power of two, else -1.
+int log2_or_minus1(int64_t n) {
+  for (int s = 0; s < 31; ++s)
+    if (int64_t{1} << s == n) return s;
+  return -1;
 }
 
 template <int L, int MT>
 void launch(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
             bool accumulate, int num_sms, cudaStream_t stream) {
-  constexpr int EPV = (L == kInt4 || L == kLut4) ? 32 : 16;
-  const int64_t N = w.rows, K = w.cols;
+  constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L);
+  const int64_t N = w.rows, K = w.cols, groups = (N + R - 1) / R, vecs = K / EPV;
+  // Split rows across warps until the grid has about 32 warps per SM to stream with,
+  // keeping two vectors per lane.
   int ksplit = 1;
-  while (ksplit < kWarps && N * ksplit / kWarps < 4LL * num_sms && K / EPV >= 64LL * ksplit) ksplit *= 2;
-  qgemv_kernel<L, MT><<<blocks_for(N, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
-      w, x, out, out_f32, bias, accumulate, ksplit);
+  while (ksplit < kWarps && groups * ksplit < 32LL * num_sms && vecs >= 64LL * ksplit) ksplit *= 2;
+  const int gs_shift = log2_or_minus1(w.group_size), gs2_shift = log2_or_minus1(w.group_size2);
+  const bool blocks_in_rows = (L == kInt4) || (w.group_size > 0 && K % w.group_size == 0);
+  qgemv_kernel<L, MT><<<blocks_for(groups, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
+      w, x, out, out_f32, bias, accumulate, ksplit, gs_shift, gs2_shift, blocks_in_rows);
   BANYAN_CUDA_CHECK_LAUNCH("quant_gemv");
 }
 
@@ -217,6 +350,47 @@ __global__ void dequant_kernel(QuantWeightDev w, uint16_t* __restrict__ dst) {
     dst[i] = f2bf(dequant(w, i / w.cols, i % w.cols));
 }
 
+// The dequantization by 16-byte vectors (the GEMV's conversions): one vector of the
+// packed weight in, 32 or 64 bytes of bf16 out per thread and step.
+template <int L>
+__global__ void dequant_vec_kernel(QuantWeightDev w, uint16_t* __restrict__ dst, int gs_shift, int gs2_shift,
+                                   bool blocks_in_rows) {
+  constexpr int EPV = values_per_vector(L);
+  __shared__ float code[16];
+  if constexpr (L == kLut4) {
+    if (threadIdx.x < 16) code[threadIdx.x] = w.code[threadIdx.x];
+    __syncthreads();
+  }
+  const int64_t vpr = w.cols / EPV, total = w.rows * vpr;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = i / vpr, k0 = (i - row * vpr) * EPV;
+    const uint4 v = load_stream16(static_cast<const uint8_t*>(w.qweight) + i * 16);
+    const VecParam p = vec_param<L>(w, row, k0, gs_shift, gs2_shift, blocks_in_rows);
+    float s = p.scale;
+    if (L == kInt8) s = static_cast<const float*>(w.scales)[row];
+    if (L == kFp8) s = static_cast<const float*>(w.scales)[w.per_row_scale ? row : 0];
+#pragma unroll
+    for (int c = 0; c < EPV / 8; ++c) {
+      float f[8];
+      dequant8<L>(v, c, p, code, f);
+      Bf16x8 o;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) o.set(j, f[j] * s);
+      store8(dst + row * w.cols + k0 + 8 * c, o);
+    }
+  }
+}
+
+template <int L>
+void launch_dequant_vec(const QuantWeightDev& w, uint16_t* dst, cudaStream_t stream) {
+  const int64_t vecs = w.rows * (w.cols / values_per_vector(L));
+  const bool blocks_in_rows = (L == kInt4) || (w.group_size > 0 && w.cols % w.group_size == 0);
+  dequant_vec_kernel<L><<<blocks_for(vecs, 256, 65535LL * 16), 256, 0, stream>>>(
+      w, dst, log2_or_minus1(w.group_size), log2_or_minus1(w.group_size2), blocks_in_rows);
+  BANYAN_CUDA_CHECK_LAUNCH("quant_dequantize_bf16");
+}
+
 }  // namespace
 
 bool quant_gemv_supported(const QuantWeightDev& w, int64_t M, const void* x) {
@@ -244,8 +418,220 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
 void quant_dequantize_bf16(const QuantWeightDev& w, uint16_t* dst, cudaStream_t stream) {
   const int64_t total = w.rows * w.cols;
   if (total <= 0) return;
+  if ((reinterpret_cast<uintptr_t>(dst) & 15u) == 0 && quant_gemv_supported(w, 1, dst)) {
+    switch (w.layout) {
+      case kInt8: return launch_dequant_vec<kInt8>(w, dst, stream);
+      case kInt4: return launch_dequant_vec<kInt4>(w, dst, stream);
+      case kLut4: return launch_dequant_vec<kLut4>(w, dst, stream);
+      default: return launch_dequant_vec<kFp8>(w, dst, stream);
+    }
+  }
   dequant_kernel<<<blocks_for(total, 256, 65535LL * 16), 256, 0, stream>>>(w, dst);
   BANYAN_CUDA_CHECK_LAUNCH("quant_dequantize_bf16");
+}
+
+}  // namespace banyan::kernels::cuda
+
+// ---------------------------------------------------------------------------------
+// FP8 W8A8 through cuBLASLt.
+namespace banyan::kernels::cuda {
+namespace {
+
+constexpr float kE4m3Max = 448.0f;
+
+// amax_bits (zeroed before) = the bits of max |x| over n values (non-negative floats
+// order as their bits).
+__global__ void fp8_amax_kernel(const uint16_t* __restrict__ x, int64_t n8, unsigned* amax_bits) {
+  float m = 0.0f;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const Bf16x8 v = load8(x + 8 * i);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) m = fmaxf(m, fabsf(v.get(j)));
+  }
+  m = warp_max(m);
+  if ((threadIdx.x & 31) == 0 && m > 0.0f) atomicMax(amax_bits, __float_as_uint(m));
+}
+
+// xq = e4m3(x / s_x), s_x = amax / 448 (1 when amax is 0); x_scale = s_x.
+__global__ void fp8_quantize_kernel(const uint16_t* __restrict__ x, int64_t n8, const unsigned* amax_bits,
+                                    uint8_t* __restrict__ xq, float* x_scale) {
+  const float amax = __uint_as_float(*amax_bits);
+  const float s = amax > 0.0f ? __fdiv_rn(amax, kE4m3Max) : 1.0f;
+  if (blockIdx.x == 0 && threadIdx.x == 0) *x_scale = s;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const Bf16x8 v = load8(x + 8 * i);
+    uint32_t words[2];
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      uint32_t wd = 0;
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        const float2 f = make_float2(__fdiv_rn(v.get(4 * h + 2 * j), s), __fdiv_rn(v.get(4 * h + 2 * j + 1), s));
+        wd |= static_cast<uint32_t>(__nv_cvt_float2_to_fp8x2(f, __NV_SATFINITE, __NV_E4M3)) << (16 * j);
+      }
+      words[h] = wd;
+    }
+    *reinterpret_cast<uint2*>(xq + 8 * i) = make_uint2(words[0], words[1]);
+  }
+}
+
+// out [M, N] = d [M, N] (f32 or bf16) * (per-channel scale) + bias.
+template <class D>
+__global__ void fp8_epilogue_kernel(const D* __restrict__ d, int64_t M, int64_t N,
+                                    const float* __restrict__ row_scale, const float* __restrict__ bias,
+                                    void* out, bool out_f32) {
+  const int64_t total = M * N;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t n = i % N;
+    float v;
+    if constexpr (sizeof(D) == 4) v = d[i];
+    else v = bf2f(d[i]);
+    if (row_scale) v *= row_scale[n];
+    if (bias) v += bias[n];
+    if (out_f32) static_cast<float*>(out)[i] = v;
+    else static_cast<uint16_t*>(out)[i] = f2bf(v);
+  }
+}
+
+}  // namespace
+
+struct Fp8Gemm::Impl {
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+    bool d_bf16 = false;  // D in bf16: where cuBLASLt has no f32-output FP8 kernel
+    Plan() = default;
+    Plan(Plan&& o) noexcept
+        : desc(std::exchange(o.desc, nullptr)), a(std::exchange(o.a, nullptr)), b(std::exchange(o.b, nullptr)),
+          d(std::exchange(o.d, nullptr)), algo(o.algo), d_bf16(o.d_bf16) {}
+    Plan& operator=(Plan&&) = delete;
+    ~Plan() {
+      if (d) cublasLtMatrixLayoutDestroy(d);
+      if (b) cublasLtMatrixLayoutDestroy(b);
+      if (a) cublasLtMatrixLayoutDestroy(a);
+      if (desc) cublasLtMatmulDescDestroy(desc);
+    }
+  };
+  cublasLtHandle_t handle = nullptr;
+  DeviceMemory workspace{size_t{32} << 20};
+  DeviceMemory small{256};  // [0] amax bits, [1] s_x
+  DeviceMemory xq, dout;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, Plan> plans;
+
+  ~Impl() {
+    plans.clear();
+    if (handle) cublasLtDestroy(handle);
+  }
+
+  Plan& plan(int64_t M, int64_t N, int64_t K) {
+    const auto key = std::make_tuple(M, N, K);
+    if (auto it = plans.find(key); it != plans.end()) return it->second;
+    if (plans.size() >= 64) plans.clear();
+    Plan p;
+    BANYAN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;  // FP8 needs "TN"
+    BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+    BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+    // Column-major view: out^T [N, M] = W [N, K] · x_q^T [K, M].
+    BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, K, N, K));
+    BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, K, M, K));
+    // Scale pointers must be set for the heuristic to pick a scaled kernel.
+    const float* sx = small.as<float>() + 1;
+    BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sx, sizeof sx));
+    BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx));
+    cublasLtMatmulPreference_t pref = nullptr;
+    BANYAN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t ws = workspace.size();
+    cublasStatus_t st =
+        cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+    cublasLtMatmulHeuristicResult_t result{};
+    int found = 0;
+    for (bool d_bf16 : {false, true}) {  // f32 output first, bf16 where it has none
+      if (st != CUBLAS_STATUS_SUCCESS || found > 0) break;
+      if (p.d) cublasLtMatrixLayoutDestroy(p.d);
+      p.d = nullptr;
+      BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, d_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, M, N));
+      p.d_bf16 = d_bf16;
+      const cublasStatus_t h =
+          cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
+      if (h != CUBLAS_STATUS_SUCCESS) found = 0;
+      if (d_bf16 && h != CUBLAS_STATUS_SUCCESS) st = h;
+    }
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+      throw Error(Code::unsupported, "cuBLASLt has no FP8 (e4m3 x e4m3 -> f32 or bf16) algorithm for " +
+                                         std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
+                                         " (status " + std::to_string(static_cast<int>(st)) + ")");
+    p.algo = result.algo;
+    return plans.emplace(key, std::move(p)).first->second;
+  }
+};
+
+Fp8Gemm::Fp8Gemm() : impl_(std::make_unique<Impl>()) {
+  BANYAN_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
+  const float init[4] = {0.0f, 1.0f, 1.0f, 1.0f};  // amax bits, s_x, the unit scale
+  BANYAN_CUDA_CHECK(cudaMemcpy(impl_->small.get(), init, sizeof init, cudaMemcpyHostToDevice));
+}
+Fp8Gemm::~Fp8Gemm() = default;
+
+bool Fp8Gemm::supported(int device, std::string* why) {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (why) *why = "cannot read the compute capability of device " + std::to_string(device);
+    return false;
+  }
+  if (major * 10 + minor >= 89) return true;
+  if (why)
+    *why = "FP8 tensor cores need compute capability 8.9 or later (device " + std::to_string(device) + " has " +
+           std::to_string(major) + "." + std::to_string(minor) + ")";
+  return false;
+}
+
+void Fp8Gemm::run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out, bool out_f32,
+                  const float* bias, cudaStream_t stream) {
+  if (w.layout != kFp8) throw Error(Code::internal, "Fp8Gemm: the weight is not fp8");
+  const int64_t N = w.rows, K = w.cols;
+  if (M <= 0 || N <= 0) return;
+  if (K % 16 != 0 || N % 16 != 0 || (reinterpret_cast<uintptr_t>(x) & 15u) != 0)
+    throw Error(Code::unsupported, "FP8 W8A8: N (" + std::to_string(N) + ") and K (" + std::to_string(K) +
+                                       ") must be multiples of 16 and x 16-byte aligned");
+  Impl& im = *impl_;
+  const size_t xq_bytes = static_cast<size_t>(M * K), d_bytes = static_cast<size_t>(M * N) * 4;
+  if (im.xq.size() < xq_bytes) im.xq = DeviceMemory(xq_bytes);
+  if (im.dout.size() < d_bytes) im.dout = DeviceMemory(d_bytes);
+  unsigned* amax = im.small.as<unsigned>();
+  float* sx = im.small.as<float>() + 1;
+  const int64_t n8 = M * K / 8;
+  BANYAN_CUDA_CHECK(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream));
+  const unsigned blocks = blocks_for(n8, 256, 1024);
+  fp8_amax_kernel<<<blocks, 256, 0, stream>>>(x, n8, amax);
+  BANYAN_CUDA_CHECK_LAUNCH("fp8_amax");
+  fp8_quantize_kernel<<<blocks, 256, 0, stream>>>(x, n8, amax, im.xq.as<uint8_t>(), sx);
+  BANYAN_CUDA_CHECK_LAUNCH("fp8_quantize");
+  Impl::Plan& p = im.plan(M, N, K);
+  // Per tensor: A's scale is s_w; per channel it is 1 (a device float of `small`) and
+  // the epilogue scales the rows.
+  const float* a_scale = w.per_row_scale ? im.small.as<float>() + 2 : static_cast<const float*>(w.scales);
+  BANYAN_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof a_scale));
+  BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx));
+  const float alpha = 1.0f, beta = 0.0f;
+  BANYAN_CUBLAS_CHECK(cublasLtMatmul(im.handle, p.desc, &alpha, w.qweight, p.a, im.xq.get(), p.b, &beta,
+                                     im.dout.get(), p.d, im.dout.get(), p.d, &p.algo, im.workspace.get(),
+                                     im.workspace.size(), stream));
+  const float* row_scale = w.per_row_scale ? static_cast<const float*>(w.scales) : nullptr;
+  const unsigned eb = blocks_for(M * N, 256, 65535LL * 8);
+  if (p.d_bf16)
+    fp8_epilogue_kernel<uint16_t><<<eb, 256, 0, stream>>>(im.dout.as<uint16_t>(), M, N, row_scale, bias, out, out_f32);
+  else
+    fp8_epilogue_kernel<float><<<eb, 256, 0, stream>>>(im.dout.as<float>(), M, N, row_scale, bias, out, out_f32);
+  BANYAN_CUDA_CHECK_LAUNCH("fp8_epilogue");
 }
 
 }  // namespace banyan::kernels::cuda

@@ -7,6 +7,8 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <memory>
+#include <string>
 
 namespace banyan::kernels::cuda {
 
@@ -35,5 +37,31 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
                 const float* bias, bool accumulate, int num_sms, cudaStream_t stream);
 /// dst [N, K] (bf16) = W dequantized.
 void quant_dequantize_bf16(const QuantWeightDev& w, uint16_t* dst, cudaStream_t stream);
+
+/// FP8 W8A8 products through cuBLASLt (compute capability 8.9 and later): x [M, K]
+/// (bf16) is quantized on the device to e4m3 with one scale for the tensor, s_x =
+/// max|x| / 448 (1 when x is 0), x_q = e4m3(x / s_x) rounded to nearest even and
+/// saturated; cuBLASLt multiplies x_q with the e4m3 weight (A and B scale pointers:
+/// s_w when per tensor, and s_x, both read on the device) accumulating in f32; a last
+/// kernel applies the per-channel scale where there is one, adds the bias and writes
+/// bf16 or f32 (from cuBLASLt's f32 output, or bf16 where it has no f32-output kernel). Owns a cuBLASLt handle, its workspace and the scratch of x_q.
+class Fp8Gemm {
+ public:
+  Fp8Gemm();
+  ~Fp8Gemm();
+  Fp8Gemm(const Fp8Gemm&) = delete;
+  Fp8Gemm& operator=(const Fp8Gemm&) = delete;
+
+  /// Whether `device` runs FP8 tensor-core GEMMs; `why` says why not.
+  static bool supported(int device, std::string* why);
+  /// out [M, N] = x [M, K] · W^T (+ bias), W an fp8 weight (layout 3). N and K
+  /// multiples of 16, x 16-byte aligned. Throws Error when cuBLASLt has no algorithm.
+  void run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out, bool out_f32,
+           const float* bias, cudaStream_t stream);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace banyan::kernels::cuda
