@@ -3,11 +3,13 @@
 // repetition penalty; plus batch invariance under chunked prefill and forced
 // preemption, prefix-cache reuse, seeded sampling and aborts.
 #include "core/engine/llm.h"
+#include "core/runtime/random_checkpoint.h"
 
 #include <banyan/error.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -277,6 +279,72 @@ TEST(Engine, PlainSamplingStepsCopyOnlyTokensToTheHost) {
   EXPECT_LE(d1.bytes_to_host - d0.bytes_to_host, steps * 3 * (16 + 2 * 8));
   // The host path copies every step's [R, V] logits: 3 x 10 rows of V floats at least.
   EXPECT_GE(h1.bytes_to_host - h0.bytes_to_host, int64_t{3} * p.max_tokens * 512 * 4);
+}
+
+// With BANYAN_ENGINE_BENCH=<file.json>: the engine's decode throughput at Llama-3's
+// vocabulary (random weights: hidden 2048, 4 layers, vocab 128256, so that the
+// sampling is a visible share of a step) for sampled requests (temperature 0.8, top_p
+// 0.9, 128-token prompts, 32 new tokens), the sampling op against the old path
+// ("parallel" as decoding.strategy: the [R, V] logits copied, sampled on the host).
+TEST(Engine, SamplingThroughputAtLlama3Vocabulary) {
+  const char* path = std::getenv("BANYAN_ENGINE_BENCH");
+  if (!path || !*path) GTEST_SKIP() << "set BANYAN_ENGINE_BENCH=<file.json> to measure";
+  const fs::path dir = fs::temp_directory_path() / "banyan_engine_bench_model";
+  core::RandomLlamaSpec spec;
+  spec.hidden = 2048, spec.intermediate = 5632, spec.layers = 4, spec.heads = 16, spec.kv_heads = 8;
+  spec.vocab = 128256, spec.max_position = 1024;
+  core::write_random_llama(dir, spec);
+  std::vector<std::string> rows;
+  for (const char* strategy : {"sampling", "parallel"}) {
+    core::Config c;
+    std::vector<core::ConfigIssue> issues;
+    c.set_from_text("model.path", {dir.string()}, "bench", issues);
+    c.set_from_text("model.skip_tokenizer_init", {"true"}, "bench", issues);
+    c.set_from_text("device", {test_device()}, "bench", issues);
+    c.set_from_text("decoding.strategy", {strategy}, "bench", issues);
+    ASSERT_TRUE(issues.empty()) << issues.front().str();
+    LLM llm(c);
+    const std::vector<std::vector<int32_t>> warm = {{1, 2, 3}};
+    llm.generate(warm, {.temperature = 0.8, .top_p = 0.9, .max_tokens = 4, .ignore_eos = true});
+    for (int batch : {1, 16, 64}) {
+      std::mt19937 rng(batch);
+      std::uniform_int_distribution<int32_t> tok(100, 128000);
+      std::vector<std::vector<int32_t>> prompts(batch, std::vector<int32_t>(128));
+      for (auto& p : prompts)
+        for (auto& t : p) t = tok(rng);
+      const SamplingParams p{.temperature = 0.8, .top_p = 0.9, .seed = 1, .max_tokens = 32, .ignore_eos = true};
+      const auto s0 = llm.engine().stats();
+      const auto t0 = std::chrono::steady_clock::now();
+      auto out = llm.generate(prompts, p);
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const auto s1 = llm.engine().stats();
+      int64_t tokens = 0;
+      for (const auto& o : out) tokens += static_cast<int64_t>(o.outputs[0].token_ids.size());
+      const int64_t steps = s1.steps - s0.steps;
+      json row = {{"date", "2026-11-25"},
+                  {"device", test_device()},
+                  {"case", std::string("engine sampled decode, ") + (std::string(strategy) == "sampling"
+                                                                        ? "sampling op (logits stay on the device)"
+                                                                        : "old path (logits copied, host sampling)")},
+                  {"model", "random Llama shape: hidden 2048, 4 layers, vocab 128256, bf16"},
+                  {"batch", batch},
+                  {"prompt_tokens", 128},
+                  {"output_tokens", 32},
+                  {"tok_s", tokens / secs},
+                  {"seconds", secs},
+                  {"steps", steps},
+                  {"device_sampling_steps", s1.device_sampling_steps - s0.device_sampling_steps},
+                  {"bytes_to_host_per_step", steps ? (s1.bytes_to_host - s0.bytes_to_host) / steps : 0}};
+      std::cout << "[ engine   ] " << row.dump() << "\n";
+      rows.push_back(row.dump());
+      EXPECT_EQ(tokens, int64_t{32} * batch);
+    }
+  }
+  fs::remove_all(dir);
+  std::ofstream f(path);
+  f << "[\n";
+  for (size_t i = 0; i < rows.size(); ++i) f << "  " << rows[i] << (i + 1 < rows.size() ? ",\n" : "\n");
+  f << "]\n";
 }
 
 TEST(Engine, RefusesBadRequestsWithClearErrors) {
