@@ -13,11 +13,15 @@
 #include "core/runtime/test_util.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fstream>
 #include <map>
 #include <iostream>
 #include <numeric>
@@ -220,6 +224,7 @@ std::unique_ptr<ModelRunner> open_runner(const std::filesystem::path& dir, const
 TEST(DecodeGraphs, PaddedDecodeStepsMatchPlainOnesOnTheCpu) {
   TempDir dir;
   RandomLlamaSpec spec;
+  spec.fast = true;
   write_random_llama(dir.path(), spec);
   Sequences q{4, 80, static_cast<int32_t>(spec.vocab), {3, 9, 17, 30, 2, 300, 12}};
   auto r = open_runner(dir.path(), "cpu", q.block_size, 7 * q.per_seq, 16);
@@ -411,6 +416,107 @@ TEST(DecodeGraphsGpu, AdapterStepsCaptureTheHookAndCaptureAgainWhenItMoves) {
   EXPECT_EQ(r.graph_stats().captures, before.captures);
   EXPECT_EQ(r.graph_stats().replays, before.replays);
   r.linears().set_adapter_hook(nullptr);
+}
+
+
+// Not a test: decode throughput of the runner with and without graphs, for
+// bench/results. BANYAN_GRAPHS_BENCH=FILE.json writes one object per case;
+// BANYAN_GRAPHS_BENCH_SHAPES lists 1b (Llama-3.2-1B shape, lm_head untied) and/or
+// 8b (Llama-3-8B shape); default 1b. B sequences with 128-token prompts decode 128
+// tokens, one synchronized step each (as the engine waits for each step's tokens).
+TEST(DecodeGraphsGpu, DecodeThroughput) {
+  REQUIRE_GPU();
+  const char* out_path = std::getenv("BANYAN_GRAPHS_BENCH");
+  if (!out_path || !*out_path) GTEST_SKIP() << "a benchmark: set BANYAN_GRAPHS_BENCH=FILE.json to run it";
+  const char* shapes_env = std::getenv("BANYAN_GRAPHS_BENCH_SHAPES");
+  const std::string shapes = shapes_env && *shapes_env ? shapes_env : "1b";
+  constexpr int32_t kPrompt = 128, kSteps = 128;
+  constexpr double kCopyTbS = 3.03;  // device-to-device copy, ../shared/BASELINES.md
+  using Clock = std::chrono::steady_clock;
+  auto secs = [](Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); };
+  char date[16];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  nlohmann::json results = nlohmann::json::array();
+  for (const std::string shape : {"1b", "8b"}) {
+    if (shapes.find(shape) == std::string::npos) continue;
+    TempDir dir;
+    RandomLlamaSpec spec;
+    spec.fast = true;
+    spec.vocab = 128256;
+    spec.max_position = 8192;
+    spec.heads = 32;
+    spec.kv_heads = 8;
+    if (shape == "1b") {
+      spec.hidden = 2048, spec.intermediate = 8192, spec.layers = 16;
+    } else {
+      spec.hidden = 4096, spec.intermediate = 14336, spec.layers = 32;
+    }
+    auto t0 = Clock::now();
+    write_random_llama(dir.path(), spec);
+    const double write_s = secs(t0);
+    const int64_t D = spec.hidden / spec.heads, QD = spec.heads * D, KD = spec.kv_heads * D;
+    const double weight_bytes =
+        2.0 * (static_cast<double>(spec.layers) *
+                   (2.0 * spec.hidden * QD + 2.0 * spec.hidden * KD + 3.0 * spec.hidden * spec.intermediate) +
+               static_cast<double>(spec.vocab) * spec.hidden);
+    const double kv_token_bytes = 2.0 * 2.0 * spec.layers * KD;
+    const int32_t max_batch = 64;
+    Sequences q;
+    q.block_size = 16;
+    q.per_seq = (kPrompt + kSteps + q.block_size - 1) / q.block_size;
+    q.vocab = static_cast<int32_t>(spec.vocab);
+    t0 = Clock::now();
+    auto r = open_runner(dir.path(), gpu_device(), q.block_size, int64_t{max_batch} * q.per_seq, 256);
+    std::cout << "[ bench ] " << shape << ": checkpoint written in " << write_s << " s, loaded in " << secs(t0)
+              << " s on " << r->backend().name() << "\n";
+    std::mt19937 rng(11);
+    for (int32_t batch : {1, 16, 64}) {
+      q.lens.assign(static_cast<size_t>(batch), kPrompt);
+      for (int32_t s = 0; s < batch; ++s) r->execute(q.prefill(s, rng));
+      std::vector<int32_t> all(static_cast<size_t>(batch));
+      std::iota(all.begin(), all.end(), 0);
+      double eager_tok_s = 0;
+      for (GraphMode mode : {GraphMode::eager, GraphMode::graphs}) {
+        r->set_graph_mode(mode);
+        auto step = [&](int32_t i) {
+          q.lens.assign(static_cast<size_t>(batch), kPrompt + i);
+          r->execute(q.decode(all, rng));
+          r->backend().synchronize();
+        };
+        for (int32_t i = 0; i < 3; ++i) step(i);  // plans; graphs: warm, capture, replay
+        const auto t = Clock::now();
+        for (int32_t i = 0; i < kSteps; ++i) step(i);
+        const double s = secs(t);
+        const double tok_s = batch * kSteps / s;
+        const double bytes = weight_bytes + batch * kv_token_bytes * (kPrompt + kSteps / 2.0);
+        const double roofline = batch / (bytes / (kCopyTbS * 1e12));
+        const bool graphs = mode == GraphMode::graphs;
+        if (!graphs) eager_tok_s = tok_s;
+        nlohmann::json j = {{"date", date},
+                            {"device", r->backend().name()},
+                            {"case", "runner_decode_" + shape + "_b" + std::to_string(batch) +
+                                         (graphs ? "_graphs" : "_eager")},
+                            {"shape", shape == "1b" ? "Llama-3.2-1B (untied lm_head)" : "Llama-3-8B"},
+                            {"batch", batch},
+                            {"graphs", graphs},
+                            {"tok_s", tok_s},
+                            {"step_ms", 1e3 * s / kSteps},
+                            {"roofline_tok_s", roofline},
+                            {"fraction_of_roofline", tok_s / roofline},
+                            {"bytes_per_step", bytes},
+                            {"prompt", kPrompt},
+                            {"steps", kSteps}};
+        if (graphs) j["speedup_vs_eager"] = tok_s / eager_tok_s;
+        std::cout << "[ bench ] " << j.dump() << "\n";
+        results.push_back(j);
+      }
+    }
+    const DecodeGraphs::Stats st = r->graph_stats();
+    EXPECT_EQ(st.capture_failures, 0);
+    EXPECT_GT(st.replays, 0);
+  }
+  std::ofstream(out_path) << results.dump(2) << "\n";
 }
 
 }  // namespace

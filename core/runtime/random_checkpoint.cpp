@@ -6,10 +6,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <thread>
 
 namespace banyan::core {
 
@@ -42,11 +44,31 @@ int64_t write_random_llama(const std::filesystem::path& dir, const RandomLlamaSp
     params += n;
     std::uniform_real_distribution<float> dist(center - scale, center + scale);
     std::vector<uint16_t> v(static_cast<size_t>(n));
-    for (auto& x : v) {
-      float f = dist(rng);
+    auto to_bf16 = [](float f) {
       uint32_t u;
       std::memcpy(&u, &f, 4);
-      x = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+      return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    };
+    if (s.fast) {
+      const uint64_t key = (uint64_t{s.seed} << 32) ^ (static_cast<uint64_t>(storage.size()) * 0x9e3779b97f4a7c15ull);
+      auto fill = [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end; ++i) {
+          uint64_t z = key + (i + 1) * 0x9e3779b97f4a7c15ull;  // splitmix64
+          z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+          z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+          z ^= z >> 31;
+          const float unit = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1)
+          v[i] = to_bf16(center + scale * (2.0f * unit - 1.0f));
+        }
+      };
+      const size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 64);
+      const size_t per = (v.size() + threads - 1) / threads;
+      std::vector<std::thread> pool;
+      for (size_t t = 0; t < threads && t * per < v.size(); ++t)
+        pool.emplace_back(fill, t * per, std::min(v.size(), (t + 1) * per));
+      for (auto& t : pool) t.join();
+    } else {
+      for (auto& x : v) x = to_bf16(dist(rng));
     }
     storage.push_back(std::move(v));
     const auto& b = storage.back();

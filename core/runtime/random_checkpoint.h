@@ -18,6 +18,10 @@ struct RandomLlamaSpec {
   /// A JSON object merged into config.json last (e.g. rope parameters).
   std::string extra_config = "{}";
   uint32_t seed = 1;
+  /// Fill from a counter-based hash on every core instead of one mt19937 stream
+  /// (other values, same distribution): for benchmark-size checkpoints (8B in
+  /// seconds rather than a minute).
+  bool fast = false;
 };
 
 /// Creates `dir` if needed and writes config.json and model.safetensors. Qwen2 gets
