@@ -375,7 +375,7 @@ TEST(DecodeGraphsGpu, AdapterStepsCaptureTheHookAndCaptureAgainWhenItMoves) {
   r.linears().set_adapter_hook(&hook);
   auto adapters = [&](int32_t n) {
     std::vector<int32_t> a;
-    for (int32_t i = 0; i < n; ++i) a.push_back(i % 3 == 0 ? -1 : i % 2);
+    for (int32_t i = 0; i < n; ++i) a.push_back(i % 3 == 1 ? -1 : i % 2);  // slot 0 first
     return a;
   };
   std::vector<ForwardBatch> batches;
