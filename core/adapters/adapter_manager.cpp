@@ -20,14 +20,34 @@ struct AdapterManager::Entry {
   AdapterStatus s;          // name, path, id, description and counters
   AdapterLayout layout;     // immutable after load()
   int32_t requests_alive = 0;
+  std::vector<ModuleSegment> segments;  // of the image, parallel to layout.modules
+  std::vector<size_t> segment_bytes;
   std::vector<std::byte> host;  // host tier image (empty: not cached)
-  DeviceBuffer device;
-  int32_t slot = -1;
+  AdapterPlacement placement;   // its pages in the device pool (while resident)
+  int32_t slot = -1;            // >= 0: resident
   uint64_t last_use = 0;
 };
 
 namespace {
 std::string kib(size_t bytes) { return std::to_string((bytes + 1023) / 1024) + " KiB"; }
+
+// The pool's geometry for these layers: the page size (choose_page_bytes(), unless
+// given) and a chunk that holds the largest segment max_rank allows (A and B^T in f32,
+// the DoRA vectors, alignment).
+AdapterPoolOptions pool_options(const AdapterManagerOptions& o, const std::vector<BaseLinear>& linears) {
+  size_t smallest = SIZE_MAX, largest = 0;
+  const auto rank = static_cast<size_t>(std::max(o.max_rank, 1));
+  for (const BaseLinear& l : linears) {
+    const auto in = static_cast<size_t>(l.in), out = static_cast<size_t>(l.out);
+    smallest = std::min(smallest, 8 * (in + out) * 2);
+    largest = std::max(largest, rank * (in + out) * 4 + 2 * out * 4 + 4 * 64);
+  }
+  AdapterPoolOptions p;
+  p.budget_bytes = o.pool_bytes;
+  p.page_bytes = o.page_bytes ? o.page_bytes : choose_page_bytes(smallest);
+  p.chunk_bytes = std::max(o.chunk_bytes, largest);
+  return p;
+}
 }  // namespace
 
 AdapterManager::AdapterManager(const PluginHost& plugins, ModelRunner& runner,
@@ -39,18 +59,22 @@ AdapterManager::AdapterManager(const PluginHost& plugins, ModelRunner& runner,
   const auto& linears = hook_->probe(runner);
   format_ = std::make_unique<AdapterFormat>(plugins, opts_.plugin, runner.model_type(),
                                             runner.spec().num_layers, linears);
+  pool_ = std::make_unique<AdapterPool>(runner.backend(), pool_options(opts_, linears));
   slot_owner_.assign(16, 0);
   kernels_->resize(static_cast<int32_t>(linears.size()), static_cast<int32_t>(slot_owner_.size()));
   runner.linears().set_adapter_hook(hook_.get());
-  stats_.device_budget = opts_.pool_bytes;
   stats_.host_budget = opts_.host_pool_bytes;
   log_info("adapters: " + std::to_string(linears.size()) + " linear layers can take adapters (plugin \"" +
-           opts_.plugin + "\"), device pool " + kib(opts_.pool_bytes) + ", host tier " +
+           opts_.plugin + "\"), device pool " + kib(opts_.pool_bytes) + " (" +
+           std::to_string(pool_->budget_pages()) + " pages of " + kib(pool_->page_bytes()) +
+           "), host tier " +
            kib(opts_.host_pool_bytes) + ", max rank " + std::to_string(opts_.max_rank));
 }
 
 AdapterManager::~AdapterManager() {
   if (runner_.linears().adapter_hook() == hook_.get()) runner_.linears().set_adapter_hook(nullptr);
+  // The placements point into the pool: drop them before the pool's chunks go.
+  for (auto& [id, e] : entries_) e->placement = AdapterPlacement{};
 }
 
 const std::vector<BaseLinear>& AdapterManager::linears() const { return hook_->linears(); }
@@ -79,10 +103,15 @@ uint64_t AdapterManager::load(const std::string& name, const std::string& path) 
                                               std::to_string(opts_.max_rank) + " (raise --max-lora-rank)");
     e->layout = plan_adapter(info, dtype_, [&](const std::string& n) { return hook_->module_index(n); },
                              runner_.weights().checkpoint());
-    if (e->layout.bytes > opts_.pool_bytes)
-      throw Error(Code::invalid_argument, "it needs " + kib(e->layout.bytes) +
-                                              " of adapter memory, more than adapters.pool_bytes (" +
-                                              kib(opts_.pool_bytes) + ")");
+    e->segments = module_segments(e->layout);
+    for (const ModuleSegment& g : e->segments) e->segment_bytes.push_back(g.bytes);
+    e->s.pages = pool_->pages_for(e->segment_bytes);
+    if (e->s.pages > pool_->budget_pages())
+      throw Error(Code::invalid_argument,
+                  "it needs " + kib(static_cast<size_t>(e->s.pages) * pool_->page_bytes()) +
+                      " of adapter memory (" + std::to_string(e->s.pages) + " pages of " +
+                      kib(pool_->page_bytes()) + "), more than adapters.pool_bytes (" +
+                      kib(opts_.pool_bytes) + ")");
     e->s.method = info.method ? info.method : "lora";
     e->s.summary = info.summary ? info.summary : "";
     e->s.rank = info.max_rank;
@@ -98,7 +127,7 @@ uint64_t AdapterManager::load(const std::string& name, const std::string& path) 
   const uint64_t id = next_id_++;
   e->s.id = id;
   log_info("adapter \"" + name + "\" registered from " + path + ": " + e->s.summary + ", " +
-           kib(e->s.bytes));
+           kib(e->s.bytes) + " (" + std::to_string(e->s.pages) + " pages)");
   by_name_.emplace(name, id);
   entries_.emplace(id, std::move(e));
   ++stats_.registered;
@@ -129,7 +158,7 @@ void AdapterManager::pin(const std::string& name, bool pinned) {
 
 AdapterStatus AdapterManager::status_of(const Entry& e) const {
   AdapterStatus s = e.s;
-  s.tier = e.device ? AdapterTier::device : !e.host.empty() ? AdapterTier::host : AdapterTier::disk;
+  s.tier = e.slot >= 0 ? AdapterTier::device : !e.host.empty() ? AdapterTier::host : AdapterTier::disk;
   s.cached_on_host = !e.host.empty();
   return s;
 }
@@ -152,12 +181,37 @@ std::optional<AdapterStatus> AdapterManager::find(const std::string& name) const
 AdapterPoolStats AdapterManager::stats() const {
   std::lock_guard lk(mu_);
   AdapterPoolStats s = stats_;
+  const AdapterPoolUsage u = pool_->usage();
+  s.page_bytes = u.page_bytes;
+  s.device_pages = u.used_pages;
+  s.device_budget_pages = u.budget_pages;
+  s.device_bytes = static_cast<size_t>(u.used_pages) * u.page_bytes;
+  s.device_budget = static_cast<size_t>(u.budget_pages) * u.page_bytes;
+  s.device_reserved_bytes = static_cast<size_t>(u.reserved_pages) * u.page_bytes;
+  s.largest_free_run = u.largest_free_run;
+  s.device_chunks = u.chunks;
   s.resident = s.cached = 0;
   for (const auto& [id, e] : entries_) {
-    s.resident += e->device ? 1 : 0;
+    s.resident += e->slot >= 0 ? 1 : 0;
     s.cached += e->host.empty() ? 0 : 1;
   }
   return s;
+}
+
+void AdapterManager::check_pool() const {
+  std::lock_guard lk(mu_);
+  pool_->check();
+  int64_t pages = 0;
+  for (const auto& [id, e] : entries_) {
+    if ((e->slot >= 0) != (e->placement.runs.size() == e->segments.size() && e->placement.pages == e->s.pages))
+      throw Error(Code::internal, "adapter \"" + e->s.name + "\": its placement and residency differ");
+    if (e->slot < 0 && !e->placement.runs.empty())
+      throw Error(Code::internal, "adapter \"" + e->s.name + "\" holds pages but is not resident");
+    pages += e->slot >= 0 ? e->placement.pages : 0;
+  }
+  if (pages != pool_->usage().used_pages)
+    throw Error(Code::internal, "adapter pool: " + std::to_string(pool_->usage().used_pages) +
+                                    " pages in use, resident adapters hold " + std::to_string(pages));
 }
 
 // ------------------------------------------------------------------ images ---
@@ -210,12 +264,13 @@ bool AdapterManager::cache_on_host(Entry& e, std::vector<std::byte>& image) {
 // ------------------------------------------------------------------ device ---
 
 void AdapterManager::evict_device(Entry& e) {
-  if (!e.device) return;
+  if (e.slot < 0) return;
   for (const PackedModule& p : e.layout.modules) kernels_->set(p.module, e.slot, LoraSlotWeights{});
   slot_owner_[static_cast<size_t>(e.slot)] = 0;
   e.slot = -1;
-  stats_.device_bytes -= e.s.bytes;
-  e.device.reset();
+  // The pages are reused by the next upload, which the backend orders after the
+  // steps already queued (Backend::upload), so no step reads a page being rewritten.
+  pool_->release(e.placement);
 }
 
 void AdapterManager::destroy(Entry& e) {
@@ -245,7 +300,7 @@ uint64_t AdapterManager::begin_request(const std::string& name) {
   ++e.requests_alive;
   ++e.s.requests;
   e.last_use = ++tick_;
-  if (e.device || !e.host.empty()) return id;
+  if (e.slot >= 0 || !e.host.empty()) return id;
   lk.unlock();
   std::vector<std::byte> image;
   try {
@@ -275,7 +330,7 @@ int32_t AdapterManager::acquire(uint64_t id) {
     throw Error(Code::internal, "adapter id " + std::to_string(id) + " acquired without a request");
   ++e->s.running;
   e->last_use = ++tick_;
-  if (e->device) return e->slot;
+  if (e->slot >= 0) return e->slot;
   try {
     std::vector<std::byte> local;
     if (e->host.empty()) {
@@ -297,12 +352,23 @@ int32_t AdapterManager::acquire(uint64_t id) {
 
 void AdapterManager::make_resident(Entry& e, const std::vector<std::byte>& image) {
   Backend& be = runner_.backend();
-  // Least recently used adapters that no request runs with make room.
-  while (stats_.device_bytes + e.s.bytes > opts_.pool_bytes) {
+  // Adapters forced beyond the budget leave first once idle: their chunks go back to
+  // the backend and the pool returns within its budget.
+  for (auto& [id, x] : entries_) {
+    Entry& c = *x;
+    if (&c == &e || c.slot < 0 || !c.placement.over_budget || c.s.running > 0 || c.s.pinned) continue;
+    evict_device(c);
+    ++c.s.evictions;
+    ++stats_.evictions;
+  }
+  // Least recently used adapters that no request runs with make room, one at a time,
+  // until a run of pages fits every module (free pages in the wrong places do not).
+  std::optional<AdapterPlacement> placed;
+  while (!(placed = pool_->allocate(e.segment_bytes))) {
     Entry* victim = nullptr;
     for (auto& [id, x] : entries_) {
       Entry& c = *x;
-      if (&c == &e || !c.device || c.s.running > 0 || c.s.pinned) continue;
+      if (&c == &e || c.slot < 0 || c.s.running > 0 || c.s.pinned) continue;
       if (!victim || c.last_use < victim->last_use) victim = &c;
     }
     if (!victim) break;
@@ -310,36 +376,50 @@ void AdapterManager::make_resident(Entry& e, const std::vector<std::byte>& image
     ++victim->s.evictions;
     ++stats_.evictions;
   }
-  if (stats_.device_bytes + e.s.bytes > opts_.pool_bytes) {
+  if (!placed) {
     ++stats_.over_budget;
     log_warn("adapter pool: loading \"" + e.s.name + "\" exceeds adapters.pool_bytes (" +
              kib(opts_.pool_bytes) + ") because every resident adapter is in use; raise "
              "--lora-pool-bytes or lower --max-loras");
+    placed = pool_->allocate_over_budget(e.segment_bytes);
   }
   size_t slot = 0;
   while (slot < slot_owner_.size() && slot_owner_[slot] != 0) ++slot;
-  if (slot == slot_owner_.size()) {
-    slot_owner_.resize(slot_owner_.size() * 2, 0);
-    kernels_->resize(static_cast<int32_t>(hook_->linears().size()),
-                     static_cast<int32_t>(slot_owner_.size()));
+  bool setting = false;
+  try {
+    if (slot == slot_owner_.size()) {
+      kernels_->resize(static_cast<int32_t>(hook_->linears().size()),
+                       static_cast<int32_t>(slot_owner_.size() * 2));
+      slot_owner_.resize(slot_owner_.size() * 2, 0);
+    }
+    setting = true;
+    for (size_t i = 0; i < e.segments.size(); ++i) {
+      const ModuleSegment& g = e.segments[i];
+      auto* base = static_cast<std::byte*>(pool_->address(placed->runs[i], placed->over_budget));
+      be.upload(base, image.data() + g.offset, g.bytes);
+      const PackedModule& p = e.layout.modules[i];
+      auto at = [&](size_t offset) { return base + (offset - g.offset); };
+      LoraSlotWeights w;
+      w.a = at(p.a_offset);
+      w.bt = at(p.bt_offset);
+      w.dora_scale = p.dora ? reinterpret_cast<const float*>(at(p.scale_offset)) : nullptr;
+      w.dora_bias = p.bias ? reinterpret_cast<const float*>(at(p.bias_offset)) : nullptr;
+      w.rank = p.rank;
+      w.scaling = p.scaling;
+      w.dtype = e.layout.dtype;
+      kernels_->set(p.module, static_cast<int32_t>(slot), w);
+    }
+    slot_owner_[slot] = e.s.id;
+    e.slot = static_cast<int32_t>(slot);
+  } catch (...) {
+    // Nothing half-loaded stays: a set entry would point at released pages.
+    if (setting)
+      for (const PackedModule& p : e.layout.modules)
+        kernels_->set(p.module, static_cast<int32_t>(slot), LoraSlotWeights{});
+    pool_->release(*placed);
+    throw;
   }
-  e.device = DeviceBuffer(be, e.s.bytes);
-  be.upload(e.device.data(), image.data(), image.size());
-  auto* base = static_cast<const std::byte*>(e.device.data());
-  for (const PackedModule& p : e.layout.modules) {
-    LoraSlotWeights w;
-    w.a = base + p.a_offset;
-    w.bt = base + p.bt_offset;
-    w.dora_scale = p.dora ? reinterpret_cast<const float*>(base + p.scale_offset) : nullptr;
-    w.dora_bias = p.bias ? reinterpret_cast<const float*>(base + p.bias_offset) : nullptr;
-    w.rank = p.rank;
-    w.scaling = p.scaling;
-    w.dtype = e.layout.dtype;
-    kernels_->set(p.module, static_cast<int32_t>(slot), w);
-  }
-  slot_owner_[slot] = e.s.id;
-  e.slot = static_cast<int32_t>(slot);
-  stats_.device_bytes += e.s.bytes;
+  e.placement = std::move(*placed);
   ++e.s.loads;
   ++stats_.loads;
 }

@@ -1,6 +1,10 @@
 // The adapter manager: every registered adapter (metadata only: thousands are
 // cheap), a host-memory tier of packed images (adapters.host_pool_bytes) and the
-// device-resident set (adapters.pool_bytes), both least-recently-used. The engine
+// device-resident set in a paged pool (adapters.pool_bytes, counted in pages:
+// adapter_pool.h), both least-recently-used. Making an adapter resident takes a run
+// of pages per module from the pool, evicting unused adapters until every run fits
+// (the free pages alone may not suffice: runs are contiguous), and uploads it module
+// by module; no device allocation happens per adapter. The engine
 // counts each request's use: an adapter a running request uses is never evicted;
 // a pinned one never leaves the device once loaded. Unloading frees its memory at
 // once, or when the last request using it ends.
@@ -17,6 +21,7 @@
 #pragma once
 
 #include "core/adapters/adapter_format.h"
+#include "core/adapters/adapter_pool.h"
 #include "core/adapters/lora_hook.h"
 #include "core/adapters/lora_kernels.h"
 #include "core/adapters/packed_adapter.h"
@@ -38,6 +43,11 @@ class PluginHost;
 struct AdapterManagerOptions {
   size_t pool_bytes = size_t{2} << 30;       ///< device budget for resident adapters
   size_t host_pool_bytes = size_t{8} << 30;  ///< host tier budget
+  /// Page of the device pool; 0: choose_page_bytes() for the model's layers.
+  size_t page_bytes = 0;
+  /// Device memory reserved at a time (raised to hold the largest module segment
+  /// that max_rank allows).
+  size_t chunk_bytes = size_t{64} << 20;
   int32_t max_rank = 64;                     ///< larger adapters are refused at load
   std::string plugin = "lora";               ///< adapter plugin (format)
 };
@@ -51,7 +61,8 @@ struct AdapterStatus {
   std::string summary;
   int32_t rank = 0;          ///< largest rank of its modules
   int32_t num_modules = 0;
-  size_t bytes = 0;          ///< of its packed image (device and host alike)
+  size_t bytes = 0;          ///< of its packed image (the host tier's bytes)
+  int64_t pages = 0;         ///< its footprint in the device pool (pages of page_bytes)
   AdapterTier tier = AdapterTier::disk;
   bool cached_on_host = false;
   bool pinned = false;
@@ -65,7 +76,15 @@ struct AdapterStatus {
 };
 
 struct AdapterPoolStats {
-  size_t device_bytes = 0, device_budget = 0;
+  /// Device pool: bytes = pages x page_bytes. device_bytes: pages holding adapters
+  /// (above device_budget only after over-budget loads); device_budget: the pages
+  /// pool_bytes allows; device_reserved_bytes: chunks held from the backend, free
+  /// pages included (within the budget they stay until the manager is destroyed).
+  size_t device_bytes = 0, device_budget = 0, device_reserved_bytes = 0;
+  size_t page_bytes = 0;
+  int64_t device_pages = 0, device_budget_pages = 0;
+  int64_t largest_free_run = 0;  ///< pages, in the reserved chunks
+  int32_t device_chunks = 0;
   size_t host_bytes = 0, host_budget = 0;
   int32_t registered = 0, resident = 0, cached = 0;
   int64_t loads = 0, evictions = 0, disk_reads = 0;
@@ -83,8 +102,9 @@ class AdapterManager {
   AdapterManager& operator=(const AdapterManager&) = delete;
 
   /// Reads and checks the adapter (metadata only; no tensor is copied). Throws
-  /// banyan::Error: invalid_argument for a name in use, a rank over max_rank, an
-  /// image larger than pool_bytes, or a bad adapter; not_found for missing files.
+  /// banyan::Error: invalid_argument for a name in use, a rank over max_rank, a
+  /// footprint (in pages) larger than pool_bytes, or a bad adapter; not_found for
+  /// missing files.
   uint64_t load(const std::string& name, const std::string& path);
   /// Unregisters; frees its memory now, or when the last request using it ends.
   /// Throws Error(not_found).
@@ -93,6 +113,9 @@ class AdapterManager {
   void pin(const std::string& name, bool pinned);
 
   std::vector<AdapterStatus> list() const;
+  /// AdapterPool::check() under the lock, and that the pages in use are exactly the
+  /// footprints of the resident adapters (tests).
+  void check_pool() const;
   std::optional<AdapterStatus> find(const std::string& name) const;
   AdapterPoolStats stats() const;
   const std::vector<BaseLinear>& linears() const;
@@ -123,6 +146,8 @@ class AdapterManager {
   std::unique_ptr<LoraHook> hook_;
   std::unique_ptr<AdapterFormat> format_;
   DType dtype_ = DType::f32;
+
+  std::unique_ptr<AdapterPool> pool_;
 
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, std::unique_ptr<Entry>> entries_;

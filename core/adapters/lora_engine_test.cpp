@@ -259,15 +259,16 @@ TEST(LoraEngine, StormOf200AdaptersThroughAPoolFor16) {
     paths[i] = (tmp / ("s" + std::to_string(i))).string();
     fs::create_directory_symlink(fam / "adapters" / source_of[i], paths[i]);
   }
-  // The pool holds 16 of the largest image.
+  // The pool holds 16 of the largest footprint (its pages).
   size_t largest = 0;
   {
     auto probe = Engine::create(engine_config(fam));
     auto* impl = dynamic_cast<EngineImpl*>(probe.get());
     ASSERT_TRUE(impl);
+    const size_t page = impl->adapter_manager()->stats().page_bytes;
     for (const auto& n : source_names) {
       probe->load_adapter(n, (fam / "adapters" / n).string());
-      largest = std::max(largest, impl->adapter_manager()->find(n)->bytes);
+      largest = std::max(largest, static_cast<size_t>(impl->adapter_manager()->find(n)->pages) * page);
     }
   }
   auto engine = Engine::create(engine_config(
@@ -356,14 +357,21 @@ TEST(LoraEngine, StormOf200AdaptersThroughAPoolFor16) {
   EXPECT_GT(st.evictions, 0) << "a pool for 16 of 200 adapters must evict";
   EXPECT_GT(st.loads, 16);
   EXPECT_LE(st.device_bytes, 16 * largest);
+  EXPECT_EQ(st.device_budget, 16 * largest);
+  mgr.check_pool();
   std::cout << "[   STORM  ] " << served << " requests served, " << refused_unloaded.load()
             << " refused while their adapter was unloaded; " << st.loads << " loads, "
             << st.evictions << " evictions, " << st.disk_reads << " disk reads, " << st.over_budget
-            << " loads over budget\n";
+            << " loads over budget; pool " << st.device_pages << "/" << st.device_budget_pages
+            << " pages of " << st.page_bytes << " B in use\n";
   // No leak: unloading everything returns every byte.
   for (const auto& a : engine->adapters()) engine->unload_adapter(a.name);
   const AdapterPoolStats end = mgr.stats();
   EXPECT_EQ(end.device_bytes, 0u);
+  EXPECT_EQ(end.device_pages, 0);
+  EXPECT_EQ(end.resident, 0);
+  EXPECT_LE(end.device_reserved_bytes, end.device_budget);  // chunks beyond the budget went back
+  mgr.check_pool();
   EXPECT_EQ(end.host_bytes, 0u);
   EXPECT_EQ(end.registered, 0);
   EXPECT_EQ(engine->stats().kv_usage, 0.0);

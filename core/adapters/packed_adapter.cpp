@@ -131,6 +131,17 @@ AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType activation,
   return l;
 }
 
+std::vector<ModuleSegment> module_segments(const AdapterLayout& l) {
+  std::vector<ModuleSegment> out(l.modules.size());
+  for (size_t i = 0; i < l.modules.size(); ++i) {
+    const size_t end = i + 1 < l.modules.size() ? l.modules[i + 1].a_offset : l.bytes;
+    if (end <= l.modules[i].a_offset || end > l.bytes)
+      throw Error(Code::internal, "adapter image: module " + l.names[i] + " has no bytes of its own");
+    out[i] = {l.modules[i].a_offset, end - l.modules[i].a_offset};
+  }
+  return out;
+}
+
 void pack_adapter(const BanyanAdapterInfo& info, const AdapterLayout& l, const Checkpoint& base,
                   std::byte* image) {
   if (static_cast<size_t>(info.num_modules) != l.modules.size())

@@ -3,7 +3,9 @@
 // activations are F32 and the file's tensors are all BF16: lossless, and half the
 // bytes every step reads) and, for DoRA, the
 // per-output scale magnitude / ||W + scaling·B·A|| and bias term (f32). The same
-// bytes live in the host tier and, uploaded as one copy, on the device.
+// bytes live in the host tier and, module by module, in the device pool: each
+// module's segment (its A, B^T and DoRA vectors, contiguous) may be placed apart
+// from the others (module_segments()).
 #pragma once
 
 #include "core/runtime/checkpoint.h"
@@ -43,6 +45,14 @@ struct AdapterLayout {
 AdapterLayout plan_adapter(const BanyanAdapterInfo& info, DType activation,
                            const std::function<int32_t(const std::string&)>& module_index,
                            const Checkpoint& base);
+
+/// Module i's segment of the image: [offset, offset + bytes), from its a_offset to
+/// the next module's (the last ends at layout.bytes). Everything of module i lies
+/// inside it, so placed at address P its weights are at P + (x_offset - offset).
+struct ModuleSegment {
+  size_t offset = 0, bytes = 0;
+};
+std::vector<ModuleSegment> module_segments(const AdapterLayout& layout);
 
 /// Fills `image` (layout.bytes) from the plugin's tensors; for DoRA, computes the
 /// weight norm from the base checkpoint's weight exactly as PEFT does (row-wise L2
