@@ -172,9 +172,15 @@ class CudaLoraKernels final : public core::LoraKernels {
     // grouping, shrink and expand while the main stream runs the base product; then
     // those of the modules learned to follow with the same x (their products come
     // next, so their deltas are ready sooner and hide behind three products).
-    const bool ahead = lookahead_ && T <= kAheadRows && !x_written;
+    const int rows_hint = tile_rows(ctx, T, slots);
+    const bool ahead_rows = lookahead_ != LoraLookahead::off && T <= kAheadRows;
+    const bool ahead = ahead_rows && !x_written && (lookahead_ == LoraLookahead::always || rows_hint <= 1);
     const int buffers = ahead ? kAhead : 1;
-    reserve(delta_[0], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
+    // Outside a capture every buffer grows to this module's size (so that a capture
+    // after one step finds them large enough for any module launched ahead).
+    const bool grow_all = ahead_rows && !capturing();
+    for (int i = 0; i < (grow_all ? kAhead : 1); ++i)
+      reserve(delta_[i], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
     if (!side_.get()) {
       side_ = Stream::create();
       fork_ = Event::create();
@@ -182,7 +188,6 @@ class CudaLoraKernels final : public core::LoraKernels {
     }
     fork_.record(b_.stream());
     BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
-    const int rows_hint = tile_rows(ctx, T, slots);
     int32_t m = module;
     int64_t mn = n;
     for (int i = 0; i < buffers && m >= 0; ++i) {
@@ -218,7 +223,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   }
 
   void set_overlap(bool on) { overlap_ = on; }
-  void set_lookahead(bool on) { lookahead_ = on; }
+  void set_lookahead(LoraLookahead mode) { lookahead_ = mode; }
   LoraStats stats() const { return stats_; }
 
   // Graphs: staged table changes go up now (outside the capture); the generation
@@ -492,7 +497,8 @@ class CudaLoraKernels final : public core::LoraKernels {
     int64_t rows = 0;
     uint64_t step = 0;
   };
-  bool overlap_ = true, lookahead_ = true;
+  bool overlap_ = true;
+  LoraLookahead lookahead_ = LoraLookahead::distinct;
   Pending pending_[kAhead];
   DeviceMemory delta_[kAhead];
   Stream side_;
@@ -530,10 +536,10 @@ void set_lora_overlap(core::LoraKernels& kernels, bool on) {
   k->set_overlap(on);
 }
 
-void set_lora_lookahead(core::LoraKernels& kernels, bool on) {
+void set_lora_lookahead(core::LoraKernels& kernels, LoraLookahead mode) {
   auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
   if (!k) throw Error(Code::invalid_argument, "set_lora_lookahead: not the CUDA LoRA kernels");
-  k->set_lookahead(on);
+  k->set_lookahead(mode);
 }
 
 LoraStats lora_stats(const core::LoraKernels& kernels) {

@@ -67,9 +67,10 @@ __device__ __forceinline__ LoraEntry load_entry(const LoraEntry* table, int slot
 // ------------------------------------------------------------------ shrink ---
 
 // acc[m] = sum over this warp's part of x_m · a (MT rows; rows beyond the tile
-// repeat its last row and are never stored). Each lane keeps KU 16-byte loads of A
-// (and of each row of x) in flight per round; loads past the end are predicated
-// off (zeros), so a short part is one round, not a serial tail.
+// repeat its last row and are never stored). Each lane keeps kU 16-byte loads of A
+// (and of each row of x) in flight per round; loads past the end read the last
+// vector again (unconditional loads stay in flight together; a load under a branch
+// would wait for the one before) and count zero, so a short part is one round.
 template <int MT, int V>
 __device__ __forceinline__ void shrink_dots(const uint16_t* __restrict__ x, int64_t in,
                                             const uint16_t* __restrict__ a, const int* rows,
@@ -87,16 +88,14 @@ __device__ __forceinline__ void shrink_dots(const uint16_t* __restrict__ x, int6
     for (int64_t v = static_cast<int64_t>(part) * 32 + lane; v < vecs; v += stride * kU) {
       Bf16x8 w[kU];
 #pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        const int64_t at = v + stride * u;
-        w[u] = at < vecs ? load_stream(a + at * 8) : Bf16x8{};
-      }
+      for (int u = 0; u < kU; ++u) w[u] = load_stream(a + min(v + stride * u, vecs - 1) * 8);
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
-        const int64_t at = v + stride * u;
+        const int64_t at = min(v + stride * u, vecs - 1);
+        if (v + stride * u >= vecs) w[u] = Bf16x8{};  // a select, after the loads
 #pragma unroll
         for (int m = 0; m < MT; ++m) {
-          const Bf16x8 xv = at < vecs ? load8(xr[m] + at * 8) : Bf16x8{};
+          const Bf16x8 xv = load8(xr[m] + at * 8);
 #pragma unroll
           for (int j = 0; j < 8; ++j) acc[m] = fmaf(w[u].get(j), xv.get(j), acc[m]);
         }
@@ -299,17 +298,15 @@ __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows,
   };
   const bool vec = V == 8 && expand_col<V>(base, lane, 7) < n_out;
   if (vec) {
-    // kU loads of B^T rows in flight per lane and round; ranks past the end are
-    // predicated off.
+    // kU loads of B^T rows in flight per lane and round, unconditionally (ranks past
+    // the end read the last row again and are skipped).
     constexpr int kU = MT <= 2 ? 8 : 4;
     const uint16_t* bt = e.bt + base + lane * 8;
     for (int k = warp; k < e.rank; k += kExpandWarps * kU) {
       Bf16x8 w[kU];
 #pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        const int kk = k + kExpandWarps * u;
-        w[u] = kk < e.rank ? load_stream(bt + static_cast<int64_t>(kk) * n_out) : Bf16x8{};
-      }
+      for (int u = 0; u < kU; ++u)
+        w[u] = load_stream(bt + static_cast<int64_t>(min(k + kExpandWarps * u, e.rank - 1)) * n_out);
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
         const int kk = k + kExpandWarps * u;
@@ -348,7 +345,7 @@ __device__ __forceinline__ void expand_tile(const LoraEntry& e, const int* rows,
 // MAXM as for the shrink: 8 (a tile in one pass) or 1 (distinct adapters: ~half the
 // registers, so twice the blocks per SM, and 8 loads in flight per lane).
 template <int V, int OUT, int MAXM>
-__global__ void __launch_bounds__(kExpandWarps * 32, MAXM < kLoraTileRows ? 8 : OUT == kDeltaF32 ? 4 : 5)
+__global__ void __launch_bounds__(kExpandWarps * 32, MAXM < kLoraTileRows ? 8 : 4)
     expand_kernel(const float* __restrict__ t, int ldt, const LoraEntry* __restrict__ table,
                   LoraGroups g, void* out, int64_t n_out) {
   __shared__ float ts[kLoraTileRows][kLoraMaxRank];
@@ -524,9 +521,10 @@ void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* t
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
                  bool wait_first, cudaStream_t stream, int tile_rows) {
   if (rows <= 0 || max_rank <= 0) return;
-  // Warps per rank: enough that each reads ~2k features (16-byte loads, 8 per lane).
+  // Warps per rank: enough that each reads ~1k features (16-byte loads, 4 per lane:
+  // one round of loads; the small tiles of a decode step are latency-bound).
   int ksplit = 1;
-  while (ksplit < kShrinkWarps && in > 2048LL * ksplit) ksplit *= 2;
+  while (ksplit < kShrinkWarps && in > 1024LL * ksplit) ksplit *= 2;
   const int per_block = kShrinkWarps / ksplit;
   const dim3 grid(grid_tiles(max_tiles), static_cast<unsigned>((max_rank + per_block - 1) / per_block));
   const bool vec = in % 8 == 0 && aligned16(x);  // A rows: 64-byte aligned images, in % 8 == 0

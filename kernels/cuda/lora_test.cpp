@@ -348,6 +348,7 @@ TEST(CudaLora, SharedInputsRunAhead) {
   core::StepLayout layout;
   core::ForwardBatch batch;
   core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+  set_lora_lookahead(*f.gpu, LoraLookahead::always);  // default: steps of distinct adapters only
   std::vector<int32_t> order = {0, 1, 2, 3};
   bool other_x = false;  // module 1 reads xb (same values, another buffer)
   auto input = [&](int32_t m) -> const Tensor& { return m == 3 ? x3.t : m == 1 && other_x ? xb.t : xa.t; };
