@@ -193,9 +193,9 @@ if [[ "${PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
   # 1 and with 64 adapters; the bench is stopped once they are profiled.
   for n in 1 64; do
     echo "### $n adapters"
-    timeout 100 ncu --kernel-name regex:'shrink|expand|merge' --launch-skip 1400 --launch-count 12 --kill on \
+    timeout "$(left 100)" ncu --kernel-name regex:'shrink|expand|merge' --launch-skip 1400 --launch-count 12 --kill on \
       --section SpeedOfLight --section Occupancy --section LaunchStats \
-      "$bin/banyan_bench_lora_gpu" --out /dev/null --adapters $n --big-batch 0 --prefill 0 --steps 4 --reps 1 2>&1
+      "$bin/banyan_bench_lora_gpu" --out /dev/null --adapters $n --big-batch 0 --prefill 0 --steps 4 --reps 1 --ablate 0 2>&1
   done > "$out/ncu.txt"
   grep -E "^###|shrink_kernel|expand_kernel|merge_kernel|Duration|DRAM Throughput|Achieved Occupancy" "$out/ncu.txt" | head -n 80
   stamp "profile"

@@ -93,9 +93,19 @@ class CudaLoraKernels final : public core::LoraKernels {
     for (int i = 0; i < kAhead; ++i) {
       Pending& p = pending_[i];
       if (!(p.active && p.claimed && p.module == module && p.out == out.data && p.rows == T)) continue;
-      // prepare() computed the deltas beside the base product: add them.
       p.active = false;
       BANYAN_CUDA_CHECK(cudaStreamWaitEvent(b_.stream(), join_[i].get(), 0));
+      if (p.late) {
+        // prepare() ran the shrink beside the base product: the expand adds into out
+        // (its prologue prefetches B^T into L2 while the product finishes).
+        lora_expand(scratch_.as<float>(), T, p.max_rank, device_table_.as<LoraEntry>() + index(module, 0), p.groups,
+                    p.max_tiles, out.data, out.type() == DType::f32, out.shape[1], b_.stream(),
+                    tile_rows(ctx, T, slots));
+        last_out_ = static_cast<const char*>(out.data);
+        last_out_bytes_ = out.nbytes();
+        return;
+      }
+      // prepare() computed the deltas beside the base product: add them.
       lora_merge(out.data, out.type() == DType::f32, delta_[i].as<float>(), ctx.row_adapter_slots.as<const int32_t>(),
                  T, slots, out.shape[1], device_table_.as<LoraEntry>() + index(module, 0), b_.stream());
       last_out_ = static_cast<const char*>(out.data);  // written by the kernel just before
@@ -173,6 +183,25 @@ class CudaLoraKernels final : public core::LoraKernels {
     // those of the modules learned to follow with the same x (their products come
     // next, so their deltas are ready sooner and hide behind three products).
     const int rows_hint = tile_rows(ctx, T, slots);
+    if (late_expand_ && rows_hint >= 2) {
+      // Tiles of several rows (few adapters): only the shrink beside the product;
+      // apply() runs the expand into out (no delta buffer, no merge).
+      int32_t max_rank = 0;
+      {
+        std::lock_guard lk(mu_);
+        max_rank = max_rank_[module];
+      }
+      reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
+      start_side();
+      bool just_made = false;
+      const Groups& g = groups(ctx.row_adapter_slots, step, T, slots, just_made, side_.get());
+      const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
+      lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups, g.max_tiles,
+                  scratch_.as<float>(), just_made, side_.get(), rows_hint);
+      join_[0].record(side_.get());
+      pending_[0] = Pending{true, true, module, x.data, out.data, T, n, step, true, max_rank, g.groups, g.max_tiles};
+      return;
+    }
     const bool ahead_rows = lookahead_ != LoraLookahead::off && T <= kAheadRows;
     const bool ahead = ahead_rows && !x_written && (lookahead_ == LoraLookahead::always || rows_hint <= 1);
     const int buffers = ahead ? kAhead : 1;
@@ -181,13 +210,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     const bool grow_all = ahead_rows && !capturing();
     for (int i = 0; i < (grow_all ? kAhead : 1); ++i)
       reserve(delta_[i], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
-    if (!side_.get()) {
-      side_ = Stream::create();
-      fork_ = Event::create();
-      for (auto& e : join_) e = Event::create();
-    }
-    fork_.record(b_.stream());
-    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
+    start_side();
     int32_t m = module;
     int64_t mn = n;
     for (int i = 0; i < buffers && m >= 0; ++i) {
@@ -214,7 +237,7 @@ class CudaLoraKernels final : public core::LoraKernels {
       lora_expand_delta(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_[i].as<float>(), mn,
                         side_.get(), rows_hint);
       join_[i].record(side_.get());
-      pending_[i] = Pending{true, i == 0, m, x.data, i == 0 ? out.data : nullptr, T, mn, step};
+      pending_[i] = Pending{true, i == 0, m, x.data, i == 0 ? out.data : nullptr, T, mn, step, false, 0, {}, 0};
       stats_.ahead_launched += i > 0;
       m = follows_[m];
       if (m == module) break;
@@ -223,6 +246,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   }
 
   void set_overlap(bool on) { overlap_ = on; }
+  void set_late_expand(bool on) { late_expand_ = on; }
   void set_lookahead(LoraLookahead mode) { lookahead_ = mode; }
   LoraStats stats() const { return stats_; }
 
@@ -436,6 +460,17 @@ class CudaLoraKernels final : public core::LoraKernels {
       if (pending_[i].active && (pending_[i].claimed || !claimed_only)) drop(i);
   }
 
+  // The side stream starts where the main stream is (x is ready).
+  void start_side() {
+    if (!side_.get()) {
+      side_ = Stream::create();
+      fork_ = Event::create();
+      for (auto& e : join_) e = Event::create();
+    }
+    fork_.record(b_.stream());
+    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
+  }
+
   static bool overlaps(const Tensor& a, const Tensor& b) {
     const char* p = static_cast<const char*>(a.data);
     const char* q = static_cast<const char*>(b.data);
@@ -490,6 +525,10 @@ class CudaLoraKernels final : public core::LoraKernels {
     const void* out = nullptr;    // once claimed
     int64_t rows = 0, n = 0;
     uint64_t step = 0;
+    bool late = false;            // only the shrink ran ahead: apply() runs the expand
+    int32_t max_rank = 0;         // (late) the expand's grid
+    LoraGroups groups;            // (late) the grouping the shrink used
+    int64_t max_tiles = 0;
   };
   struct Seen {
     int32_t module = -1;
@@ -497,7 +536,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     int64_t rows = 0;
     uint64_t step = 0;
   };
-  bool overlap_ = true;
+  bool overlap_ = true, late_expand_ = true;
   LoraLookahead lookahead_ = LoraLookahead::distinct;
   Pending pending_[kAhead];
   DeviceMemory delta_[kAhead];
@@ -534,6 +573,12 @@ void set_lora_overlap(core::LoraKernels& kernels, bool on) {
   auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
   if (!k) throw Error(Code::invalid_argument, "set_lora_overlap: not the CUDA LoRA kernels");
   k->set_overlap(on);
+}
+
+void set_lora_late_expand(core::LoraKernels& kernels, bool on) {
+  auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
+  if (!k) throw Error(Code::invalid_argument, "set_lora_late_expand: not the CUDA LoRA kernels");
+  k->set_late_expand(on);
 }
 
 void set_lora_lookahead(core::LoraKernels& kernels, LoraLookahead mode) {

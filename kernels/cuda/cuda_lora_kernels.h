@@ -4,7 +4,9 @@
 // and each module's delta is one shrink and one expand launch (lora.h), on a side
 // stream beside the base product when prepare() announced the module (the hook
 // does, before the product), then merged into out by apply() (and, with lookahead,
-// those of the modules that follow with the same input: see below). Outside
+// those of the modules that follow with the same input: see below); in steps of
+// few adapters only the shrink runs beside the product and apply() runs the expand
+// into out (late expand, below). Outside
 // graph capture, a run of at least 128 consecutive token rows of one adapter (a
 // prefill chunk) takes cuBLASLt instead (x·A^T rounded to bf16 and scaled, then
 // accumulated ·B^T into out, or the DoRA combination), the kernels the rest.
@@ -40,7 +42,15 @@ std::unique_ptr<core::LoraKernels> make_cuda_lora_kernels(core::Backend& backend
 /// critical path). Off: apply() does the shrink and expand after the product.
 void set_lora_overlap(core::LoraKernels& kernels, bool on);
 
-/// Lookahead: with overlap, prepare() of a module also launches the deltas of the
+/// Late expand (default on): with overlap, in steps whose tiles have several rows
+/// (few adapters, by the batch's host slots), prepare() runs only the shrink on the
+/// side stream and apply() the expand into out after the product (B^T prefetched
+/// into L2 while the product finishes): no f32 delta buffer written and read, no
+/// merge. Off (and in steps of distinct adapters): shrink and expand on the side
+/// stream, merged by apply().
+void set_lora_late_expand(core::LoraKernels& kernels, bool on);
+
+/// Lookahead: with overlap (and not the late expand), prepare() of a module also launches the deltas of the
 /// modules learned to follow it with the same input (the next prepare() of the
 /// previous step with the same x and rows: q -> k -> v, gate -> up), up to two, for
 /// steps of at most 1024 rows; their prepare() then claims them (same x, rows, step

@@ -361,6 +361,16 @@ __global__ void __launch_bounds__(kExpandWarps * 32, MAXM < kLoraTileRows ? 8 : 
     if (threadIdx.x < kLoraTileRows)
       rows[threadIdx.x] = g.order[tile.begin + min(static_cast<int>(threadIdx.x), tile.count - 1)];
   }
+  const int64_t base = static_cast<int64_t>(blockIdx.y) * kExpandCols;
+  if (valid) {
+    // B^T is the adapter's (never written): warm L2 with this block's rows while the
+    // kernel before finishes (lanes 0-3 of each warp: a 128-byte line each, its ranks).
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t col = base + lane * 64;
+    if (lane < kExpandCols / 64 && col < n_out)
+      for (int k = warp; k < e.rank; k += kExpandWarps)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(e.bt + static_cast<int64_t>(k) * n_out + col));
+  }
   grid_dependency_wait();  // t (the shrink) and out (the base product) are complete
   if (!valid || e.rank == 0) return;
   for (int i = threadIdx.x; i < kLoraTileRows * e.rank; i += kExpandWarps * 32) {
@@ -368,7 +378,6 @@ __global__ void __launch_bounds__(kExpandWarps * 32, MAXM < kLoraTileRows ? 8 : 
     ts[m][k] = m < tile.count ? t[static_cast<int64_t>(tile.begin + m) * ldt + k] : 0.0f;
   }
   __syncthreads();
-  const int64_t base = static_cast<int64_t>(blockIdx.y) * kExpandCols;
   if constexpr (MAXM < kLoraTileRows) {
     for (int c0 = 0; c0 < tile.count; c0 += MAXM) {  // tile.count is uniform
       expand_tile<MAXM, V, OUT, MAXM>(e, rows + c0, min(MAXM, tile.count - c0), ts + c0, n_out, base, out,

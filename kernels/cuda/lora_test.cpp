@@ -1,8 +1,8 @@
 // The CUDA multi-LoRA kernels against the CPU ones (core/adapters), on fresh random
 // inputs: mixed slots and ranks (1 to 64) in one batch, DoRA with and without a
 // bias, rows without an adapter (left bit-identical), slots out of range, odd
-// sizes (the scalar paths), every kernel variant and merge form, and a captured
-// graph replayed over new slots.
+// sizes (the scalar paths), every kernel variant, merge form and the late expand,
+// lookahead over modules sharing x, and captured graphs replayed over new slots.
 #include "kernels/cuda/cuda_test_util.h"
 
 #if defined(BANYAN_WITH_ADAPTERS)
@@ -167,15 +167,22 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       // Every other call announces the module first (deltas on the side stream,
       // merged by apply), as the hook does before the base product; the merge in
       // each of its forms (first version, 16-byte, 16-byte with PDL).
+      // Overlapped tiles of several rows take the late expand (shrink beside the
+      // product, expand after it) unless it is off (then as distinct adapters).
       const bool overlapped = (T + m) % 2 == 0;
       const int merge = static_cast<int>(T % 3);
+      const bool late = (T + 3 * m) % 4 != 0;
       lora_set_merge_mode(merge);
+      set_lora_late_expand(*f.gpu, late);
       if (overlapped) f.gpu->prepare(m, ctx, xd.t, od.t);
       f.gpu->apply(m, ctx, xd.t, od.t);
       lora_set_merge_mode(2);
+      set_lora_late_expand(*f.gpu, true);
       f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t),
                        "T=" + std::to_string(T) + " hint " + std::to_string(hint) +
-                           (overlapped ? " (overlapped, merge " + std::to_string(merge) + ")" : ""));
+                           (overlapped ? " (overlapped, merge " + std::to_string(merge) +
+                                             (late ? ", late expand)" : ")")
+                                       : ""));
     }
   }
 }
@@ -348,7 +355,10 @@ TEST(CudaLora, SharedInputsRunAhead) {
   core::StepLayout layout;
   core::ForwardBatch batch;
   core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
-  set_lora_lookahead(*f.gpu, LoraLookahead::always);  // default: steps of distinct adapters only
+  // Lookahead runs with the deltas on the side stream (not the late expand, the
+  // default for tiles of several rows) and, by default, in steps of distinct adapters.
+  set_lora_late_expand(*f.gpu, false);
+  set_lora_lookahead(*f.gpu, LoraLookahead::always);
   std::vector<int32_t> order = {0, 1, 2, 3};
   bool other_x = false;  // module 1 reads xb (same values, another buffer)
   auto input = [&](int32_t m) -> const Tensor& { return m == 3 ? x3.t : m == 1 && other_x ? xb.t : xa.t; };
