@@ -183,7 +183,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     // those of the modules learned to follow with the same x (their products come
     // next, so their deltas are ready sooner and hide behind three products).
     const int rows_hint = tile_rows(ctx, T, slots);
-    if (late_expand_ && rows_hint >= 2) {
+    if (late_ == LoraLateExpand::always || (late_ == LoraLateExpand::shared && rows_hint >= 2)) {
       // Tiles of several rows (few adapters): only the shrink beside the product;
       // apply() runs the expand into out (no delta buffer, no merge).
       int32_t max_rank = 0;
@@ -246,7 +246,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   }
 
   void set_overlap(bool on) { overlap_ = on; }
-  void set_late_expand(bool on) { late_expand_ = on; }
+  void set_late_expand(LoraLateExpand mode) { late_ = mode; }
   void set_lookahead(LoraLookahead mode) { lookahead_ = mode; }
   LoraStats stats() const { return stats_; }
 
@@ -536,7 +536,8 @@ class CudaLoraKernels final : public core::LoraKernels {
     int64_t rows = 0;
     uint64_t step = 0;
   };
-  bool overlap_ = true, late_expand_ = true;
+  bool overlap_ = true;
+  LoraLateExpand late_ = LoraLateExpand::shared;
   LoraLookahead lookahead_ = LoraLookahead::distinct;
   Pending pending_[kAhead];
   DeviceMemory delta_[kAhead];
@@ -575,10 +576,10 @@ void set_lora_overlap(core::LoraKernels& kernels, bool on) {
   k->set_overlap(on);
 }
 
-void set_lora_late_expand(core::LoraKernels& kernels, bool on) {
+void set_lora_late_expand(core::LoraKernels& kernels, LoraLateExpand mode) {
   auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
   if (!k) throw Error(Code::invalid_argument, "set_lora_late_expand: not the CUDA LoRA kernels");
-  k->set_late_expand(on);
+  k->set_late_expand(mode);
 }
 
 void set_lora_lookahead(core::LoraKernels& kernels, LoraLookahead mode) {

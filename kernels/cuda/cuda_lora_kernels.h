@@ -42,13 +42,14 @@ std::unique_ptr<core::LoraKernels> make_cuda_lora_kernels(core::Backend& backend
 /// critical path). Off: apply() does the shrink and expand after the product.
 void set_lora_overlap(core::LoraKernels& kernels, bool on);
 
-/// Late expand (default on): with overlap, in steps whose tiles have several rows
-/// (few adapters, by the batch's host slots), prepare() runs only the shrink on the
-/// side stream and apply() the expand into out after the product (B^T prefetched
-/// into L2 while the product finishes): no f32 delta buffer written and read, no
-/// merge. Off (and in steps of distinct adapters): shrink and expand on the side
-/// stream, merged by apply().
-void set_lora_late_expand(core::LoraKernels& kernels, bool on);
+/// Late expand: with overlap, prepare() runs only the shrink on the side stream and
+/// apply() the expand into out after the product (B^T prefetched into L2 while the
+/// product finishes): no f32 delta buffer written and read, no merge. Otherwise
+/// shrink and expand run on the side stream, merged by apply(). shared (default):
+/// in steps whose tiles have several rows (few adapters, by the batch's host slots);
+/// always; off.
+enum class LoraLateExpand { off, shared, always };
+void set_lora_late_expand(core::LoraKernels& kernels, LoraLateExpand mode);
 
 /// Lookahead: with overlap (and not the late expand), prepare() of a module also launches the deltas of the
 /// modules learned to follow it with the same input (the next prepare() of the

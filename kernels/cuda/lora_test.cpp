@@ -171,17 +171,19 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       // product, expand after it) unless it is off (then as distinct adapters).
       const bool overlapped = (T + m) % 2 == 0;
       const int merge = static_cast<int>(T % 3);
-      const bool late = (T + 3 * m) % 4 != 0;
+      const int late = static_cast<int>((T + 3 * m) % 4);  // 0 off, 3 always, else shared
       lora_set_merge_mode(merge);
-      set_lora_late_expand(*f.gpu, late);
+      set_lora_late_expand(*f.gpu, late == 0   ? LoraLateExpand::off
+                                   : late == 3 ? LoraLateExpand::always
+                                               : LoraLateExpand::shared);
       if (overlapped) f.gpu->prepare(m, ctx, xd.t, od.t);
       f.gpu->apply(m, ctx, xd.t, od.t);
       lora_set_merge_mode(2);
-      set_lora_late_expand(*f.gpu, true);
+      set_lora_late_expand(*f.gpu, LoraLateExpand::shared);
       f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t),
                        "T=" + std::to_string(T) + " hint " + std::to_string(hint) +
                            (overlapped ? " (overlapped, merge " + std::to_string(merge) +
-                                             (late ? ", late expand)" : ")")
+                                             ", late expand " + std::to_string(late) + ")"
                                        : ""));
     }
   }
@@ -357,7 +359,7 @@ TEST(CudaLora, SharedInputsRunAhead) {
   core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
   // Lookahead runs with the deltas on the side stream (not the late expand, the
   // default for tiles of several rows) and, by default, in steps of distinct adapters.
-  set_lora_late_expand(*f.gpu, false);
+  set_lora_late_expand(*f.gpu, LoraLateExpand::off);
   set_lora_lookahead(*f.gpu, LoraLookahead::always);
   std::vector<int32_t> order = {0, 1, 2, 3};
   bool other_x = false;  // module 1 reads xb (same values, another buffer)
