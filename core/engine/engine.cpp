@@ -191,8 +191,24 @@ const Tokenizer& EngineImpl::tokenizer() const {
 }
 
 EngineStats EngineImpl::stats() const {
-  std::lock_guard lock(mu_);
-  return stats_;
+  EngineStats s;
+  {
+    std::lock_guard lock(mu_);
+    s = stats_;
+  }
+  if (adapters_) {  // its own lock
+    const AdapterPoolStats a = adapters_->stats();
+    s.adapters = true;
+    s.adapter_page_bytes = static_cast<int64_t>(a.page_bytes);
+    s.adapter_pages_used = a.device_pages;
+    s.adapter_pages_budget = a.device_budget_pages;
+    s.adapter_reserved_bytes = static_cast<int64_t>(a.device_reserved_bytes);
+    s.adapter_host_bytes = static_cast<int64_t>(a.host_bytes);
+    s.adapter_loads = a.loads;
+    s.adapter_evictions = a.evictions;
+    s.adapter_over_budget = a.over_budget;
+  }
+  return s;
 }
 
 std::vector<AdapterInfo> EngineImpl::adapters() const {

@@ -33,6 +33,12 @@ struct EngineStats {
   int64_t steps = 0;                  ///< steps that ran the model
   int64_t bytes_to_host = 0;          ///< device → host copies (logits, sampled tokens)
   int64_t device_sampling_steps = 0;  ///< steps sampled where the logits are (no logits copy)
+  /// The adapter pool (adapters.enabled only; see AdapterPoolStats): device pages.
+  bool adapters = false;
+  int64_t adapter_page_bytes = 0, adapter_pages_used = 0, adapter_pages_budget = 0;
+  int64_t adapter_reserved_bytes = 0;  ///< device chunks held, free pages included
+  int64_t adapter_host_bytes = 0;      ///< host tier
+  int64_t adapter_loads = 0, adapter_evictions = 0, adapter_over_budget = 0;
 };
 
 struct AdapterInfo {

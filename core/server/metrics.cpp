@@ -183,6 +183,27 @@ std::string ServerMetrics::render(const EngineStats& s, const std::vector<Adapte
     sample(out, "banyan_adapter_rank", "adapter=\"" + escape_label(a.name) + "\"", a.rank);
   single(out, "banyan_adapters_registered", "gauge", "Adapters registered.",
          static_cast<double>(adapters.size()));
+  if (s.adapters) {
+    auto d = [](int64_t v) { return static_cast<double>(v); };
+    single(out, "banyan_adapter_pool_page_bytes", "gauge", "Bytes per page of the device adapter pool.",
+           d(s.adapter_page_bytes));
+    single(out, "banyan_adapter_pool_pages_used", "gauge",
+           "Pages of the device adapter pool holding adapters.", d(s.adapter_pages_used));
+    single(out, "banyan_adapter_pool_pages_budget", "gauge",
+           "Pages adapters.pool_bytes allows.", d(s.adapter_pages_budget));
+    single(out, "banyan_adapter_pool_reserved_bytes", "gauge",
+           "Device memory the adapter pool holds (chunks, free pages included).",
+           d(s.adapter_reserved_bytes));
+    single(out, "banyan_adapter_host_tier_bytes", "gauge", "Adapter images in the host tier.",
+           d(s.adapter_host_bytes));
+    single(out, "banyan_adapter_loads_total", "counter", "Adapters made device-resident.",
+           d(s.adapter_loads));
+    single(out, "banyan_adapter_evictions_total", "counter",
+           "Adapters evicted from the device to make room.", d(s.adapter_evictions));
+    single(out, "banyan_adapter_pool_over_budget_total", "counter",
+           "Loads beyond adapters.pool_bytes (every resident adapter was in use).",
+           d(s.adapter_over_budget));
+  }
   return out;
 }
 

@@ -484,6 +484,20 @@ TEST_F(Protocol, MetricsText) {
         "banyan_adapter_requests_total{adapter=\"fortunes\"} 0",
         "banyan_adapter_resident{adapter=\"fortunes\"} 0"})
     EXPECT_NE(m.find(name), std::string::npos) << name;
+  // The paged adapter pool, from the engine's statistics when adapters are enabled.
+  EXPECT_EQ(m.find("banyan_adapter_pool_"), std::string::npos) << "the fake engine has no pool";
+  EngineStats s;
+  s.adapters = true;
+  s.adapter_page_bytes = 65536;
+  s.adapter_pages_used = 12;
+  s.adapter_pages_budget = 32768;
+  s.adapter_evictions = 3;
+  const std::string p = metrics_.render(s, {}, ServerGauges{});
+  for (const char* name :
+       {"\nbanyan_adapter_pool_page_bytes 65536\n", "\nbanyan_adapter_pool_pages_used 12\n",
+        "\nbanyan_adapter_pool_pages_budget 32768\n", "\nbanyan_adapter_evictions_total 3\n",
+        "# TYPE banyan_adapter_pool_reserved_bytes gauge"})
+    EXPECT_NE(p.find(name), std::string::npos) << name;
 }
 
 TEST(ServerPieces, ConstantTimeEqual) {
