@@ -22,7 +22,10 @@ constexpr int64_t kStreamGemmMaxRows = 64;
 struct StreamGemmConfig {
   int bn = 128;    ///< weight rows per block: 64 or 128
   int splits = 1;  ///< blocks (one cluster) that split K for one tile: 1, 2, 4 or 8
-  bool operator==(const StreamGemmConfig& o) const { return bn == o.bn && splits == o.splits; }
+  bool deep = false;  ///< ~200 KB of pipeline stages (one block per SM) instead of ~96 KB
+  bool operator==(const StreamGemmConfig& o) const {
+    return bn == o.bn && splits == o.splits && deep == o.deep;
+  }
 };
 
 std::string describe(const StreamGemmConfig& c);
@@ -32,7 +35,8 @@ std::string describe(const StreamGemmConfig& c);
 bool stream_gemm_supported(int64_t M, int64_t K, const void* x, const void* w, int cc_major);
 
 /// Configs worth timing for N x K on `num_sms` SMs (S = 1 always; S > 1 while the
-/// grid fits about two blocks per SM and each split keeps >= 2 k-tiles).
+/// grid fits about two blocks per SM and each split keeps >= 2 k-tiles; deep ones
+/// where the grid fits one block per SM).
 std::vector<StreamGemmConfig> stream_gemm_candidates(int64_t N, int64_t K, int num_sms);
 
 /// The config used without timing: 128-row tiles for N >= 4096, else 64, and the
@@ -42,6 +46,10 @@ StreamGemmConfig stream_gemm_default(int64_t N, int64_t K, int num_sms);
 /// Sets the kernels' shared-memory limits (host calls that a graph capture may not
 /// allow); stream_gemm() does it on first use otherwise. Needs compute capability 9.0.
 void stream_gemm_prepare();
+
+/// Reads `bytes` at p (16-byte aligned) and writes nothing: evicts other lines from L2
+/// without leaving dirty ones to write back (cold timings; memset would leave them).
+void l2_read_through(const void* p, size_t bytes, cudaStream_t stream);
 
 /// out [M, N] (+)= x [M, K] · W^T (see the file comment). Enqueued on `stream`;
 /// graph-capturable. Throws for an unsupported shape or config.

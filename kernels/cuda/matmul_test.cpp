@@ -169,7 +169,8 @@ int cc_major() {
 std::vector<StreamGemmConfig> every_config() {
   std::vector<StreamGemmConfig> v;
   for (int bn : {64, 128})
-    for (int s : {1, 2, 4, 8}) v.push_back({bn, s});
+    for (int s : {1, 2, 4, 8})
+      for (bool deep : {false, true}) v.push_back({bn, s, deep});
   return v;
 }
 
@@ -207,8 +208,9 @@ TEST(CudaStreamGemm, MatchesHostReferenceInEveryConfig) {
 TEST(CudaStreamGemm, DeterministicAndRowsIndependentOfM) {
   REQUIRE_CLUSTERS();
   GemmCase c(64, 1000, 4104, 41);
-  for (const StreamGemmConfig& cfg : {StreamGemmConfig{64, 8}, StreamGemmConfig{128, 4},
-                                      StreamGemmConfig{128, 1}, StreamGemmConfig{64, 2}}) {
+  for (const StreamGemmConfig& cfg :
+       {StreamGemmConfig{64, 8, false}, StreamGemmConfig{128, 4, true},
+        StreamGemmConfig{128, 1, false}, StreamGemmConfig{64, 2, true}}) {
     const size_t row_bytes = static_cast<size_t>(c.N) * 4;
     auto run = [&](int64_t M) {
       DeviceMemory out = make_out(c, true, false);
