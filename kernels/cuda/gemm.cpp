@@ -65,6 +65,12 @@ struct Plan {
 
 constexpr size_t kMaxPlans = 4096;
 
+// BANYAN_GEMM_STREAM=0 keeps every product on cuBLASLt (A/B comparisons).
+bool stream_allowed() {
+  const char* v = std::getenv("BANYAN_GEMM_STREAM");
+  return !(v && std::string(v) == "0");
+}
+
 bool tune_log() {
   const char* v = std::getenv("BANYAN_GEMM_LOG");
   return v && *v && std::string(v) != "0";
@@ -175,7 +181,7 @@ struct Gemm::Impl {
   const Plan& plan(const Key& k, const void* x, const void* w, cudaStream_t stream) {
     if (auto it = plans.find(k); it != plans.end()) return it->second;
     if (plans.size() >= kMaxPlans) plans.clear();
-    const bool stream_ok = !k.transposed && k.align >= 16 &&
+    const bool stream_ok = stream_allowed() && !k.transposed && k.align >= 16 &&
                            stream_gemm_supported(k.M, k.K, x, w, cc_major);
     Plan p;
     BANYAN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));

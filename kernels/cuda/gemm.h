@@ -5,7 +5,9 @@
 // step issues only launches, which CUDA graphs can capture.
 //
 // Autotuning times the candidates on cold weights (L2 flushed before each timed
-// run), as a decode step streams every weight from HBM once.
+// run), as a decode step streams every weight from HBM once. Environment:
+// BANYAN_GEMM_LOG=1 prints each tuning's timings to stderr; BANYAN_GEMM_STREAM=0
+// keeps every product on cuBLASLt (for A/B comparisons).
 #pragma once
 
 #include "kernels/cuda/cuda_resources.h"
