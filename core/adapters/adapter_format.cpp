@@ -14,11 +14,17 @@ AdapterFormat::AdapterFormat(const PluginHost& plugins, const std::string& plugi
     : plugin_name_(plugin), model_type_(std::move(model_type)), linears_(std::move(linears)) {
   const PluginInfo* info = plugins.find("adapter", plugin);
   if (!info) {
-    std::string known;
-    for (const auto& p : plugins.plugins())
+    std::string known, other_kind;
+    for (const auto& p : plugins.plugins()) {
       if (p.kind == "adapter") known += (known.empty() ? "" : ", ") + p.name;
-    throw Error(Code::not_found, "no adapter plugin named \"" + plugin + "\" is loaded" +
-                                     (known.empty() ? std::string(" (none are)") : " (loaded: " + known + ")"));
+      if (p.name == plugin && p.kind != "adapter") other_kind = p.kind;
+    }
+    throw Error(Code::not_found,
+                "adapters.plugin: " +
+                    (other_kind.empty() ? "no adapter plugin named \"" + plugin + "\" is loaded"
+                                        : "\"" + plugin + "\" is a " + other_kind + " plugin, not an adapter plugin") +
+                    (known.empty() ? std::string(" (no adapter plugin is loaded; see `banyan plugins list`)")
+                                   : " (adapter plugins: " + known + ")"));
   }
   static const BanyanHostV1 host = [] {
     BanyanHostV1 h{};

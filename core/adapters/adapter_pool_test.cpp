@@ -370,6 +370,30 @@ TEST_F(AdapterManagerPool, UsesPagesNotAnAllocationPerAdapter) {
   m->check_pool();
 }
 
+// adapters.plugin names the format; anything but a loaded adapter plugin is refused
+// with the adapter plugins there are.
+TEST_F(AdapterManagerPool, ThePluginIsChosenByName) {
+  auto message = [&](const std::string& plugin) -> std::string {
+    AdapterManagerOptions o;
+    o.plugin = plugin;
+    try {
+      AdapterManager m(plugins(), *runner_, o);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), Code::not_found);
+      return e.what();
+    }
+    return "";
+  };
+  const std::string other = message("sampling");
+  EXPECT_NE(other.find("adapters.plugin: \"sampling\" is a decoding plugin, not an adapter plugin"),
+            std::string::npos) << other;
+  EXPECT_NE(other.find("(adapter plugins: lora)"), std::string::npos) << other;
+  const std::string none = message("nope");
+  EXPECT_NE(none.find("no adapter plugin named \"nope\" is loaded (adapter plugins: lora)"),
+            std::string::npos) << none;
+  EXPECT_EQ(message("lora"), "");
+}
+
 // ----------------------------------------------------------- the pool alone ---
 
 TEST(AdapterPoolPages, PageSizeFollowsTheSmallestSegment) {

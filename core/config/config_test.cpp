@@ -19,6 +19,7 @@ TEST(Config, DefaultsComeFromTheSchema) {
   EXPECT_EQ(c.get_int("engine.block_size"), 16);
   EXPECT_DOUBLE_EQ(c.get_number("engine.gpu_memory_utilization"), 0.9);
   EXPECT_EQ(c.get_bytes("adapters.pool_bytes"), size_t{2} << 30);
+  EXPECT_EQ(c.get_string("adapters.plugin"), "lora");
   EXPECT_EQ(c.get_string("device"), "auto");
   EXPECT_FALSE(c.has("model.path"));
   EXPECT_EQ(c.source("engine.max_num_seqs"), "default");
@@ -30,7 +31,7 @@ TEST(Config, ReadsEveryKindOfValue) {
                      "model: {path: models/demo, dtype: float32}\n"
                      "device: cpu\n"
                      "engine:\n  max_num_seqs: 8\n  prefix_caching: false\n"
-                     "adapters:\n  enabled: true\n  pool_bytes: 64MiB\n"
+                     "adapters:\n  enabled: true\n  pool_bytes: 64MiB\n  plugin: my_format\n"
                      "  allowed_roots: [a, b]\n"
                      "  preload:\n    - {name: x, path: a/x}\n    - y=b/y\n"
                      "quantization: {method: int4, options: {foo: 3, bar: \"3\"}}\n");
@@ -40,6 +41,7 @@ TEST(Config, ReadsEveryKindOfValue) {
   EXPECT_EQ(c.source("engine.max_num_seqs"), "x.yaml:4");
   EXPECT_FALSE(c.get_bool("engine.prefix_caching"));
   EXPECT_EQ(c.get_bytes("adapters.pool_bytes"), size_t{64} << 20);
+  EXPECT_EQ(c.get_string("adapters.plugin"), "my_format");
   EXPECT_EQ(c.get_strings("adapters.allowed_roots"), (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(c.get_adapters("adapters.preload"),
             (std::vector<AdapterSpec>{{"x", "a/x"}, {"y", "b/y"}}));

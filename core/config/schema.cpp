@@ -76,12 +76,19 @@ std::vector<ConfigKey> build() {
       // adapters ---------------------------------------------------------------
       {"adapters.enabled", VT::boolean, "false", {}, {}, {}, "--enable-lora",
        "Serve LoRA adapters."},
+      // Any loaded adapter plugin may be named, so the choice is checked against the
+      // plugins when the engine starts, not here.
+      {"adapters.plugin", VT::string, "lora", {}, {}, {}, "",
+       "Adapter format plugin: lora (PEFT LoRA, rsLoRA and DoRA directories), or the name of "
+       "any adapter plugin on the plugin path."},
       {"adapters.max_loras", VT::integer, "32", 1, 65536, {}, "--max-loras",
        "Most distinct adapters in one step; other requests wait."},
       {"adapters.max_lora_rank", VT::integer, "64", 1, 4096, {}, "--max-lora-rank",
        "Largest adapter rank accepted."},
       {"adapters.pool_bytes", VT::bytes, "2GiB", 1, kBig * 1e3, {}, "--lora-pool-bytes",
-       "Device memory for resident adapter weights; least recently used go first."},
+       "Device memory for resident adapter weights: reserved in chunks as adapters load, "
+       "divided into pages (4 to 64 KiB, by the model's layer sizes) and counted in whole "
+       "pages; least recently used adapters go first."},
       {"adapters.host_pool_bytes", VT::bytes, "8GiB", 1, kBig * 1e3, {}, "--lora-host-pool-bytes",
        "Host memory tier for adapters evicted from the device."},
       {"adapters.allowed_roots", VT::string_list, "[]", {}, {}, {}, "--allowed-lora-roots",

@@ -66,6 +66,7 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
     ao.pool_bytes = config.get_bytes("adapters.pool_bytes");
     ao.host_pool_bytes = config.get_bytes("adapters.host_pool_bytes");
     ao.max_rank = static_cast<int32_t>(config.get_int("adapters.max_lora_rank"));
+    ao.plugin = config.get_string("adapters.plugin");
     adapters_ = std::make_unique<AdapterManager>(plugins_, *runner_, ao);
     for (const auto& a : config.get_adapters("adapters.preload")) adapters_->load(a.name, a.path);
   }
