@@ -73,8 +73,6 @@ AdapterManager::AdapterManager(const PluginHost& plugins, ModelRunner& runner,
 
 AdapterManager::~AdapterManager() {
   if (runner_.linears().adapter_hook() == hook_.get()) runner_.linears().set_adapter_hook(nullptr);
-  // The placements point into the pool: drop them before the pool's chunks go.
-  for (auto& [id, e] : entries_) e->placement = AdapterPlacement{};
 }
 
 const std::vector<BaseLinear>& AdapterManager::linears() const { return hook_->linears(); }

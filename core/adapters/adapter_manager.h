@@ -96,7 +96,7 @@ class AdapterManager {
   /// Probes the model's linear layers, creates the adapter plugin and installs the
   /// LoRA hook in runner.linears(). Engine thread (before it serves).
   AdapterManager(const PluginHost& plugins, ModelRunner& runner, const AdapterManagerOptions& options);
-  /// Removes the hook and frees every adapter.
+  /// Removes the hook and frees every adapter, and the pool's chunks with it.
   ~AdapterManager();
   AdapterManager(const AdapterManager&) = delete;
   AdapterManager& operator=(const AdapterManager&) = delete;
