@@ -201,9 +201,10 @@ void AdapterManager::check_pool() const {
   pool_->check();
   int64_t pages = 0;
   for (const auto& [id, e] : entries_) {
-    if ((e->slot >= 0) != (e->placement.runs.size() == e->segments.size() && e->placement.pages == e->s.pages))
-      throw Error(Code::internal, "adapter \"" + e->s.name + "\": its placement and residency differ");
-    if (e->slot < 0 && !e->placement.runs.empty())
+    const bool placed = e->placement.runs.size() == e->segments.size() && e->placement.pages == e->s.pages;
+    if (e->slot >= 0 && !placed)
+      throw Error(Code::internal, "adapter \"" + e->s.name + "\" is resident without its pages");
+    if (e->slot < 0 && (!e->placement.runs.empty() || e->placement.pages != 0))
       throw Error(Code::internal, "adapter \"" + e->s.name + "\" holds pages but is not resident");
     pages += e->slot >= 0 ? e->placement.pages : 0;
   }
