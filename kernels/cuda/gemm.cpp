@@ -65,10 +65,14 @@ struct Plan {
 
 constexpr size_t kMaxPlans = 4096;
 
-// BANYAN_GEMM_STREAM=0 keeps every product on cuBLASLt (A/B comparisons).
-bool stream_allowed() {
+// BANYAN_GEMM_STREAM: "0" keeps every product on cuBLASLt, "1" sends every product the
+// streaming kernel takes to it (its default config, untimed); unset: tuning decides.
+enum class StreamMode { never, tuned, always };
+StreamMode stream_mode() {
   const char* v = std::getenv("BANYAN_GEMM_STREAM");
-  return !(v && std::string(v) == "0");
+  if (v && std::string(v) == "0") return StreamMode::never;
+  if (v && std::string(v) == "1") return StreamMode::always;
+  return StreamMode::tuned;
 }
 
 bool tune_log() {
@@ -181,7 +185,8 @@ struct Gemm::Impl {
   const Plan& plan(const Key& k, const void* x, const void* w, cudaStream_t stream) {
     if (auto it = plans.find(k); it != plans.end()) return it->second;
     if (plans.size() >= kMaxPlans) plans.clear();
-    const bool stream_ok = stream_allowed() && !k.transposed && k.align >= 16 &&
+    const StreamMode mode = stream_mode();
+    const bool stream_ok = mode != StreamMode::never && !k.transposed && k.align >= 16 &&
                            stream_gemm_supported(k.M, k.K, x, w, cc_major);
     Plan p;
     BANYAN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -224,10 +229,14 @@ struct Gemm::Impl {
                       std::to_string(k.N) + "x" + std::to_string(k.K) + " (bf16, alignment " +
                       std::to_string(k.align) + ")");
     const bool choice = found + (stream_ok ? 1 : 0) > 1;
-    if (!autotune || !choice || !tune(p, k, results, found, stream_ok, x, w, stream)) {
-      p.stream = stream_ok;
-      if (stream_ok) p.cfg = stream_gemm_default(k.N, k.K, num_sms);
-      else p.algo = results[0].algo;
+    if (stream_ok && (mode == StreamMode::always || found == 0)) {
+      p.stream = true;
+      p.cfg = stream_gemm_default(k.N, k.K, num_sms);
+    } else if (!autotune || !choice || !tune(p, k, results, found, stream_ok, x, w, stream)) {
+      // Untimed: cuBLASLt's first candidate, which beat the streaming kernel on every
+      // decode shape measured on the H100 (bench/cuda/NOTES.md).
+      p.stream = false;
+      p.algo = results[0].algo;
     }
     return plans.emplace(k, std::move(p)).first->second;
   }

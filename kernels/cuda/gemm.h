@@ -5,9 +5,10 @@
 // step issues only launches, which CUDA graphs can capture.
 //
 // Autotuning times the candidates on cold weights (L2 flushed before each timed
-// run), as a decode step streams every weight from HBM once. Environment:
-// BANYAN_GEMM_LOG=1 prints each tuning's timings to stderr; BANYAN_GEMM_STREAM=0
-// keeps every product on cuBLASLt (for A/B comparisons).
+// run), as a decode step streams every weight from HBM once. Environment, read when
+// a plan is made: BANYAN_GEMM_LOG=1 prints each tuning's timings to stderr;
+// BANYAN_GEMM_STREAM=0 keeps every product on cuBLASLt, =1 sends every product the
+// streaming kernel takes to it, untimed (A/B comparisons, tests).
 #pragma once
 
 #include "kernels/cuda/cuda_resources.h"
@@ -22,8 +23,8 @@ class Gemm {
  public:
   /// autotune: time the heuristic's first cuBLASLt candidates and the streaming
   /// kernel's configs on first use of a shape (outside graph capture) and keep the
-  /// fastest. Without it (or inside a capture) the streaming kernel's default config
-  /// is used where it applies, else cuBLASLt's first candidate.
+  /// fastest. Without it (or inside a capture) cuBLASLt's first candidate is used
+  /// (the streaming kernel where cuBLASLt has none).
   Gemm(size_t workspace_bytes, bool autotune);
   ~Gemm();
   Gemm(const Gemm&) = delete;

@@ -336,16 +336,22 @@ bool stream_gemm_supported(int64_t M, int64_t K, const void* x, const void* w, i
 }
 
 std::vector<StreamGemmConfig> stream_gemm_candidates(int64_t N, int64_t K, int num_sms) {
+  // Measured on the H100 (bench/cuda/NOTES.md): grids of under a quarter of the SMs
+  // stream too slowly to win, and deep configs timed the same as shallow ones, so
+  // neither is timed. Tiny products keep their largest grid.
   std::vector<StreamGemmConfig> out;
+  StreamGemmConfig largest;
+  int64_t largest_grid = 0;
   const int64_t kt = ceil_div(K, kBK);
   for (int bn : {64, 128}) {
     const int64_t tiles = ceil_div(N, bn);
-    for (int s : {1, 2, 4, 8})
-      if (s == 1 || (kt / s >= 2 && tiles * s <= 2LL * num_sms)) {
-        out.push_back({bn, s, false});
-        if (tiles * s <= num_sms) out.push_back({bn, s, true});  // one block per SM: go deep
-      }
+    for (int s : {1, 2, 4, 8}) {
+      if (s > 1 && (kt / s < 2 || tiles * s > 2LL * num_sms)) continue;
+      if (tiles * s > largest_grid) largest_grid = tiles * s, largest = {bn, s, false};
+      if (4 * tiles * s >= num_sms) out.push_back({bn, s, false});
+    }
   }
+  if (out.empty()) out.push_back(largest);
   return out;
 }
 

@@ -34,9 +34,8 @@ std::string describe(const StreamGemmConfig& c);
 /// 16-byte aligned, a device of compute capability >= 9.0 (clusters).
 bool stream_gemm_supported(int64_t M, int64_t K, const void* x, const void* w, int cc_major);
 
-/// Configs worth timing for N x K on `num_sms` SMs (S = 1 always; S > 1 while the
-/// grid fits about two blocks per SM and each split keeps >= 2 k-tiles; deep ones
-/// where the grid fits one block per SM).
+/// Configs worth timing for N x K on `num_sms` SMs: grids of num_sms / 4 to
+/// 2 num_sms blocks, each split with >= 2 k-tiles (else the largest grid); not deep.
 std::vector<StreamGemmConfig> stream_gemm_candidates(int64_t N, int64_t K, int num_sms);
 
 /// The config used without timing: 128-row tiles for N >= 4096, else 64, and the

@@ -238,6 +238,11 @@ TEST(CudaStreamGemm, CandidatesAndDefaultsAreValid) {
     EXPECT_TRUE(d.splits == 1 || d.splits == 2 || d.splits == 4 || d.splits == 8);
     for (const auto& c : cands) EXPECT_LE((N + c.bn - 1) / c.bn * c.splits, c.splits == 1 ? N : 264);
   }
+  for (const auto& c : stream_gemm_candidates(1024, 4096, 132)) {
+    EXPECT_FALSE(c.deep);
+    EXPECT_GE(4 * (1024 + c.bn - 1) / c.bn * c.splits, 132) << describe(c) << ": grid too small";
+  }
+  EXPECT_EQ(stream_gemm_candidates(7, 8, 132), (std::vector<StreamGemmConfig>{{64, 1, false}}));
   // The k/v projection (N = 1024) splits K to fill the SMs; lm_head does not.
   EXPECT_GT(stream_gemm_default(1024, 4096, 132).splits, 1);
   EXPECT_EQ(stream_gemm_default(128256, 4096, 132).splits, 1);
@@ -247,24 +252,48 @@ TEST(CudaStreamGemm, CandidatesAndDefaultsAreValid) {
   EXPECT_TRUE(stream_gemm_supported(16, 4096, nullptr, nullptr, 9));
 }
 
+/// Sets an environment variable for the scope, restoring the previous state.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+    if (value) setenv(name, value, 1);
+    else unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (had_) setenv(name_.c_str(), old_.c_str(), 1);
+    else unsetenv(name_.c_str());
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+// Modes: 0 untuned (cuBLASLt), 1 tuned (either), 2 BANYAN_GEMM_STREAM=1 (streaming
+// kernel wherever it applies).
 TEST(CudaGemm, PlansMatchReferenceTunedOrNot) {
   REQUIRE_CLUSTERS();
   GemmCase kv(64, 1024, 4096, 51), odd(20, 1000, 4104, 61), big(96, 640, 512, 71);
-  for (bool tune : {false, true}) {
+  for (int mode = 0; mode < 3; ++mode) {
+    const bool tune = mode == 1;
+    ScopedEnv env("BANYAN_GEMM_STREAM", mode == 2 ? "1" : nullptr);
     Gemm gemm(size_t{32} << 20, tune);
     for (GemmCase* c : {&kv, &odd, &big}) {
       for (bool acc : {false, true}) {
         DeviceMemory out = make_out(*c, false, acc);
         gemm.run(c->dx.get(), c->dw.get(), false, out.get(), false, c->M, c->N, c->K, acc, nullptr);
-        const std::string what = "Gemm " + c->name() + (tune ? " tuned " : " untuned ") +
+        const std::string what = "Gemm " + c->name() + " mode " + std::to_string(mode) + " " +
                                  gemm.plan_name(c->M, c->N, c->K) + (acc ? " accumulate" : "");
         const auto h = download(out, out.size());
         EXPECT_TRUE(guard_intact(h, static_cast<size_t>(c->M * c->N) * 2, what));
         EXPECT_TRUE(close(acc ? c->ref_acc : c->ref, as_floats(h, false, c->M * c->N), 5e-3, what));
       }
       const std::string name = gemm.plan_name(c->M, c->N, c->K);
-      if (c->M > kStreamGemmMaxRows) EXPECT_EQ(name, "cublaslt");
-      else if (!tune) EXPECT_EQ(name.rfind("stream", 0), 0u) << name;
+      if (c->M > kStreamGemmMaxRows || mode == 0) EXPECT_EQ(name, "cublaslt");
+      else if (mode == 2) EXPECT_EQ(name.rfind("stream", 0), 0u) << name;
       else EXPECT_FALSE(name.empty());
     }
   }
