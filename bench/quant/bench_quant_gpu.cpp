@@ -8,8 +8,10 @@
 //
 // fp8_w8a8: the fp8 plugin's w8a8 option (activations quantized to e4m3, cuBLASLt).
 //
+// --variants 0,1,2 also times each batch-1 GEMV variant (kernels/cuda/quant_gemm.h).
+//
 //   banyan_bench_quant_gpu [--batches 1,64] [--methods none,int8,int4,nf4,nf4_double,fp8,fp8_w8a8]
-//                          [--reps 5] [--iters 20] [--out FILE.json]
+//                          [--variants 0,1,2] [--reps 5] [--iters 20] [--out FILE.json]
 #include "core/common/logging.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/quant/quantized_linear.h"
@@ -54,12 +56,13 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel,fp8_w8a8", batches = "1,64", out_file;
+  std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel,fp8_w8a8", batches = "1,64", out_file, variants;
   int reps = 5, iters = 20;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--methods") methods = v;
     else if (k == "--batches") batches = v;
+    else if (k == "--variants") variants = v;
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--iters") iters = std::stoi(v);
     else if (k == "--out") out_file = v;
@@ -113,17 +116,18 @@ int main(int argc, char** argv) {
       try {
         const auto& [plugin, opts] = kVariants.at(variant);
         std::vector<std::unique_ptr<QuantizedLinear>> lins;
+        std::vector<QuantizedMatrix> mats;
+        QuantizedLinearOptions lo;
         uint64_t bytes = 0;
         if (plugin == "none") {
           for (const auto& [N, K] : shapes) bytes += static_cast<uint64_t>(N * K * 2);
         } else {
           Quantizer q(plugins, plugin, opts);
-          QuantizedLinearOptions lo;
           lo.fp8_activations = nlohmann::json::parse(opts).value("w8a8", false);
           for (size_t i = 0; i < shapes.size(); ++i) {
             const auto [N, K] = shapes[i];
-            QuantizedMatrix m = q.quantize("model.layers.0.x", Tensor(host[i].data(), DType::bf16, {N, K}));
-            lins.push_back(std::make_unique<QuantizedLinear>(*backend, "model.layers.0.x", m, nullptr, scratch, lo));
+            mats.push_back(q.quantize("model.layers.0.x", Tensor(host[i].data(), DType::bf16, {N, K})));
+            lins.push_back(std::make_unique<QuantizedLinear>(*backend, "model.layers.0.x", mats.back(), nullptr, scratch, lo));
             bytes += lins.back()->device_bytes();
           }
         }
@@ -188,6 +192,40 @@ int main(int argc, char** argv) {
           std::cout << variant << " batch " << M << ": " << best << " ms per layer ("
                     << (base_ms.count(b) ? base_ms[b] / best : 0.0) << "x bf16), " << tok_s
                     << " tok/s for 32 layers of projections, " << static_cast<double>(bytes) / (best * 1e-3) / 1e9
+                    << " GB/s of weights\n";
+        }
+        // The batch-1 GEMV variants (weight-only methods).
+        for (const auto& vs : split(variants)) {
+          if (plugin == "none" || lo.fp8_activations || !base_ms.count("1")) break;
+          QuantizedLinearOptions lv = lo;
+          lv.gemv_variant = std::stoi(vs);
+          std::vector<std::unique_ptr<QuantizedLinear>> vl;
+          for (const auto& m : mats)
+            vl.push_back(std::make_unique<QuantizedLinear>(*backend, "model.layers.0.x", m, nullptr, scratch, lv));
+          auto layer = [&] {
+            for (size_t i = 0; i < shapes.size(); ++i) {
+              const auto [N, K] = shapes[i];
+              const Tensor x = xbuf.view(DType::bf16, {1, K});
+              Tensor y = ybuf.view(DType::bf16, {1, N});
+              vl[i]->forward(ctx, x, y);
+            }
+          };
+          layer();
+          backend->synchronize();
+          double best = 1e30;
+          for (int r = 0; r < reps; ++r) {
+            auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
+            start.record(cuda.stream());
+            for (int it = 0; it < iters; ++it) layer();
+            stop.record(cuda.stream());
+            stop.synchronize();
+            best = std::min(best, static_cast<double>(stop.since(start)) / iters);
+          }
+          per["batch_1_variant_" + vs] = {{"ms_per_layer", best},
+                                          {"speedup_vs_bf16", base_ms["1"] / best},
+                                          {"weight_gb_per_s", static_cast<double>(bytes) / (best * 1e-3) / 1e9}};
+          std::cout << variant << " batch 1, GEMV variant " << vs << ": " << best << " ms per layer ("
+                    << base_ms["1"] / best << "x bf16), " << static_cast<double>(bytes) / (best * 1e-3) / 1e9
                     << " GB/s of weights\n";
         }
         per["weight_bytes_per_layer"] = bytes;

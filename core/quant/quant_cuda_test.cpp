@@ -72,9 +72,10 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
   if (!kernels::cuda::cuda_available(&why)) GTEST_SKIP() << "no CUDA device: " << why;
   const Case& c = GetParam();
   auto backend = kernels::cuda::make_cuda_backend(0);
-  // 300 x 512: one pass of each lane, no split; 262 x 4096: the unrolled loop, rows
-  // split over warps, a last group of rows past N.
-  for (const auto& [N, K] : {std::pair<int64_t, int64_t>{300, 512}, {262, 4096}}) {
+  // 300 x 512: one pass of each lane, no split; 272 x 4096: the unrolled loops, rows
+  // split over warps, int4 g128 in the tensor-core layout (rows a multiple of 16);
+  // 262 x 1024: a last group of rows past N.
+  for (const auto& [N, K] : {std::pair<int64_t, int64_t>{300, 512}, {272, 4096}, {262, 1024}}) {
   SCOPED_TRACE("N " + std::to_string(N) + " K " + std::to_string(K));
   std::mt19937 rng(3);
   std::normal_distribution<float> nd(0.0f, 0.05f);
@@ -87,12 +88,17 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
   DeviceBuffer bias_dev(*backend, bias.size() * 4);
   backend->upload(bias_dev.data(), bias.data(), bias.size() * 4);
   const Tensor bias_t = bias_dev.view(DType::f32, {N});
-  QuantizedLinear lin(*backend, "model.layers.0.mlp.up_proj", m, &bias_t);
   StepArena arena(*backend);
   StepLayout layout;
   ForwardBatch batch;
   const LinearContext ctx{*backend, arena, layout, batch, Tensor(), false};
-  for (int64_t M : {1, 2, 3, 4, 5, 17}) {
+  // The default kernels for every row count; the batch-1 variants for one row.
+  for (int variant : {-1, 0, 1, 2}) {
+  SCOPED_TRACE("variant " + std::to_string(variant));
+  QuantizedLinearOptions lo;
+  lo.gemv_variant = variant;
+  QuantizedLinear lin(*backend, "model.layers.0.mlp.up_proj", m, &bias_t, nullptr, lo);
+  for (int64_t M : variant < 0 ? std::vector<int64_t>{1, 2, 3, 4, 5, 17} : std::vector<int64_t>{1}) {
     for (bool f32_out : {false, true}) {
       SCOPED_TRACE("M " + std::to_string(M) + (f32_out ? " f32" : " bf16"));
       std::vector<uint16_t> xb(static_cast<size_t>(M * K));
@@ -125,6 +131,7 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
     }
   }
   }
+  }
 }
 
 // e4m3fn(v) rounded to the nearest finite value (ties to an even code), saturated
@@ -143,6 +150,33 @@ float e4m3_rne_sat(float v) {
     }
   }
   return v < 0 ? -best : best;
+}
+
+// The tensor-core int4 layout, element by element, as quant_gemm.h documents it
+// (host code: runs without a GPU).
+TEST(QuantCudaLayout, Int4RepackPutsEachCodeInItsFragmentSlot) {
+  const int64_t N = 48, K = 192;
+  std::vector<uint8_t> src(static_cast<size_t>(N * K / 2)), dst(src.size(), 0xee);
+  std::mt19937 rng(9);
+  for (auto& b : src) b = static_cast<uint8_t>(rng() & 0xffu);
+  ASSERT_TRUE(kernels::cuda::quant_int4_mma_eligible(N, K, 64));
+  EXPECT_FALSE(kernels::cuda::quant_int4_mma_eligible(40, K, 64));
+  EXPECT_FALSE(kernels::cuda::quant_int4_mma_eligible(N, K, 32));
+  EXPECT_FALSE(kernels::cuda::quant_int4_mma_eligible(N, 160, 64));
+  kernels::cuda::quant_int4_repack_mma(src.data(), N, K, dst.data());
+  const int64_t chunks = K / 64;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const uint8_t b = src[n * (K / 2) + k / 2];
+      const unsigned q = (k & 1) ? (b >> 4) : (b & 0xfu);
+      const int64_t r = n % 16, c = k % 16, j = (k % 64) / 16;
+      const int64_t lane = (r % 8) * 4 + (c % 8) / 2;
+      const int64_t word = (((n / 16) * chunks + k / 64) * 32 + lane) * 16 + 4 * j;
+      const int shift = 4 * static_cast<int>((r >= 8) + 2 * (c >= 8) + 4 * (c & 1));
+      const uint32_t wd = uint32_t(dst[word]) | uint32_t(dst[word + 1]) << 8 | uint32_t(dst[word + 2]) << 16 |
+                          uint32_t(dst[word + 3]) << 24;
+      ASSERT_EQ((wd >> shift) & 0xfu, q) << "n " << n << " k " << k;
+    }
 }
 
 class QuantW8A8Cuda : public ::testing::TestWithParam<bool> {};

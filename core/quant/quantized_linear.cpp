@@ -67,11 +67,22 @@ QuantizedLinear::QuantizedLinear(Backend& backend, const std::string& module,
                                        ": no quantized kernels are built for this device");
   const void* ptrs[6] = {};
   const auto slots = tensor_slots(w);
+  // On CUDA an int4 weight of a suitable shape is stored in the tensor-core layout.
+  std::vector<uint8_t> repacked;
+#ifdef BANYAN_WITH_CUDA
+  if (dev == DeviceType::cuda && w.layout == BANYAN_QUANT_INT4_GROUP &&
+      kernels::cuda::quant_int4_mma_eligible(w.rows, w.cols, w.group_size)) {
+    repacked.resize(Tensor(w.qweight).nbytes());
+    kernels::cuda::quant_int4_repack_mma(static_cast<const uint8_t*>(w.qweight.data), w.rows, w.cols,
+                                         repacked.data());
+    int4_mma_ = true;
+  }
+#endif
   for (size_t i = 0; i < slots.size(); ++i) {
     const Tensor t(*slots[i]);
     if (t.ndim == 0) continue;
     buffers_.emplace_back(backend, t.nbytes());
-    backend.upload(buffers_.back().data(), t.data, t.nbytes());
+    backend.upload(buffers_.back().data(), i == 0 && int4_mma_ ? repacked.data() : t.data, t.nbytes());
     ptrs[i] = buffers_.back().data();
     bytes_ += t.nbytes();
   }
@@ -107,7 +118,9 @@ void QuantizedLinear::forward(const LinearContext& ctx, const Tensor& x, Tensor&
 #ifdef BANYAN_WITH_CUDA
   if (ctx.backend.device().type == DeviceType::cuda) {
     auto& cuda = static_cast<kernels::cuda::CudaBackend&>(ctx.backend);
-    const kernels::cuda::QuantWeightDev d = device_view(view_);
+    kernels::cuda::QuantWeightDev d = device_view(view_);
+    d.int4_mma = int4_mma_;
+    d.variant = options_.gemv_variant;
     const bool out_f32 = out.type() == DType::f32;
     if (options_.fp8_activations) {
       if (!scratch_->fp8_gemm) scratch_->fp8_gemm = std::make_shared<kernels::cuda::Fp8Gemm>();

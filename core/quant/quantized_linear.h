@@ -30,6 +30,9 @@ struct QuantizedLinearOptions {
   /// e4m3 per tensor on the device and multiplied with the fp8 weight by cuBLASLt.
   /// CUDA devices of compute capability 8.9+ only; fp8 weights only.
   bool fp8_activations = false;
+  /// CUDA, one row of x: the GEMV variant (benchmarks and tests; -1 the default, see
+  /// kernels/cuda/quant_gemm.h).
+  int gemv_variant = -1;
 };
 
 class QuantizedLinear final : public LinearProvider {
@@ -58,6 +61,7 @@ class QuantizedLinear final : public LinearProvider {
   size_t bytes_ = 0;
   std::shared_ptr<DequantScratch> scratch_;
   QuantizedLinearOptions options_;
+  bool int4_mma_ = false;  ///< CUDA: qweight in kernels/cuda's tensor-core int4 layout
 };
 
 }  // namespace banyan::core

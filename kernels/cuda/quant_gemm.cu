@@ -38,6 +38,7 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 namespace banyan::kernels::cuda {
 namespace {
@@ -45,6 +46,11 @@ namespace {
 // BanyanQuantLayout (abi.h is C; the values are fixed by the ABI).
 constexpr int kInt8 = 0, kInt4 = 1, kLut4 = 2, kFp8 = 3;
 constexpr int kWarps = 8, kLoadsInFlight = 8;
+// The batch-1 GEMV variant per layout (int8, int4, lut4, fp8; int4 in the tensor-core
+// layout: kDefaultMmaVariant): 0 batches of 8 loads per lane, 1 and 2 pipelined stages
+// of R and 2R loads (see qgemv_kernel). QuantWeightDev::variant overrides it.
+constexpr int kDefaultVariant[4] = {0, 0, 0, 0};
+constexpr int kDefaultMmaVariant = 0;
 
 constexpr int values_per_vector(int L) { return (L == kInt4 || L == kLut4) ? 32 : 16; }
 constexpr int rows_per_warp(int MT) { return MT == 1 ? 4 : 2; }
@@ -202,9 +208,51 @@ __device__ __forceinline__ void step(const QuantWeightDev& w, const uint8_t* con
   for (int u = 0; u < U; ++u) consume<L, MT, R>(wv[u], p[u], x, w.cols, (v + stride * u) * EPV, code, acc);
 }
 
+// Software-pipelined streaming (variants 1 and 2): a stage is U vectors of each of the
+// R rows with their parameters; the next stage's loads are issued before the current
+// one is consumed, so that loads stay in flight while the lane computes. Vectors past
+// the row's end are neither read nor consumed.
+template <int L, int R, int U>
+struct Stage {
+  uint4 wv[U][R];
+  VecParam p[U][R];
+};
+
+template <int L, int R, int U>
+__device__ __forceinline__ void load_stage(Stage<L, R, U>& st, const QuantWeightDev& w, const uint8_t* const (&wr)[R],
+                                           const int64_t (&rows)[R], int64_t v, int64_t stride, int64_t vecs,
+                                           int gs_shift, int gs2_shift, bool blocks_in_rows) {
+  constexpr int EPV = values_per_vector(L);
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t vu = v + stride * u;
+#pragma unroll
+    for (int r = 0; r < R; ++r) st.wv[u][r] = vu < vecs ? load_stream16(wr[r] + vu * 16) : make_uint4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t vu = v + stride * u;
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+      st.p[u][r] = vec_param<L>(w, rows[r], (vu < vecs ? vu : 0) * EPV, gs_shift, gs2_shift, blocks_in_rows);
+  }
+}
+
+template <int L, int MT, int R, int U>
+__device__ __forceinline__ void consume_stage(const Stage<L, R, U>& st, int64_t v, int64_t stride, int64_t vecs,
+                                              const uint16_t* __restrict__ x, int64_t K, const float* code,
+                                              float (&acc)[R][MT]) {
+  constexpr int EPV = values_per_vector(L);
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t vu = v + stride * u;
+    if (vu < vecs) consume<L, MT, R>(st.wv[u], st.p[u], x, K, vu * EPV, code, acc);
+  }
+}
+
 // MT: activation rows (x holds exactly MT rows). A block of 8 warps serves
 // 8 / ksplit groups of R output features; the ksplit warps of one group split the row.
-template <int L, int MT>
+template <int L, int MT, int V>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     qgemv_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
                  const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift,
@@ -234,9 +282,20 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   if (row0 < N) {
     const int64_t vecs = K / EPV, stride = 32 * ksplit;
     int64_t v = part * 32 + lane;
-    for (; v + stride * (U - 1) < vecs; v += stride * U)
-      step<L, MT, R, U>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
-    for (; v < vecs; v += stride) step<L, MT, R, 1>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
+    if constexpr (V == 0) {  // batches of R * U vectors, no overlap
+      for (; v + stride * (U - 1) < vecs; v += stride * U)
+        step<L, MT, R, U>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
+      for (; v < vecs; v += stride)
+        step<L, MT, R, 1>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
+    } else {  // pipelined stages of R * V vectors
+      Stage<L, R, V> cur, nxt;
+      load_stage(cur, w, wr, rows, v, stride, vecs, gs_shift, gs2_shift, blocks_in_rows);
+      for (; v < vecs; v += stride * V) {
+        load_stage(nxt, w, wr, rows, v + stride * V, stride, vecs, gs_shift, gs2_shift, blocks_in_rows);
+        consume_stage<L, MT, R, V>(cur, v, stride, vecs, x, K, code, acc);
+        cur = nxt;
+      }
+    }
   }
 #pragma unroll
   for (int r = 0; r < R; ++r)
@@ -287,7 +346,7 @@ int log2_or_minus1(int64_t n) {
   return -1;
 }
 
-template <int L, int MT>
+template <int L, int MT, int V>
 void launch(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
             bool accumulate, int num_sms, cudaStream_t stream) {
   constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L);
@@ -298,19 +357,259 @@ void launch(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32,
   while (ksplit < kWarps && groups * ksplit < 32LL * num_sms && vecs >= 64LL * ksplit) ksplit *= 2;
   const int gs_shift = log2_or_minus1(w.group_size), gs2_shift = log2_or_minus1(w.group_size2);
   const bool blocks_in_rows = (L == kInt4) || (w.group_size > 0 && K % w.group_size == 0);
-  qgemv_kernel<L, MT><<<blocks_for(groups, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
+  qgemv_kernel<L, MT, V><<<blocks_for(groups, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
       w, x, out, out_f32, bias, accumulate, ksplit, gs_shift, gs2_shift, blocks_in_rows);
   BANYAN_CUDA_CHECK_LAUNCH("quant_gemv");
+}
+
+// --- int4 on tensor cores (the repacked layout of quant_int4_repack_mma) ------------
+// A warp owns a tile of 16 output features and walks its 64-column chunks (512 bytes:
+// 16 per lane, coalesced), U chunks in flight; the ksplit warps of a tile take every
+// ksplit-th chunk. Each lane's 32-bit word of a chunk's k-step is its A fragment of
+// mma.m16n8k16 (bf16): four nibble pairs or-ed into bf16 128 + q (one LOP3 each after
+// a shift), minus 128 + z (one bf16x2 subtraction, exact: q - z is a small integer).
+// The B fragment is x (batch row = lane / 4, zero beyond M), read as bf16 pairs; the
+// f32 accumulator of a chunk (one group) is scaled by the rows' scales.
+constexpr int kMmaChunks = 4;
+
+__device__ __forceinline__ uint32_t bf16x2_sub(uint32_t a, uint32_t b) {
+  const __nv_bfloat162 r = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&a), *reinterpret_cast<const __nv_bfloat162*>(&b));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+__device__ __forceinline__ void mma_bf16(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <int MT, int U>
+__device__ __forceinline__ void mma_batch(const QuantWeightDev& w, const uint8_t* tile_base, int64_t kc, int ksplit,
+                                          int64_t chunks, int64_t r_lo, int gs_shift, const uint16_t* xr, bool xon,
+                                          float (&acc)[4]) {
+  const int64_t ng = w.cols / w.group_size;
+  uint4 wv[U];
+  float s_lo[U], s_hi[U];
+  uint32_t z_lo[U], z_hi[U], xb[U][4][2];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t c = kc + static_cast<int64_t>(ksplit) * u;
+    if (c < chunks) wv[u] = load_stream16(tile_base + c * 512);
+    else wv[u] = make_uint4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const int64_t c = kc + static_cast<int64_t>(ksplit) * u;
+    const int64_t k0 = (c < chunks ? c : 0) * 64;
+    const int64_t gi = gs_shift >= 0 ? (k0 >> gs_shift) : k0 / w.group_size;
+    const float* sc = static_cast<const float*>(w.scales);
+    s_lo[u] = __ldg(sc + r_lo * ng + gi);
+    s_hi[u] = __ldg(sc + (r_lo + 8) * ng + gi);
+    z_lo[u] = __ldg(w.zeros + r_lo * ng + gi);
+    z_hi[u] = __ldg(w.zeros + (r_lo + 8) * ng + gi);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      xb[u][j][0] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j)) : 0u;
+      xb[u][j][1] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j + 8)) : 0u;
+    }
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    if (kc + static_cast<int64_t>(ksplit) * u >= chunks) break;  // uniform over the warp
+    const uint32_t zl = (0x4300u | z_lo[u]) * 0x10001u, zh = (0x4300u | z_hi[u]) * 0x10001u;  // 128 + z, twice
+    const uint32_t words[4] = {wv[u].x, wv[u].y, wv[u].z, wv[u].w};
+    float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t wd = words[j];
+      const uint32_t a0 = bf16x2_sub((wd & 0x000f000fu) | 0x43004300u, zl);
+      const uint32_t a1 = bf16x2_sub(((wd >> 4) & 0x000f000fu) | 0x43004300u, zh);
+      const uint32_t a2 = bf16x2_sub(((wd >> 8) & 0x000f000fu) | 0x43004300u, zl);
+      const uint32_t a3 = bf16x2_sub(((wd >> 12) & 0x000f000fu) | 0x43004300u, zh);
+      mma_bf16(c, a0, a1, a2, a3, xb[u][j][0], xb[u][j][1]);
+    }
+    acc[0] = fmaf(s_lo[u], c[0], acc[0]);
+    acc[1] = fmaf(s_lo[u], c[1], acc[1]);
+    acc[2] = fmaf(s_hi[u], c[2], acc[2]);
+    acc[3] = fmaf(s_hi[u], c[3], acc[3]);
+  }
+}
+
+template <int S>
+struct MmaStage {
+  uint4 wv[S];
+  float s_lo[S], s_hi[S];
+  uint32_t z_lo[S], z_hi[S];
+};
+
+template <int S>
+__device__ __forceinline__ void mma_load_stage(MmaStage<S>& st, const QuantWeightDev& w, const uint8_t* tile_base,
+                                               int64_t kc, int ksplit, int64_t chunks, int64_t r_lo, int gs_shift) {
+  const int64_t ng = w.cols / w.group_size;
+  const float* sc = static_cast<const float*>(w.scales);
+#pragma unroll
+  for (int u = 0; u < S; ++u) {
+    const int64_t c = kc + static_cast<int64_t>(ksplit) * u;
+    st.wv[u] = c < chunks ? load_stream16(tile_base + c * 512) : make_uint4(0, 0, 0, 0);
+  }
+#pragma unroll
+  for (int u = 0; u < S; ++u) {
+    const int64_t c = kc + static_cast<int64_t>(ksplit) * u;
+    const int64_t k0 = (c < chunks ? c : 0) * 64;
+    const int64_t gi = gs_shift >= 0 ? (k0 >> gs_shift) : k0 / w.group_size;
+    st.s_lo[u] = __ldg(sc + r_lo * ng + gi);
+    st.s_hi[u] = __ldg(sc + (r_lo + 8) * ng + gi);
+    st.z_lo[u] = __ldg(w.zeros + r_lo * ng + gi);
+    st.z_hi[u] = __ldg(w.zeros + (r_lo + 8) * ng + gi);
+  }
+}
+
+template <int MT, int S>
+__device__ __forceinline__ void mma_consume_stage(const MmaStage<S>& st, int64_t kc, int ksplit, int64_t chunks,
+                                                  const uint16_t* xr, bool xon, float (&acc)[4]) {
+#pragma unroll
+  for (int u = 0; u < S; ++u) {
+    const int64_t c = kc + static_cast<int64_t>(ksplit) * u;
+    if (c >= chunks) break;  // uniform over the warp
+    const int64_t k0 = c * 64;
+    uint32_t xb[4][2];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      xb[j][0] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j)) : 0u;
+      xb[j][1] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j + 8)) : 0u;
+    }
+    const uint32_t zl = (0x4300u | st.z_lo[u]) * 0x10001u, zh = (0x4300u | st.z_hi[u]) * 0x10001u;
+    const uint32_t words[4] = {st.wv[u].x, st.wv[u].y, st.wv[u].z, st.wv[u].w};
+    float c4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t wd = words[j];
+      const uint32_t a0 = bf16x2_sub((wd & 0x000f000fu) | 0x43004300u, zl);
+      const uint32_t a1 = bf16x2_sub(((wd >> 4) & 0x000f000fu) | 0x43004300u, zh);
+      const uint32_t a2 = bf16x2_sub(((wd >> 8) & 0x000f000fu) | 0x43004300u, zl);
+      const uint32_t a3 = bf16x2_sub(((wd >> 12) & 0x000f000fu) | 0x43004300u, zh);
+      mma_bf16(c4, a0, a1, a2, a3, xb[j][0], xb[j][1]);
+    }
+    acc[0] = fmaf(st.s_lo[u], c4[0], acc[0]);
+    acc[1] = fmaf(st.s_lo[u], c4[1], acc[1]);
+    acc[2] = fmaf(st.s_hi[u], c4[2], acc[2]);
+    acc[3] = fmaf(st.s_hi[u], c4[3], acc[3]);
+  }
+}
+
+template <int MT, int V>
+__global__ void __launch_bounds__(kWarps * 32, 2)
+    qgemv_int4_mma_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
+                          const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift) {
+  __shared__ float partial[kWarps][32][4];
+  const int64_t N = w.rows, K = w.cols, chunks = K / 64, tiles = N / 16;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % ksplit;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t tile = static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit;
+  const int64_t r_lo = tile * 16 + g;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (tile < tiles) {
+    const uint8_t* tile_base = static_cast<const uint8_t*>(w.qweight) + tile * chunks * 512 + lane * 16;
+    const bool xon = g < MT;
+    const uint16_t* xr = x + (xon ? g : 0) * K + 2 * t;  // B fragment: batch row g, columns 2t, 2t + 1
+    if constexpr (V == 0) {  // batches of 4 chunks, no overlap
+      for (int64_t kc = part; kc < chunks; kc += static_cast<int64_t>(ksplit) * kMmaChunks)
+        mma_batch<MT, kMmaChunks>(w, tile_base, kc, ksplit, chunks, r_lo, gs_shift, xr, xon, acc);
+    } else {  // pipelined stages of 2 (V = 2) or 4 (V = 1) chunks
+      constexpr int S = V == 1 ? 4 : 2;
+      MmaStage<S> cur, nxt;
+      const int64_t step = static_cast<int64_t>(ksplit) * S;
+      int64_t kc = part;
+      mma_load_stage(cur, w, tile_base, kc, ksplit, chunks, r_lo, gs_shift);
+      for (; kc < chunks; kc += step) {
+        mma_load_stage(nxt, w, tile_base, kc + step, ksplit, chunks, r_lo, gs_shift);
+        mma_consume_stage<MT>(cur, kc, ksplit, chunks, xr, xon, acc);
+        cur = nxt;
+      }
+    }
+  }
+  if (ksplit > 1) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[warp][lane][i] = acc[i];
+    __syncthreads();
+    if (part == 0)
+      for (int p = 1; p < ksplit; ++p)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[i] += partial[warp + p][lane][i];
+  }
+  if (part == 0 && tile < tiles) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // c0, c1: feature r_lo, batch rows 2t, 2t + 1; c2, c3: feature r_lo + 8
+      const int m = 2 * t + (i & 1);
+      const int64_t row = r_lo + (i >> 1) * 8;
+      if (m >= MT) continue;
+      const int64_t o = m * N + row;
+      const float res = acc[i] + (bias ? bias[row] : 0.0f);
+      if (out_f32) {
+        float* op = static_cast<float*>(out);
+        op[o] = accumulate ? op[o] + res : res;
+      } else {
+        uint16_t* op = static_cast<uint16_t*>(out);
+        op[o] = f2bf(accumulate ? bf2f(op[o]) + res : res);
+      }
+    }
+  }
+}
+
+template <int MT, int V>
+void launch_int4_mma(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
+                     bool accumulate, int num_sms, cudaStream_t stream) {
+  const int64_t tiles = w.rows / 16, chunks = w.cols / 64;
+  int ksplit = 1;
+  while (ksplit < kWarps && tiles * ksplit < 32LL * num_sms && chunks >= int64_t{kMmaChunks} * ksplit * 2) ksplit *= 2;
+  qgemv_int4_mma_kernel<MT, V><<<blocks_for(tiles, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
+      w, x, out, out_f32, bias, accumulate, ksplit, log2_or_minus1(w.group_size));
+  BANYAN_CUDA_CHECK_LAUNCH("quant_gemv (int4, tensor cores)");
+}
+
+// W[n][k] of the repacked layout: the byte offset of its word and the nibble's shift.
+__device__ __forceinline__ void int4_mma_locate(int64_t n, int64_t k, int64_t chunks, int64_t& word_byte, int& shift) {
+  const int64_t tile = n / 16, kc = k / 64;
+  const int r = static_cast<int>(n % 16), kk = static_cast<int>(k % 64);
+  const int j = kk / 16, ks = kk % 16, hi_row = r >= 8, g = r % 8, hi_k = ks >= 8, t = (ks % 8) / 2, odd = ks & 1;
+  const int lane = g * 4 + t;
+  word_byte = ((tile * chunks + kc) * 32 + lane) * 16 + 4 * j;
+  shift = 4 * (hi_row + 2 * hi_k) + 16 * odd;
+}
+
+__global__ void dequant_int4_mma_kernel(QuantWeightDev w, uint16_t* __restrict__ dst) {
+  const int64_t K = w.cols, chunks = K / 64, total = w.rows * K / 2, ng = K / w.group_size;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {  // two values (k even, k + 1) per step
+    const int64_t n = (2 * i) / K, k = (2 * i) % K;
+    int64_t wb;
+    int sh;
+    int4_mma_locate(n, k, chunks, wb, sh);  // k + 1 sits 16 bits higher in the same word
+    const uint32_t wd = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(w.qweight) + wb);
+    const int64_t gi = n * ng + k / w.group_size;
+    const float s = static_cast<const float*>(w.scales)[gi], z = static_cast<float>(w.zeros[gi]);
+    const float v0 = (static_cast<float>((wd >> sh) & 0xfu) - z) * s;
+    const float v1 = (static_cast<float>((wd >> (sh + 16)) & 0xfu) - z) * s;
+    *reinterpret_cast<uint32_t*>(dst + n * K + k) = uint32_t(f2bf(v0)) | (uint32_t(f2bf(v1)) << 16);
+  }
 }
 
 template <int L>
 void launch_rows(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out, bool out_f32,
                  const float* bias, bool accumulate, int num_sms, cudaStream_t stream) {
   switch (M) {
-    case 1: launch<L, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
-    case 2: launch<L, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
-    case 3: launch<L, 3>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
-    default: launch<L, 4>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
+    case 1: {
+      const int v = w.variant >= 0 ? w.variant : kDefaultVariant[L];
+      if (v == 1) launch<L, 1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+      else if (v == 2) launch<L, 1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+      else launch<L, 1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+      break;
+    }
+    case 2: launch<L, 2, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
+    case 3: launch<L, 3, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
+    default: launch<L, 4, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
   }
 }
 
@@ -393,7 +692,34 @@ void launch_dequant_vec(const QuantWeightDev& w, uint16_t* dst, cudaStream_t str
 
 }  // namespace
 
+bool quant_int4_mma_eligible(int64_t rows, int64_t cols, int64_t group_size) {
+  return rows > 0 && rows % 16 == 0 && cols > 0 && cols % 64 == 0 && group_size > 0 && group_size % 64 == 0 &&
+         cols % group_size == 0;
+}
+
+void quant_int4_repack_mma(const uint8_t* src, int64_t N, int64_t K, uint8_t* dst) {
+  const int64_t chunks = K / 64;
+  const auto nib = [&](int64_t n, int64_t k) -> uint32_t {
+    const uint8_t b = src[n * (K / 2) + k / 2];
+    return (k & 1) ? (b >> 4) : (b & 0xfu);
+  };
+  for (int64_t tile = 0; tile < N / 16; ++tile)
+    for (int64_t kc = 0; kc < chunks; ++kc)
+      for (int lane = 0; lane < 32; ++lane) {
+        const int64_t lo = tile * 16 + lane / 4, hi = lo + 8;
+        for (int j = 0; j < 4; ++j) {
+          const int64_t k = kc * 64 + 16 * j + 2 * (lane % 4);
+          const uint32_t wd = nib(lo, k) | nib(hi, k) << 4 | nib(lo, k + 8) << 8 | nib(hi, k + 8) << 12 |
+                              nib(lo, k + 1) << 16 | nib(hi, k + 1) << 20 | nib(lo, k + 9) << 24 |
+                              nib(hi, k + 9) << 28;
+          uint8_t* d = dst + ((tile * chunks + kc) * 32 + lane) * 16 + 4 * j;
+          for (int b = 0; b < 4; ++b) d[b] = static_cast<uint8_t>(wd >> (8 * b));
+        }
+      }
+}
+
 bool quant_gemv_supported(const QuantWeightDev& w, int64_t M, const void* x) {
+  if (w.int4_mma) return M >= 1 && M <= kQuantGemvMaxRows && (reinterpret_cast<uintptr_t>(x) & 3u) == 0;
   if (M < 1 || M > kQuantGemvMaxRows || (reinterpret_cast<uintptr_t>(x) & 15u) != 0) return false;
   switch (w.layout) {
     case kInt8:
@@ -409,7 +735,24 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
   if (w.rows <= 0 || M <= 0) return;
   switch (w.layout) {
     case kInt8: launch_rows<kInt8>(w, x, M, out, out_f32, bias, accumulate, num_sms, stream); break;
-    case kInt4: launch_rows<kInt4>(w, x, M, out, out_f32, bias, accumulate, num_sms, stream); break;
+    case kInt4:
+      if (w.int4_mma) {
+        switch (M) {
+          case 1: {
+            const int v = w.variant >= 0 ? w.variant : kDefaultMmaVariant;
+            if (v == 1) launch_int4_mma<1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            else if (v == 2) launch_int4_mma<1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            else launch_int4_mma<1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            break;
+          }
+          case 2: launch_int4_mma<2, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
+          case 3: launch_int4_mma<3, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
+          default: launch_int4_mma<4, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream); break;
+        }
+      } else {
+        launch_rows<kInt4>(w, x, M, out, out_f32, bias, accumulate, num_sms, stream);
+      }
+      break;
     case kLut4: launch_rows<kLut4>(w, x, M, out, out_f32, bias, accumulate, num_sms, stream); break;
     default: launch_rows<kFp8>(w, x, M, out, out_f32, bias, accumulate, num_sms, stream); break;
   }
@@ -418,6 +761,11 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
 void quant_dequantize_bf16(const QuantWeightDev& w, uint16_t* dst, cudaStream_t stream) {
   const int64_t total = w.rows * w.cols;
   if (total <= 0) return;
+  if (w.int4_mma) {
+    dequant_int4_mma_kernel<<<blocks_for(total / 2, 256, 65535LL * 16), 256, 0, stream>>>(w, dst);
+    BANYAN_CUDA_CHECK_LAUNCH("quant_dequantize_bf16 (int4, repacked)");
+    return;
+  }
   if ((reinterpret_cast<uintptr_t>(dst) & 15u) == 0 && quant_gemv_supported(w, 1, dst)) {
     switch (w.layout) {
       case kInt8: return launch_dequant_vec<kInt8>(w, dst, stream);
@@ -501,16 +849,20 @@ __global__ void fp8_epilogue_kernel(const D* __restrict__ d, int64_t M, int64_t 
 struct Fp8Gemm::Impl {
   struct Plan {
     cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-    bool d_bf16 = false;  // D in bf16: where cuBLASLt has no f32-output FP8 kernel
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, d32 = nullptr, d16 = nullptr;
+    // The heuristic's candidates, f32 output first, then bf16 (where cuBLASLt has no
+    // f32-output FP8 kernel); `chosen` is the first that ran.
+    std::vector<std::pair<bool, cublasLtMatmulAlgo_t>> algos;
+    size_t chosen = 0;
     Plan() = default;
     Plan(Plan&& o) noexcept
         : desc(std::exchange(o.desc, nullptr)), a(std::exchange(o.a, nullptr)), b(std::exchange(o.b, nullptr)),
-          d(std::exchange(o.d, nullptr)), algo(o.algo), d_bf16(o.d_bf16) {}
+          d32(std::exchange(o.d32, nullptr)), d16(std::exchange(o.d16, nullptr)), algos(std::move(o.algos)),
+          chosen(o.chosen) {}
     Plan& operator=(Plan&&) = delete;
     ~Plan() {
-      if (d) cublasLtMatrixLayoutDestroy(d);
+      if (d16) cublasLtMatrixLayoutDestroy(d16);
+      if (d32) cublasLtMatrixLayoutDestroy(d32);
       if (b) cublasLtMatrixLayoutDestroy(b);
       if (a) cublasLtMatrixLayoutDestroy(a);
       if (desc) cublasLtMatmulDescDestroy(desc);
@@ -518,7 +870,7 @@ struct Fp8Gemm::Impl {
   };
   cublasLtHandle_t handle = nullptr;
   DeviceMemory workspace{size_t{32} << 20};
-  DeviceMemory small{256};  // [0] amax bits, [1] s_x
+  DeviceMemory small{256};  // [0] amax bits, [1] s_x, [2] 1.0
   DeviceMemory xq, dout;
   std::map<std::tuple<int64_t, int64_t, int64_t>, Plan> plans;
 
@@ -539,7 +891,9 @@ struct Fp8Gemm::Impl {
     // Column-major view: out^T [N, M] = W [N, K] · x_q^T [K, M].
     BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_8F_E4M3, K, N, K));
     BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_8F_E4M3, K, M, K));
-    // Scale pointers must be set for the heuristic to pick a scaled kernel.
+    BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d32, CUDA_R_32F, N, M, N));
+    BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d16, CUDA_R_16BF, N, M, N));
+    // Scale pointers set, so that the heuristic picks scaled kernels.
     const float* sx = small.as<float>() + 1;
     BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sx, sizeof sx));
     BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx));
@@ -548,25 +902,22 @@ struct Fp8Gemm::Impl {
     const size_t ws = workspace.size();
     cublasStatus_t st =
         cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-    cublasLtMatmulHeuristicResult_t result{};
-    int found = 0;
-    for (bool d_bf16 : {false, true}) {  // f32 output first, bf16 where it has none
-      if (st != CUBLAS_STATUS_SUCCESS || found > 0) break;
-      if (p.d) cublasLtMatrixLayoutDestroy(p.d);
-      p.d = nullptr;
-      BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, d_bf16 ? CUDA_R_16BF : CUDA_R_32F, N, M, N));
-      p.d_bf16 = d_bf16;
-      const cublasStatus_t h =
-          cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, p.d, p.d, pref, 1, &result, &found);
-      if (h != CUBLAS_STATUS_SUCCESS) found = 0;
-      if (d_bf16 && h != CUBLAS_STATUS_SUCCESS) st = h;
+    for (bool d_bf16 : {false, true}) {
+      if (st != CUBLAS_STATUS_SUCCESS) break;
+      constexpr int kCandidates = 4;
+      cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+      int found = 0;
+      cublasLtMatrixLayout_t d = d_bf16 ? p.d16 : p.d32;
+      if (cublasLtMatmulAlgoGetHeuristic(handle, p.desc, p.a, p.b, d, d, pref, kCandidates, results, &found) !=
+          CUBLAS_STATUS_SUCCESS)
+        found = 0;
+      for (int i = 0; i < found; ++i) p.algos.emplace_back(d_bf16, results[i].algo);
     }
     cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0)
+    if (st != CUBLAS_STATUS_SUCCESS || p.algos.empty())
       throw Error(Code::unsupported, "cuBLASLt has no FP8 (e4m3 x e4m3 -> f32 or bf16) algorithm for " +
                                          std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) +
                                          " (status " + std::to_string(static_cast<int>(st)) + ")");
-    p.algo = result.algo;
     return plans.emplace(key, std::move(p)).first->second;
   }
 };
@@ -602,19 +953,24 @@ void Fp8Gemm::run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* o
     throw Error(Code::unsupported, "FP8 W8A8: N (" + std::to_string(N) + ") and K (" + std::to_string(K) +
                                        ") must be multiples of 16 and x 16-byte aligned");
   Impl& im = *impl_;
-  const size_t xq_bytes = static_cast<size_t>(M * K), d_bytes = static_cast<size_t>(M * N) * 4;
+  // cuBLASLt's FP8 kernels want every dimension a multiple of 16: x_q gets zero rows
+  // up to Mp, and the epilogue reads the first M rows of D.
+  const int64_t Mp = (M + 15) / 16 * 16;
+  const size_t xq_bytes = static_cast<size_t>(Mp * K), d_bytes = static_cast<size_t>(Mp * N) * 4;
   if (im.xq.size() < xq_bytes) im.xq = DeviceMemory(xq_bytes);
   if (im.dout.size() < d_bytes) im.dout = DeviceMemory(d_bytes);
   unsigned* amax = im.small.as<unsigned>();
   float* sx = im.small.as<float>() + 1;
   const int64_t n8 = M * K / 8;
   BANYAN_CUDA_CHECK(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream));
+  if (Mp > M)
+    BANYAN_CUDA_CHECK(cudaMemsetAsync(im.xq.as<uint8_t>() + M * K, 0, static_cast<size_t>((Mp - M) * K), stream));
   const unsigned blocks = blocks_for(n8, 256, 1024);
   fp8_amax_kernel<<<blocks, 256, 0, stream>>>(x, n8, amax);
   BANYAN_CUDA_CHECK_LAUNCH("fp8_amax");
   fp8_quantize_kernel<<<blocks, 256, 0, stream>>>(x, n8, amax, im.xq.as<uint8_t>(), sx);
   BANYAN_CUDA_CHECK_LAUNCH("fp8_quantize");
-  Impl::Plan& p = im.plan(M, N, K);
+  Impl::Plan& p = im.plan(Mp, N, K);
   // Per tensor: A's scale is s_w; per channel it is 1 (a device float of `small`) and
   // the epilogue scales the rows.
   const float* a_scale = w.per_row_scale ? im.small.as<float>() + 2 : static_cast<const float*>(w.scales);
@@ -622,12 +978,23 @@ void Fp8Gemm::run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* o
       cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof a_scale));
   BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx));
   const float alpha = 1.0f, beta = 0.0f;
-  BANYAN_CUBLAS_CHECK(cublasLtMatmul(im.handle, p.desc, &alpha, w.qweight, p.a, im.xq.get(), p.b, &beta,
-                                     im.dout.get(), p.d, im.dout.get(), p.d, &p.algo, im.workspace.get(),
-                                     im.workspace.size(), stream));
+  cublasStatus_t st = CUBLAS_STATUS_NOT_SUPPORTED;
+  for (; p.chosen < p.algos.size(); ++p.chosen) {  // a candidate may refuse: try the next
+    const auto& [d_bf16, algo] = p.algos[p.chosen];
+    cublasLtMatrixLayout_t d = d_bf16 ? p.d16 : p.d32;
+    st = cublasLtMatmul(im.handle, p.desc, &alpha, w.qweight, p.a, im.xq.get(), p.b, &beta, im.dout.get(), d,
+                        im.dout.get(), d, &algo, im.workspace.get(), im.workspace.size(), stream);
+    if (st != CUBLAS_STATUS_NOT_SUPPORTED) break;
+  }
+  if (p.chosen == p.algos.size()) {
+    p.chosen = 0;
+    throw Error(Code::unsupported, "cuBLASLt refused every FP8 algorithm for " + std::to_string(Mp) + "x" +
+                                       std::to_string(N) + "x" + std::to_string(K));
+  }
+  BANYAN_CUBLAS_CHECK(st);
   const float* row_scale = w.per_row_scale ? static_cast<const float*>(w.scales) : nullptr;
   const unsigned eb = blocks_for(M * N, 256, 65535LL * 8);
-  if (p.d_bf16)
+  if (p.algos[p.chosen].first)
     fp8_epilogue_kernel<uint16_t><<<eb, 256, 0, stream>>>(im.dout.as<uint16_t>(), M, N, row_scale, bias, out, out_f32);
   else
     fp8_epilogue_kernel<float><<<eb, 256, 0, stream>>>(im.dout.as<float>(), M, N, row_scale, bias, out, out_f32);

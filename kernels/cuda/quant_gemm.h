@@ -19,6 +19,11 @@ struct QuantWeightDev {
   int32_t group_size = 0, group_size2 = 0;
   float offset = 0;
   bool per_row_scale = true;
+  /// int4 only: qweight holds quant_int4_repack_mma()'s layout (tensor-core GEMV).
+  bool int4_mma = false;
+  /// The batch-1 GEMV variant (benchmarks and tests; -1: the layout's default): 0
+  /// batches of loads, 1 and 2 software-pipelined stages (quant_gemm.cu).
+  int32_t variant = -1;
   const void* qweight = nullptr;
   const void* scales = nullptr;
   const uint8_t* zeros = nullptr;
@@ -26,6 +31,17 @@ struct QuantWeightDev {
   const float* scales2 = nullptr;
   const float* code2 = nullptr;
 };
+
+/// Whether an int4 weight [rows, cols] with groups of group_size takes the
+/// tensor-core GEMV: rows a multiple of 16, cols and the group a multiple of 64.
+bool quant_int4_mma_eligible(int64_t rows, int64_t cols, int64_t group_size);
+/// Host: the int4 codes of src ([N, K], two per byte, even k low: the plugin's layout)
+/// in the tensor-core layout, N*K/2 bytes. Tile (16 rows, 64 columns) after tile, row
+/// tiles outer; in a tile, lane l (g = l / 4, t = l % 4) holds 16 bytes, word j (k-step
+/// 16j) holding W[g][2t], W[g+8][2t], W[g][2t+8], W[g+8][2t+8] in nibbles 0..3 and
+/// the same at column + 1 in nibbles 4..7 (rows and columns within the tile and step):
+/// its mma.m16n8k16 A fragment.
+void quant_int4_repack_mma(const uint8_t* src, int64_t N, int64_t K, uint8_t* dst);
 
 /// Rows of x up to which quant_gemv() is used.
 constexpr int64_t kQuantGemvMaxRows = 4;
