@@ -54,6 +54,10 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
   opt.profile_tokens = static_cast<int32_t>(config.get_int("engine.max_num_batched_tokens"));
   if (config.get_bool("adapters.enabled")) opt.device_reserve_bytes = config.get_bytes("adapters.pool_bytes");
   opt.cpu.threads = static_cast<int>(config.get_int("engine.num_threads"));
+  // CUDA graphs for decode steps (decode_graphs.h), up to the largest batch scheduled.
+  opt.graphs.mode = config.get_bool("engine.enforce_eager") ? GraphMode::eager : GraphMode::graphs;
+  opt.graphs.max_batch_size = static_cast<int32_t>(config.get_int("engine.max_num_seqs"));
+  opt.graphs.max_context_len = static_cast<int32_t>(config.get_int("engine.max_seq_len_to_capture"));
   // Weight quantization (quantization.method, or the checkpoint's quantization_config).
   Quantization quant = make_quantization(plugins_, {model, config.get_string("quantization.method"),
                                                     config.get_int("quantization.group_size"),

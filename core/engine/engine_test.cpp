@@ -171,6 +171,34 @@ TEST(Engine, PrefixCacheHitsGiveIdenticalOutputs) {
   EXPECT_GT(st1.prefix_cache_hits, st0.prefix_cache_hits);
 }
 
+// CUDA graphs change no greedy token: each family's golden prompts and fillers of
+// mixed lengths (48 requests: decode batches of many sizes), with and without
+// engine.enforce_eager.
+TEST(Engine, DecodeGraphsChangeNoGreedyToken) {
+  if (!on_gpu()) GTEST_SKIP() << "decode graphs exist on CUDA only: run with BANYAN_TEST_DEVICE=cuda";
+  auto fams = families();
+  if (fams.empty()) GTEST_SKIP() << "no model fixtures generated yet";
+  for (const auto& fam : fams) {
+    if (fam == "gpt2") continue;  // out-of-tree plugin
+    json g = golden(fam);
+    std::vector<std::vector<int32_t>> prompts;
+    for (const auto& c : g["cases"]) prompts.push_back(c["prompt_ids"].get<std::vector<int32_t>>());
+    std::mt19937 rng(5);
+    while (prompts.size() < 48) {
+      std::vector<int32_t> p(1 + rng() % 40);
+      for (auto& t : p) t = static_cast<int32_t>(rng() % 200);
+      prompts.push_back(p);
+    }
+    std::vector<std::vector<int32_t>> out[2];
+    for (int eager = 0; eager < 2; ++eager) {
+      LLM llm(fixture_config(fam, {"engine.enforce_eager", eager ? "true" : "false"}));
+      for (const auto& o : llm.generate(prompts, greedy(24))) out[eager].push_back(o.outputs[0].token_ids);
+    }
+    for (size_t i = 0; i < prompts.size(); ++i)
+      EXPECT_EQ(out[0][i], out[1][i]) << fam << " request " << i << ": graphs vs enforce_eager";
+  }
+}
+
 TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
   int checked = 0;
   TokenChecks checks;
