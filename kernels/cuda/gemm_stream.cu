@@ -6,14 +6,20 @@
 // weight tiles, and W is read from shared memory once. Per stage the block copies a
 // BN x 64 tile of W and the MT*8 x 64 slice of x into shared memory (16-byte
 // cp.async, zero fill past N, M and K; W with an L2 evict-first policy, as it is read
-// once), kStages deep (about 96 KB). Rows use 128-byte lines whose 16-byte chunks are XOR-swizzled by the row's
-// low three bits, so that ldmatrix reads without bank conflicts.
+// once), kStages deep (about 96 KB, or 200 KB when Deep). Rows use 128-byte lines
+// whose 16-byte chunks are XOR-swizzled by the row's low three bits, so that ldmatrix
+// reads without bank conflicts.
 //
 // Split K: blockIdx.y is the split; the `splits` blocks of a tile form one cluster.
-// Each writes its f32 partial tiles (one per k-group) to its own shared memory; after a
-// cluster barrier, block r sums slice r of the tile over ranks 0..splits-1 and the
-// k-groups, in that order (distributed shared memory), and writes it to out. No atomics, no workspace, the same order on
-// every run; the sum for an element depends only on its row of x, W and the config.
+// Each writes its f32 partial tiles (one per k-group) to its own shared memory; after
+// a cluster barrier, block r sums slice r of the tile over ranks 0..splits-1 and the
+// k-groups, in that order (distributed shared memory), and writes it to out. No
+// atomics, no workspace, the same order on every run; the sum for an element depends
+// only on its row of x, W and the config.
+//
+// On the H100 it is correct but slower than cuBLASLt on every decode shape measured
+// (bench/cuda/NOTES.md): per-SM streaming is capped by the per-thread copies and, at
+// 64 rows, by mma.sync + ldmatrix between barriers; TMA loads and wgmma would lift it.
 #include "kernels/cuda/gemm_stream.h"
 
 #include "kernels/cuda/common.cuh"
