@@ -304,8 +304,8 @@ class LoraBench {
     if (ablate) {
       // The same binary with one change undone at a time: the first merge (one
       // thread per column), the 16-byte merge without programmatic dependent launch,
-      // late expand off (shrink and expand on the side stream, merged) and in every
-      // step (default: steps of tiles of several rows), lookahead off (k and v, up: deltas launched at their own prepare()) and on
+      // the late expand (only the shrink beside the product; default off) for steps of
+      // tiles of several rows and for every step, lookahead off (k and v, up: deltas launched at their own prepare()) and on
       // in every step (default: steps of distinct adapters only), the
       // kernels' one-pass variants only (no distinct-adapter variant); then
       // without the side stream (shrink and expand after the base product), and
@@ -315,11 +315,11 @@ class LoraBench {
       kernels::cuda::lora_set_merge_mode(1);
       const double merge_no_pdl = run_decode(batch, adapters, kAll).first;
       kernels::cuda::lora_set_merge_mode(2);
-      kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::off);
-      const double no_late = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::shared);
+      const double shared_late = run_decode(batch, adapters, kAll).first;
       kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::always);
       const double always_late = run_decode(batch, adapters, kAll).first;
-      kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::shared);
+      kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::off);
       kernels::cuda::set_lora_lookahead(*kernels_, kernels::cuda::LoraLookahead::off);
       const double no_ahead = run_decode(batch, adapters, kAll).first;
       kernels::cuda::set_lora_lookahead(*kernels_, kernels::cuda::LoraLookahead::always);
@@ -337,13 +337,13 @@ class LoraBench {
       kernels::cuda::lora_set_pdl(true);
       kernels::cuda::set_lora_overlap(*kernels_, true);
       e << ", \"merge_v1_step_ms\": " << merge_v1 << ", \"merge_no_pdl_step_ms\": " << merge_no_pdl
-        << ", \"no_late_expand_step_ms\": " << no_late << ", \"always_late_expand_step_ms\": " << always_late << ", \"no_lookahead_step_ms\": " << no_ahead << ", \"always_lookahead_step_ms\": " << always_ahead
+        << ", \"shared_late_expand_step_ms\": " << shared_late << ", \"always_late_expand_step_ms\": " << always_late << ", \"no_lookahead_step_ms\": " << no_ahead << ", \"always_lookahead_step_ms\": " << always_ahead
         << ", \"no_distinct_variant_step_ms\": " << one_variant
         << ", \"no_distinct_variant_lora_only_ms\": " << one_variant_lora
         << ", \"no_overlap_step_ms\": " << serial << ", \"no_overlap_no_pdl_step_ms\": " << plain
         << ", \"no_overlap_no_pdl_lora_only_ms\": " << plain_lora;
       std::cerr << "  first merge: " << merge_v1 << " ms/step; 16-byte merge without PDL: " << merge_no_pdl
-                << "; late expand off: " << no_late << ", always: " << always_late << "; lookahead off: " << no_ahead << ", always: " << always_ahead
+                << "; late expand for shared tiles: " << shared_late << ", always: " << always_late << "; lookahead off: " << no_ahead << ", always: " << always_ahead
                 << "; without the distinct-adapter variant: " << one_variant << " (LoRA kernels alone "
                 << one_variant_lora << " ms); without the side stream: " << serial
                 << "; also without PDL: " << plain << " (LoRA kernels alone " << plain_lora << " ms)\n";

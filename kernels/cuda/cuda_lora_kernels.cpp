@@ -537,7 +537,7 @@ class CudaLoraKernels final : public core::LoraKernels {
     uint64_t step = 0;
   };
   bool overlap_ = true;
-  LoraLateExpand late_ = LoraLateExpand::shared;
+  LoraLateExpand late_ = LoraLateExpand::off;
   LoraLookahead lookahead_ = LoraLookahead::distinct;
   Pending pending_[kAhead];
   DeviceMemory delta_[kAhead];

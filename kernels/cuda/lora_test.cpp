@@ -167,8 +167,8 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       // Every other call announces the module first (deltas on the side stream,
       // merged by apply), as the hook does before the base product; the merge in
       // each of its forms (first version, 16-byte, 16-byte with PDL).
-      // Overlapped tiles of several rows take the late expand (shrink beside the
-      // product, expand after it) unless it is off (then as distinct adapters).
+      // The late expand (shrink beside the product, expand after it): off (default),
+      // for tiles of several rows, always.
       const bool overlapped = (T + m) % 2 == 0;
       const int merge = static_cast<int>(T % 3);
       const int late = static_cast<int>((T + 3 * m) % 4);  // 0 off, 3 always, else shared
@@ -179,7 +179,7 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       if (overlapped) f.gpu->prepare(m, ctx, xd.t, od.t);
       f.gpu->apply(m, ctx, xd.t, od.t);
       lora_set_merge_mode(2);
-      set_lora_late_expand(*f.gpu, LoraLateExpand::shared);
+      set_lora_late_expand(*f.gpu, LoraLateExpand::off);
       f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t),
                        "T=" + std::to_string(T) + " hint " + std::to_string(hint) +
                            (overlapped ? " (overlapped, merge " + std::to_string(merge) +
@@ -357,8 +357,8 @@ TEST(CudaLora, SharedInputsRunAhead) {
   core::StepLayout layout;
   core::ForwardBatch batch;
   core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
-  // Lookahead runs with the deltas on the side stream (not the late expand, the
-  // default for tiles of several rows) and, by default, in steps of distinct adapters.
+  // Lookahead runs with the deltas on the side stream (not with the late expand)
+  // and, by default, in steps of distinct adapters only.
   set_lora_late_expand(*f.gpu, LoraLateExpand::off);
   set_lora_lookahead(*f.gpu, LoraLookahead::always);
   std::vector<int32_t> order = {0, 1, 2, 3};
