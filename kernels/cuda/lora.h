@@ -101,6 +101,11 @@ void lora_set_distinct_variant(bool on);
 /// The merge: 0 one thread per column (the first version), 1 16-byte accesses,
 /// 2 (default) also launched with programmatic dependent launch.
 void lora_set_merge_mode(int mode);
+/// Input features each shrink warp reads (the warps of a rank split the input until
+/// each has at most this many), for the lean variant and for the one-pass one:
+/// default 1024 both (4 loads per lane). Not measured yet: 2048 for the lean variant
+/// (8 loads per lane, its kU: none repeated), as the first run of 2026-11-25b had.
+void lora_set_shrink_features(int lean, int one_pass);
 
 // --- lora_dense.cu: the dense path (long runs of one adapter through cuBLASLt) ---
 /// t[i] = bf16(t[i] * scaling).

@@ -516,6 +516,7 @@ unsigned grid_tiles(int64_t max_tiles) { return static_cast<unsigned>(max_tiles 
 
 bool g_distinct_variant = true;  // lora_set_distinct_variant
 int g_merge_mode = 2;            // lora_set_merge_mode
+int64_t g_shrink_features[2] = {1024, 1024};  // lora_set_shrink_features: lean, one-pass
 
 // The register-lean variant (MAXM 1) when the caller expects tiles of one row.
 bool lean(int tile_rows) { return g_distinct_variant && tile_rows <= 1; }
@@ -525,6 +526,10 @@ bool lean(int tile_rows) { return g_distinct_variant && tile_rows <= 1; }
 void lora_set_pdl(bool on) { g_pdl = on; }
 void lora_set_distinct_variant(bool on) { g_distinct_variant = on; }
 void lora_set_merge_mode(int mode) { g_merge_mode = mode; }
+void lora_set_shrink_features(int lean, int one_pass) {
+  g_shrink_features[0] = lean > 0 ? lean : 1024;
+  g_shrink_features[1] = one_pass > 0 ? one_pass : 1024;
+}
 
 void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* table,
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
@@ -532,11 +537,12 @@ void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* t
   if (rows <= 0 || max_rank <= 0) return;
   // Warps per rank: enough that each reads ~1k features (16-byte loads, 4 per lane:
   // one round of loads; the small tiles of a decode step are latency-bound).
+  const bool vec = in % 8 == 0 && aligned16(x);  // A rows: 64-byte aligned images, in % 8 == 0
+  const int64_t features = g_shrink_features[vec && lean(tile_rows) ? 0 : 1];
   int ksplit = 1;
-  while (ksplit < kShrinkWarps && in > 1024LL * ksplit) ksplit *= 2;
+  while (ksplit < kShrinkWarps && in > features * ksplit) ksplit *= 2;
   const int per_block = kShrinkWarps / ksplit;
   const dim3 grid(grid_tiles(max_tiles), static_cast<unsigned>((max_rank + per_block - 1) / per_block));
-  const bool vec = in % 8 == 0 && aligned16(x);  // A rows: 64-byte aligned images, in % 8 == 0
   const int ldt = max_rank;
   const dim3 block(kShrinkWarps * 32);
   if (vec && lean(tile_rows))
