@@ -1,7 +1,11 @@
 // The sampling op: see sampling.h. Kernel 1 (one block per row) applies the edits,
 // computes the raw log-sum-exp, the top-n logprobs, the greedy and unfiltered draws,
-// and writes the sort keys of rows with top_k / top_p / min_p; CUB sorts those rows;
-// kernel 2 draws them in sorted order.
+// and writes the sort keys of rows with top_k / top_p / min_p; one device-wide CUB
+// radix sort orders them (key: the row, then the value descending; stable, so equal
+// values keep the lower id first); kernel 2 draws them in sorted order.
+//
+// A block reads its row with 16-byte loads, four in flight per thread: one load at a
+// time left every pass latency-bound (~40 us per pass over 128k logits on one SM).
 #include "kernels/cuda/sampling.h"
 
 #include "kernels/cuda/cuda_check.h"
@@ -113,65 +117,119 @@ __device__ int block_max_int(int v, Shared& sh) {
   return r;
 }
 
-/// The first i < L at which the inclusive prefix sum of f crosses `target`
-/// (strict: > target, else >= target); -1 when it never does. Each warp owns a
-/// contiguous segment: the segment sums locate the warp, which then scans its
-/// segment 32 values at a time.
+/// f(i, x) for each element x = p[i] of [0, V) this thread owns: 16-byte loads, four
+/// in flight, when p is 16-byte aligned; the order of the calls is unspecified.
+template <class F>
+__device__ __forceinline__ void for_row(const float* p, int V, F&& f) {
+  int tail = 0;
+  if ((reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+    const float4* p4 = reinterpret_cast<const float4*>(p);
+    const int V4 = V >> 2;
+    int j = threadIdx.x;
+    for (; j + 3 * kThreads < V4; j += 4 * kThreads) {
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) v[u] = p4[j + u * kThreads];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int i = 4 * (j + u * kThreads);
+        f(i, v[u].x);
+        f(i + 1, v[u].y);
+        f(i + 2, v[u].z);
+        f(i + 3, v[u].w);
+      }
+    }
+    for (; j < V4; j += kThreads) {
+      const float4 v = p4[j];
+      f(4 * j, v.x);
+      f(4 * j + 1, v.y);
+      f(4 * j + 2, v.z);
+      f(4 * j + 3, v.w);
+    }
+    tail = V4 * 4;
+  }
+  for (int i = tail + threadIdx.x; i < V; i += kThreads) f(i, p[i]);
+}
+
+/// The sum of f(i) over the i < n this thread owns (stride kThreads), eight loads in
+/// flight.
+template <class F>
+__device__ __forceinline__ double sum_range(int n, F&& f) {
+  double s = 0;
+  int i = threadIdx.x;
+  for (; i + 7 * kThreads < n; i += 8 * kThreads) {
+    double v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = f(i + u * kThreads);
+#pragma unroll
+    for (int u = 0; u < 8; ++u) s += v[u];
+  }
+  for (; i < n; i += kThreads) s += f(i);
+  return s;
+}
+
+/// Exclusive prefix sum over the block (thread order); uses sh.d.
+__device__ double block_exclusive_scan(double v, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  double incl = v;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const double t = __shfl_up_sync(kFull, incl, o);
+    if (lane >= o) incl += t;
+  }
+  __syncthreads();
+  if (lane == 31) sh.d[warp] = incl;
+  __syncthreads();
+  double base = 0;
+  for (int w = 0; w < warp; ++w) base += sh.d[w];
+  return base + incl - v;
+}
+
+/// The first i < L at which the inclusive prefix sum of f (>= 0) crosses `target`
+/// (strict: > target, else >= target); -1 when it never does. Thread t owns the
+/// contiguous chunk [t C, (t + 1) C): chunk sums, a block scan, then the thread whose
+/// chunk crosses scans it. Loads go eight at a time.
 template <class F>
 __device__ int find_crossing(F f, int L, double target, bool strict, Shared& sh) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int seg = ((L + kWarps - 1) / kWarps + 31) / 32 * 32;
-  const int b = min(warp * seg, L), e = min(b + seg, L);
+  const int C = (L + kThreads - 1) / kThreads;
+  const int b = min(static_cast<int>(threadIdx.x) * C, L), e = min(b + C, L);
   double s = 0;
-  for (int i = b + lane; i < e; i += 32) s += f(i);
+  int i = b;
+  for (; i + 8 <= e; i += 8) {
+    double v[8];
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(kFull, s, o);
-  __syncthreads();
-  if (lane == 0) sh.d[warp] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    double acc = 0;
-    int found = -1;
-    double base = 0;
-    for (int w = 0; w < kWarps; ++w) {
-      const double next = acc + sh.d[w];
-      if (strict ? next > target : next >= target) {
-        found = w;
-        base = acc;
-        break;
+    for (int k = 0; k < 8; ++k) v[k] = f(i + k);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) s += v[k];
+  }
+  for (; i < e; ++i) s += f(i);
+  const double before = block_exclusive_scan(s, sh);
+  const double after = before + s;
+  const bool crosses = b < e && (strict ? after > target : after >= target);
+  int first = crosses ? static_cast<int>(threadIdx.x) : INT_MAX;
+  first = -block_max_int(-first, sh);  // the block's minimum
+  if (static_cast<int>(threadIdx.x) == first) {
+    int hit = e - 1;  // rounding put the crossing at this chunk's end
+    double acc = before;
+    bool found = false;
+    for (int c = b; c < e && !found; c += 8) {
+      double v[8];
+#pragma unroll
+      for (int k = 0; k < 8; ++k) v[k] = c + k < e ? f(c + k) : 0.0;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) {
+        if (found || c + k >= e) continue;
+        acc += v[k];
+        if (strict ? acc > target : acc >= target) {
+          hit = c + k;
+          found = true;
+        }
       }
-      acc = next;
     }
-    sh.i[kWarps] = found;
-    sh.i[kWarps + 1] = -1;
-    sh.d[kWarps] = base;
+    sh.i[kWarps + 1] = hit;
   }
   __syncthreads();
-  const int wf = sh.i[kWarps];
-  if (warp == wf) {
-    double base = sh.d[kWarps];
-    const int b2 = min(wf * seg, L), e2 = min(b2 + seg, L);
-    int result = e2 - 1;  // rounding put the crossing at this segment's end
-    for (int c = b2; c < e2; c += 32) {
-      const int i = c + lane;
-      double incl = i < e2 ? f(i) : 0.0;
-#pragma unroll
-      for (int o = 1; o < 32; o <<= 1) {
-        const double t = __shfl_up_sync(kFull, incl, o);
-        if (lane >= o) incl += t;
-      }
-      const double at = base + incl;
-      const unsigned hit = __ballot_sync(kFull, i < e2 && (strict ? at > target : at >= target));
-      if (hit) {
-        result = c + __ffs(hit) - 1;
-        break;
-      }
-      base += __shfl_sync(kFull, incl, 31);
-    }
-    if (lane == 0) sh.i[kWarps + 1] = result;
-  }
-  __syncthreads();
-  const int r = sh.i[kWarps + 1];
+  const int r = first == INT_MAX ? -1 : sh.i[kWarps + 1];
   __syncthreads();
   return r;
 }
@@ -196,6 +254,17 @@ __device__ __forceinline__ float raw_logprob(const float* raw, int token, double
   return static_cast<float>(static_cast<double>(raw[token]) - lse);
 }
 
+/// Sort keys: the slot (row) in the high 32 bits, then the value so that ascending
+/// order is descending value (-inf last).
+__device__ __forceinline__ uint32_t desc_bits(float v) {
+  const uint32_t u = __float_as_uint(v);
+  return ~(u & 0x80000000u ? ~u : u ^ 0x80000000u);
+}
+__device__ __forceinline__ float from_desc_bits(uint32_t d) {
+  const uint32_t o = ~d;
+  return __uint_as_float(o & 0x80000000u ? o ^ 0x80000000u : ~o);
+}
+
 struct Args {
   const float* logits;
   int64_t V;
@@ -203,7 +272,7 @@ struct Args {
   const BanyanLogitEdit* edits;
   const int32_t* sort_slot;  // per row: slot among the sorted rows, or -1
   float* work;               // [rows, V] edited copies (rows with edits)
-  float* keys;               // [sorted, V]
+  uint64_t* keys;            // [sorted, V]
   int32_t* ids;              // [sorted, V]
   SortedRow* sorted;
   DeviceResult* out;
@@ -221,7 +290,7 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
   const float* src = raw;
   if (r.num_edits > 0) {
     float* w = a.work + static_cast<int64_t>(row) * a.V;
-    for (int i = threadIdx.x; i < V; i += kThreads) w[i] = raw[i];
+    for_row(raw, V, [&](int i, float x) { w[i] = x; });
     __syncthreads();
     for (int k = threadIdx.x; k < r.num_edits; k += kThreads) {
       const BanyanLogitEdit e = a.edits[r.first_edit + k];
@@ -233,14 +302,13 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
   // The processed row: argmax, finite count, last finite id.
   Best b{-INFINITY, INT_MAX};
   int count = 0, last = -1;
-  for (int i = threadIdx.x; i < V; i += kThreads) {
-    const float x = src[i];
+  for_row(src, V, [&](int i, float x) {
     if (better(x, i, b)) b = {x, i};
     if (x > -INFINITY) {
       ++count;
-      last = i;
+      last = max(last, i);
     }
-  }
+  });
   const Best best = block_best(b, sh);
   count = block_sum_int(count, sh);
   last = block_max_int(last, sh);
@@ -248,12 +316,13 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
   float rmx = best.v;
   if (r.num_edits > 0) {
     Best rb{-INFINITY, INT_MAX};
-    for (int i = threadIdx.x; i < V; i += kThreads)
-      if (better(raw[i], i, rb)) rb = {raw[i], i};
+    for_row(raw, V, [&](int i, float x) {
+      if (better(x, i, rb)) rb = {x, i};
+    });
     rmx = block_best(rb, sh).v;
   }
   double s = 0;
-  for (int i = threadIdx.x; i < V; i += kThreads) s += expf(raw[i] - rmx);
+  for_row(raw, V, [&](int, float x) { s += expf(x - rmx); });
   const double lse = static_cast<double>(rmx) + log(block_sum(s, sh));
   // Top-n of the raw logprobs: n passes, each the best after the previous pick.
   if (r.num_logprobs > 0) {
@@ -261,15 +330,10 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
     int pi = -1;
     for (int k = 0; k < r.num_logprobs; ++k) {
       Best t{-INFINITY, INT_MAX};
-      bool any = false;
-      for (int i = threadIdx.x; i < V; i += kThreads) {
-        const float v = raw_logprob(raw, i, lse);
-        if ((v < pv || (v == pv && i > pi)) && (!any || better(v, i, t))) {
-          t = {v, i};
-          any = true;
-        }
-      }
-      if (!any) t = {-INFINITY, INT_MAX};
+      for_row(raw, V, [&](int i, float x) {
+        const float v = static_cast<float>(static_cast<double>(x) - lse);
+        if ((v < pv || (v == pv && i > pi)) && better(v, i, t)) t = {v, i};
+      });
       t = block_best(t, sh);
       if (threadIdx.x == 0) {
         a.top_ids[static_cast<int64_t>(row) * a.max_n + k] = t.i == INT_MAX ? 0 : t.i;
@@ -289,13 +353,13 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
     const bool filtered = (r.top_k > 0 && r.top_k < count) || r.top_p < 1.0 || r.min_p > 0.0;
     const int slot = a.sort_slot[row];
     if (filtered && slot >= 0) {
-      float* keys = a.keys + static_cast<int64_t>(slot) * a.V;
+      uint64_t* keys = a.keys + static_cast<int64_t>(slot) * a.V;
       int32_t* ids = a.ids + static_cast<int64_t>(slot) * a.V;
-      for (int i = threadIdx.x; i < V; i += kThreads) {
-        const float x = src[i];
-        keys[i] = x > -INFINITY ? scaled(x, mx, inv_t) : -INFINITY;
+      const uint64_t high = static_cast<uint64_t>(slot) << 32;
+      for_row(src, V, [&](int i, float x) {
+        keys[i] = high | desc_bits(x > -INFINITY ? scaled(x, mx, inv_t) : -INFINITY);
         ids[i] = i;
-      }
+      });
       if (threadIdx.x == 0) a.sorted[slot] = {row, count, 1, 0, lse};
       return;  // kernel 2 draws it
     }
@@ -305,13 +369,22 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
       return x > -INFINITY ? static_cast<double>(expf(scaled(x, mx, inv_t))) : 0.0;
     };
     double part = 0;
-    for (int i = threadIdx.x; i < V; i += kThreads) part += e(i);
+    for_row(src, V, [&](int, float x) {
+      part += x > -INFINITY ? static_cast<double>(expf(scaled(x, mx, inv_t))) : 0.0;
+    });
     const double total = block_sum(part, sh);
     const int hit = find_crossing(e, V, r.u * total, true, sh);
     token = hit >= 0 ? hit : last;
   }
+  const int slot = a.sort_slot[row];
+  if (slot >= 0) {
+    // Drawn here after all, but its keys still sort among all rows' keys: fill them
+    // with this slot's (largest) key so that no stale key lands in another row.
+    uint64_t* keys = a.keys + static_cast<int64_t>(slot) * a.V;
+    const uint64_t fill = (static_cast<uint64_t>(slot) << 32) | 0xffffffffu;
+    for (int i = threadIdx.x; i < V; i += kThreads) keys[i] = fill;
+  }
   if (threadIdx.x == 0) {
-    const int slot = a.sort_slot[row];
     if (slot >= 0) a.sorted[slot] = {row, count, 0, 0, lse};
     a.out[row] = {token, raw_logprob(raw, token, lse), used_u, 0};
   }
@@ -319,34 +392,30 @@ __global__ void __launch_bounds__(kThreads) sample_rows_kernel(Args a) {
 
 /// Draws the rows of kernel 1 that need the sorted order: top_k, then min_p and
 /// top_p over the probabilities of the kept ones, as banyan::logits::sample_token.
-__global__ void __launch_bounds__(kThreads) sample_sorted_kernel(Args a, const float* keys_sorted,
+__global__ void __launch_bounds__(kThreads) sample_sorted_kernel(Args a, const uint64_t* keys_sorted,
                                                                  const int32_t* ids_sorted) {
   __shared__ Shared sh;
   const int slot = blockIdx.x;
   const SortedRow sr = a.sorted[slot];
   if (!sr.active) return;
   const BanyanSampleRow r = a.rows[sr.row];
-  const float* key = keys_sorted + static_cast<int64_t>(slot) * a.V;
+  const uint64_t* key = keys_sorted + static_cast<int64_t>(slot) * a.V;
   const int32_t* id = ids_sorted + static_cast<int64_t>(slot) * a.V;
   const int keep = r.top_k > 0 ? min(r.top_k, sr.count) : sr.count;
-  double part = 0;
-  for (int i = threadIdx.x; i < keep; i += kThreads) part += expf(key[i]);
-  const double sum = block_sum(part, sh);
-  auto prob = [&](int i) { return static_cast<double>(expf(key[i])) / sum; };
+  auto ex = [&](int i) { return static_cast<double>(expf(from_desc_bits(static_cast<uint32_t>(key[i])))); };
+  const double sum = block_sum(sum_range(keep, ex), sh);
+  auto prob = [&](int i) { return ex(i) / sum; };
   int n = keep;
   if (r.min_p > 0.0) {
     const double floor = r.min_p * prob(0);
-    int c = 0;
-    for (int i = threadIdx.x; i < keep; i += kThreads) c += prob(i) >= floor ? 1 : 0;
-    n = max(block_sum_int(c, sh), 1);
+    const double c = sum_range(keep, [&](int i) { return prob(i) >= floor ? 1.0 : 0.0; });
+    n = max(block_sum_int(static_cast<int>(c), sh), 1);
   }
   if (r.top_p < 1.0) {
     const int hit = find_crossing(prob, n, r.top_p, false, sh);
     n = max(hit >= 0 ? hit + 1 : n, 1);
   }
-  part = 0;
-  for (int i = threadIdx.x; i < n; i += kThreads) part += prob(i);
-  const double total = block_sum(part, sh);
+  const double total = block_sum(sum_range(n, prob), sh);
   const int hit = find_crossing(prob, n, r.u * total, true, sh);
   if (threadIdx.x == 0) {
     const int token = id[hit >= 0 ? hit : n - 1];
@@ -371,29 +440,29 @@ size_t SamplingOp::run(const float* logits, int64_t V, const BanyanSampleRow* ro
     if (r.temperature > 0.0 && (r.top_k > 0 || r.top_p < 1.0 || r.min_p > 0.0)) slot[i] = sorted++;
     max_n = std::max(max_n, r.num_logprobs);
   }
-  // Inputs, uploaded in one copy: rows, edits, slots, segment offsets.
+  // Inputs, uploaded in one copy: rows, edits, slots.
   const size_t rows_b = align_up(sizeof(BanyanSampleRow) * n);
   const size_t edits_b = align_up(sizeof(BanyanLogitEdit) * std::max(num_edits, 1));
   const size_t slot_b = align_up(sizeof(int32_t) * n);
-  const size_t offs_b = align_up(sizeof(int32_t) * (sorted + 1));
-  const size_t in_b = rows_b + edits_b + slot_b + offs_b;
+  const size_t in_b = rows_b + edits_b + slot_b;
   // Outputs, downloaded in one copy: results, top ids, top logprobs.
   const size_t res_b = sizeof(DeviceResult) * n;
   const size_t top_b = sizeof(int32_t) * static_cast<size_t>(n) * max_n;
   const size_t out_b = res_b + 2 * top_b;
   // Work: edited rows, sorted rows' state, keys and ids (in and out), CUB's scratch.
-  const size_t V_b = sizeof(float) * static_cast<size_t>(V);
-  const size_t work_b = num_edits > 0 ? align_up(V_b * n) : 0;
+  const size_t items = static_cast<size_t>(V) * sorted;
+  const size_t work_b = num_edits > 0 ? align_up(sizeof(float) * static_cast<size_t>(V) * n) : 0;
   const size_t state_b = align_up(sizeof(SortedRow) * std::max(sorted, 1));
-  const size_t sort_b = align_up(V_b * sorted);
+  const size_t keys_b = align_up(sizeof(uint64_t) * items), ids_b = align_up(sizeof(int32_t) * items);
+  int end_bit = 32;  // the value, then as many bits as the slot needs
+  while (sorted > 1 && (int64_t{1} << (end_bit - 32)) < sorted) ++end_bit;
   size_t cub_b = 0;
-  const int num_items = static_cast<int>(V * sorted);
   if (sorted > 0)
-    BANYAN_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
-        nullptr, cub_b, static_cast<const float*>(nullptr), static_cast<float*>(nullptr),
-        static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), num_items, sorted,
-        static_cast<const int32_t*>(nullptr), static_cast<const int32_t*>(nullptr), 0, 32, stream));
-  const size_t total = in_b + align_up(out_b) + work_b + state_b + 4 * sort_b + align_up(cub_b);
+    BANYAN_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        nullptr, cub_b, static_cast<const uint64_t*>(nullptr), static_cast<uint64_t*>(nullptr),
+        static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), static_cast<int64_t>(items), 0,
+        end_bit, stream));
+  const size_t total = in_b + align_up(out_b) + work_b + state_b + 2 * keys_b + 2 * ids_b + align_up(cub_b);
   if (scratch_.size() < total) {
     BANYAN_CUDA_CHECK(cudaStreamSynchronize(stream));
     scratch_ = DeviceMemory(std::max(total, scratch_.size() + scratch_.size() / 2));
@@ -405,8 +474,6 @@ size_t SamplingOp::run(const float* logits, int64_t V, const BanyanSampleRow* ro
   std::memcpy(hin, rows, sizeof(BanyanSampleRow) * n);
   if (num_edits > 0) std::memcpy(hin + rows_b, edits, sizeof(BanyanLogitEdit) * num_edits);
   std::memcpy(hin + rows_b + edits_b, slot.data(), sizeof(int32_t) * n);
-  auto* offs = reinterpret_cast<int32_t*>(hin + rows_b + edits_b + slot_b);
-  for (int32_t s = 0; s <= sorted; ++s) offs[s] = static_cast<int32_t>(s * V);
 
   char* d = static_cast<char*>(scratch_.get());
   BANYAN_CUDA_CHECK(cudaMemcpyAsync(d, hin, in_b, cudaMemcpyHostToDevice, stream));
@@ -416,7 +483,6 @@ size_t SamplingOp::run(const float* logits, int64_t V, const BanyanSampleRow* ro
   a.rows = reinterpret_cast<const BanyanSampleRow*>(d);
   a.edits = reinterpret_cast<const BanyanLogitEdit*>(d + rows_b);
   a.sort_slot = reinterpret_cast<const int32_t*>(d + rows_b + edits_b);
-  const auto* d_offs = reinterpret_cast<const int32_t*>(d + rows_b + edits_b + slot_b);
   char* p = d + in_b;
   char* d_out = p;
   a.out = reinterpret_cast<DeviceResult*>(p);
@@ -428,18 +494,17 @@ size_t SamplingOp::run(const float* logits, int64_t V, const BanyanSampleRow* ro
   p += work_b;
   a.sorted = reinterpret_cast<SortedRow*>(p);
   p += state_b;
-  a.keys = reinterpret_cast<float*>(p);
-  auto* keys_out = reinterpret_cast<float*>(p + sort_b);
-  a.ids = reinterpret_cast<int32_t*>(p + 2 * sort_b);
-  auto* ids_out = reinterpret_cast<int32_t*>(p + 3 * sort_b);
-  void* cub_tmp = p + 4 * sort_b;
+  a.keys = reinterpret_cast<uint64_t*>(p);
+  auto* keys_out = reinterpret_cast<uint64_t*>(p + keys_b);
+  a.ids = reinterpret_cast<int32_t*>(p + 2 * keys_b);
+  auto* ids_out = reinterpret_cast<int32_t*>(p + 2 * keys_b + ids_b);
+  void* cub_tmp = p + 2 * keys_b + 2 * ids_b;
 
   sample_rows_kernel<<<n, kThreads, 0, stream>>>(a);
   BANYAN_CUDA_CHECK_LAUNCH("sample_rows_kernel");
   if (sorted > 0) {
-    BANYAN_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairsDescending(
-        cub_tmp, cub_b, a.keys, keys_out, a.ids, ids_out, num_items, sorted, d_offs, d_offs + 1, 0,
-        32, stream));
+    BANYAN_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(cub_tmp, cub_b, a.keys, keys_out, a.ids, ids_out,
+                                                      static_cast<int64_t>(items), 0, end_bit, stream));
     sample_sorted_kernel<<<sorted, kThreads, 0, stream>>>(a, keys_out, ids_out);
     BANYAN_CUDA_CHECK_LAUNCH("sample_sorted_kernel");
   }
