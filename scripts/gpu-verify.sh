@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One pass over everything that runs on the GPU, for a tree where several CUDA parts
+# changed at once: builds the whole tree with CUDA (Release, sm_90), then runs
+#   kernels.txt   the CUDA backend suite (ops, GEMMs, attention, sampling, LoRA, parity)
+#   runtime.txt   the runtime suite on CUDA (decode graphs among it)
+#   engine.txt    the engine suite with BANYAN_TEST_DEVICE=cuda (device sampling, graphs)
+#   adapters.txt  the adapter suite (paged pool; adapters through the engine on CUDA vs peft)
+#   quant.txt     the quantizer suite (CUDA kernels vs the plugins' weights)
+#   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
+#                 completions per adapter over curl, /metrics
+# into $OUT (default build/gpu-out). Every step's time is cut to what BUDGET (seconds,
+# default 540) leaves. The top-level configure needs PCRE2 headers, which the GPU
+# machine lacks: carry .deps holding `apt-get download libpcre2-dev libpcre2-8-0`.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+out="${OUT:-build/gpu-out}"
+mkdir -p "$out"
+build=build-gpu
+status=0
+budget="${BUDGET:-540}"
+left() { echo $(( budget - SECONDS )); }
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/build.txt"
+if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&1; then
+  mkdir -p .deps/root
+  for deb in .deps/*.deb; do dpkg -x "$deb" .deps/root; done
+  pc=$(find .deps/root -name libpcre2-8.pc | head -n1)
+  if [[ -n $pc ]]; then
+    sed -i "s|^prefix=.*|prefix=$root/.deps/root/usr|" "$pc"
+    export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+    export LD_LIBRARY_PATH="$(dirname "$(dirname "$pc")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+{
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DBANYAN_TESTS=ON &&
+    time cmake --build "$build" -j "${JOBS:-16}" -- -k 0
+} >> "$out/build.txt" 2>&1 || { status=1; grep -E "error|FAILED" "$out/build.txt" | head -n 30; }
+echo "built at ${SECONDS}s"
+bin="$build/bin"
+export BANYAN_TEST_DEVICE=cuda
+
+# suite FILE BINARY [gtest args]: runs it within what is left, prints its summary.
+suite() {
+  local file=$1 exe=$2
+  shift 2
+  if [[ ! -x $bin/$exe ]]; then echo "$exe: not built"; status=1; return; fi
+  local t=$(( $(left) - 60 ))
+  (( t < 10 )) && { echo "$exe: no time left"; status=1; return; }
+  timeout "$t" "$bin/$exe" "$@" > "$out/$file" 2>&1 || status=1
+  echo "== $exe: $(grep -E '^\[==========\] .* ran' "$out/$file" | tail -n1)"
+  grep -E "^\[  (PASSED|FAILED)  \]|identical|graphs \]" "$out/$file" | head -n 20
+}
+suite kernels.txt banyan_kernels_cuda_tests
+suite runtime.txt banyan_runtime_tests
+suite engine.txt banyan_engine_tests
+suite adapters.txt banyan_adapters_tests
+suite quant.txt banyan_quant_tests
+
+# The demo deployment on the GPU, asked over HTTP like the README does.
+if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
+  {
+    "$bin/banyan" serve --config configs/demo.yaml --device cuda --port 8011 \
+      --gpu-memory-utilization 0.5 > "$out/serve_log.txt" 2>&1 &
+    pid=$!
+    for _ in $(seq 60); do curl -sf http://127.0.0.1:8011/health >/dev/null && break; sleep 1; done
+    for model in demo python computers love; do
+      echo "--- $model, greedy"
+      curl -s http://127.0.0.1:8011/v1/completions -H 'Content-Type: application/json' \
+        -d "{\"model\": \"$model\", \"prompt\": \"The\", \"max_tokens\": 24, \"temperature\": 0}"
+      echo
+      echo "--- $model, sampled (top_p 0.9, seed 7, logprobs 2)"
+      curl -s http://127.0.0.1:8011/v1/completions -H 'Content-Type: application/json' \
+        -d "{\"model\": \"$model\", \"prompt\": \"The\", \"max_tokens\": 24, \"temperature\": 0.8, \"top_p\": 0.9, \"seed\": 7, \"logprobs\": 2}"
+      echo
+    done
+    echo "--- metrics"
+    curl -s http://127.0.0.1:8011/metrics | grep -E "^banyan_(adapter|requests|generation)" | head -n 30
+    kill "$pid"; wait "$pid"
+  } > "$out/serve.txt" 2>&1
+  grep -c '"text"' "$out/serve.txt" | sed 's/^/completions answered: /'
+  tail -n 5 "$out/serve_log.txt" >> "$out/serve.txt"
+fi
+echo "done at ${SECONDS}s, status $status"
+exit $status
