@@ -10,6 +10,7 @@
 // row drew none), so the op returns the token the host path would have drawn.
 #include <banyan/decoding.h>
 #include <banyan/logits.h>
+#include <banyan/ops.h>
 #include <banyan/rng.h>
 
 #include <cstring>
@@ -57,10 +58,7 @@ class Sampling final : public banyan::DecodingStrategy {
         std::memcpy(c.rng_state, r.rng_state, sizeof(c.rng_state));  // after draw j
       }
     }
-    BanyanError err{};
-    if (ops.sample(ctx, &logits, sample_rows_.data(), static_cast<int32_t>(n), edits_.data(),
-                   static_cast<int32_t>(edits_.size()), results_.data(), &err) != BANYAN_OK)
-      throw banyan::Error(static_cast<banyan::Code>(err.code), std::string("sampling: ") + err.message);
+    banyan::Ops(&ops, ctx).sample(logits, sample_rows_, edits_, results_);
     for (size_t i = 0; i < rows.size(); ++i) {
       const BanyanDecodeRow& r = rows[i];
       if (r.params->temperature > 0.0 && !results_[i * per_row].used_u) {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <span>
 #include <string>
 
 namespace banyan {
@@ -100,6 +101,18 @@ class Ops {
     Tensor out = alloc(x.type(), {x.shape[0], count});
     call(t_->slice_columns(ctx_, &x, begin, count, &out, &err_));
     return out;
+  }
+  /// The sampling op (ABI 1.2, BanyanOpsV1.sample): one draw per entry of `rows` from
+  /// logits [R, V] f32 where the step left them; results (their top arrays included)
+  /// in host memory. Decoding plugins reach it through DecodingStrategy::decode_on.
+  void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
+              std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) const {
+    if (t_->struct_size < offsetof(BanyanOpsV1, sample) + sizeof(t_->sample) || !t_->sample)
+      throw Error(Code::unsupported, "the host's op table has no sample op (ABI 1.2)");
+    if (out.size() < rows.size())
+      throw Error(Code::invalid_argument, "sample: fewer results than rows");
+    call(t_->sample(ctx_, &logits, rows.data(), static_cast<int32_t>(rows.size()), edits.data(),
+                    static_cast<int32_t>(edits.size()), out.data(), &err_));
   }
   /// Logits [R, V] (f32) for the rows the step asks for.
   Tensor logits(const Tensor& hidden, const std::string& name,
