@@ -93,7 +93,7 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
   ForwardBatch batch;
   const LinearContext ctx{*backend, arena, layout, batch, Tensor(), false};
   // The default kernels for every row count; the batch-1 variants for one row.
-  for (int variant : {-1, 0, 1, 2}) {
+  for (int variant : {-1, 0, 1, 2, 3}) {
   SCOPED_TRACE("variant " + std::to_string(variant));
   QuantizedLinearOptions lo;
   lo.gemv_variant = variant;

@@ -34,6 +34,7 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <tuple>
@@ -48,7 +49,9 @@ constexpr int kInt8 = 0, kInt4 = 1, kLut4 = 2, kFp8 = 3;
 constexpr int kWarps = 8, kLoadsInFlight = 8;
 // The batch-1 GEMV variant per layout (int8, int4, lut4, fp8; int4 in the tensor-core
 // layout: kDefaultMmaVariant): 0 batches of 8 loads per lane, 1 and 2 pipelined stages
-// of R and 2R loads (see qgemv_kernel). QuantWeightDev::variant overrides it.
+// of R and 2R loads (see qgemv_kernel); tensor cores: 0 batches of 4 chunks per lane,
+// 1 and 2 pipelined stages of 4 and 2, 3 batches of 8 (not measured yet).
+// QuantWeightDev::variant overrides it.
 constexpr int kDefaultVariant[4] = {0, 0, 0, 0};
 constexpr int kDefaultMmaVariant = 0;
 
@@ -517,6 +520,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     if constexpr (V == 0) {  // batches of 4 chunks, no overlap
       for (int64_t kc = part; kc < chunks; kc += static_cast<int64_t>(ksplit) * kMmaChunks)
         mma_batch<MT, kMmaChunks>(w, tile_base, kc, ksplit, chunks, r_lo, gs_shift, xr, xon, acc);
+    } else if constexpr (V == 3) {  // batches of 8 chunks (4 KiB per warp in flight), no overlap
+      for (int64_t kc = part; kc < chunks; kc += static_cast<int64_t>(ksplit) * 8) {
+        MmaStage<8> st;
+        mma_load_stage(st, w, tile_base, kc, ksplit, chunks, r_lo, gs_shift);
+        mma_consume_stage<MT>(st, kc, ksplit, chunks, xr, xon, acc);
+      }
     } else {  // pipelined stages of 2 (V = 2) or 4 (V = 1) chunks
       constexpr int S = V == 1 ? 4 : 2;
       MmaStage<S> cur, nxt;
@@ -579,20 +588,24 @@ __device__ __forceinline__ void int4_mma_locate(int64_t n, int64_t k, int64_t ch
   shift = 4 * (hi_row + 2 * hi_k) + 16 * odd;
 }
 
+// One row per blockIdx.y (no division per value), two values (k even, k + 1: the same
+// word, 16 bits apart) per thread and step, written as one 32-bit pair.
 __global__ void dequant_int4_mma_kernel(QuantWeightDev w, uint16_t* __restrict__ dst) {
-  const int64_t K = w.cols, chunks = K / 64, total = w.rows * K / 2, ng = K / w.group_size;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {  // two values (k even, k + 1) per step
-    const int64_t n = (2 * i) / K, k = (2 * i) % K;
-    int64_t wb;
-    int sh;
-    int4_mma_locate(n, k, chunks, wb, sh);  // k + 1 sits 16 bits higher in the same word
-    const uint32_t wd = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(w.qweight) + wb);
-    const int64_t gi = n * ng + k / w.group_size;
-    const float s = static_cast<const float*>(w.scales)[gi], z = static_cast<float>(w.zeros[gi]);
-    const float v0 = (static_cast<float>((wd >> sh) & 0xfu) - z) * s;
-    const float v1 = (static_cast<float>((wd >> (sh + 16)) & 0xfu) - z) * s;
-    *reinterpret_cast<uint32_t*>(dst + n * K + k) = uint32_t(f2bf(v0)) | (uint32_t(f2bf(v1)) << 16);
+  const int64_t K = w.cols, chunks = K / 64, ng = K / w.group_size;
+  const float* scales = static_cast<const float*>(w.scales);
+  for (int64_t n = blockIdx.y; n < w.rows; n += gridDim.y) {
+    for (int64_t k = 2 * (blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x); k < K;
+         k += 2 * static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      int64_t wb;
+      int sh;
+      int4_mma_locate(n, k, chunks, wb, sh);
+      const uint32_t wd = *reinterpret_cast<const uint32_t*>(static_cast<const uint8_t*>(w.qweight) + wb);
+      const int64_t gi = n * ng + static_cast<uint32_t>(k) / static_cast<uint32_t>(w.group_size);
+      const float s = scales[gi], z = static_cast<float>(w.zeros[gi]);
+      const float v0 = (static_cast<float>((wd >> sh) & 0xfu) - z) * s;
+      const float v1 = (static_cast<float>((wd >> (sh + 16)) & 0xfu) - z) * s;
+      *reinterpret_cast<uint32_t*>(dst + n * K + k) = uint32_t(f2bf(v0)) | (uint32_t(f2bf(v1)) << 16);
+    }
   }
 }
 
@@ -742,6 +755,7 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
             const int v = w.variant >= 0 ? w.variant : kDefaultMmaVariant;
             if (v == 1) launch_int4_mma<1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else if (v == 2) launch_int4_mma<1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            else if (v == 3) launch_int4_mma<1, 3>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else launch_int4_mma<1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             break;
           }
@@ -762,7 +776,8 @@ void quant_dequantize_bf16(const QuantWeightDev& w, uint16_t* dst, cudaStream_t 
   const int64_t total = w.rows * w.cols;
   if (total <= 0) return;
   if (w.int4_mma) {
-    dequant_int4_mma_kernel<<<blocks_for(total / 2, 256, 65535LL * 16), 256, 0, stream>>>(w, dst);
+    const dim3 grid(blocks_for(w.cols / 2, 256, 64), static_cast<unsigned>(std::min<int64_t>(w.rows, 65535)));
+    dequant_int4_mma_kernel<<<grid, 256, 0, stream>>>(w, dst);
     BANYAN_CUDA_CHECK_LAUNCH("quant_dequantize_bf16 (int4, repacked)");
     return;
   }
@@ -870,7 +885,7 @@ struct Fp8Gemm::Impl {
   };
   cublasLtHandle_t handle = nullptr;
   DeviceMemory workspace{size_t{32} << 20};
-  DeviceMemory small{256};  // [0] amax bits, [1] s_x, [2] 1.0
+  DeviceMemory small{256};  // floats: [0] amax bits, [4] s_x, [8] 1.0 (16-byte aligned)
   DeviceMemory xq, dout;
   std::map<std::tuple<int64_t, int64_t, int64_t>, Plan> plans;
 
@@ -894,7 +909,7 @@ struct Fp8Gemm::Impl {
     BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d32, CUDA_R_32F, N, M, N));
     BANYAN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d16, CUDA_R_16BF, N, M, N));
     // Scale pointers set, so that the heuristic picks scaled kernels.
-    const float* sx = small.as<float>() + 1;
+    const float* sx = small.as<float>() + 4;
     BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sx, sizeof sx));
     BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx));
     cublasLtMatmulPreference_t pref = nullptr;
@@ -924,7 +939,7 @@ struct Fp8Gemm::Impl {
 
 Fp8Gemm::Fp8Gemm() : impl_(std::make_unique<Impl>()) {
   BANYAN_CUBLAS_CHECK(cublasLtCreate(&impl_->handle));
-  const float init[4] = {0.0f, 1.0f, 1.0f, 1.0f};  // amax bits, s_x, the unit scale
+  const float init[12] = {0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f};
   BANYAN_CUDA_CHECK(cudaMemcpy(impl_->small.get(), init, sizeof init, cudaMemcpyHostToDevice));
 }
 Fp8Gemm::~Fp8Gemm() = default;
@@ -960,7 +975,7 @@ void Fp8Gemm::run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* o
   if (im.xq.size() < xq_bytes) im.xq = DeviceMemory(xq_bytes);
   if (im.dout.size() < d_bytes) im.dout = DeviceMemory(d_bytes);
   unsigned* amax = im.small.as<unsigned>();
-  float* sx = im.small.as<float>() + 1;
+  float* sx = im.small.as<float>() + 4;
   const int64_t n8 = M * K / 8;
   BANYAN_CUDA_CHECK(cudaMemsetAsync(amax, 0, sizeof(unsigned), stream));
   if (Mp > M)
@@ -973,7 +988,7 @@ void Fp8Gemm::run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* o
   Impl::Plan& p = im.plan(Mp, N, K);
   // Per tensor: A's scale is s_w; per channel it is 1 (a device float of `small`) and
   // the epilogue scales the rows.
-  const float* a_scale = w.per_row_scale ? im.small.as<float>() + 2 : static_cast<const float*>(w.scales);
+  const float* a_scale = w.per_row_scale ? im.small.as<float>() + 8 : static_cast<const float*>(w.scales);
   BANYAN_CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale, sizeof a_scale));
   BANYAN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sx, sizeof sx));

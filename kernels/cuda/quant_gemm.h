@@ -22,7 +22,8 @@ struct QuantWeightDev {
   /// int4 only: qweight holds quant_int4_repack_mma()'s layout (tensor-core GEMV).
   bool int4_mma = false;
   /// The batch-1 GEMV variant (benchmarks and tests; -1: the layout's default): 0
-  /// batches of loads, 1 and 2 software-pipelined stages (quant_gemm.cu).
+  /// batches of loads, 1 and 2 software-pipelined stages, 3 (int4 on tensor cores
+  /// only) batches of 8 chunks (quant_gemm.cu).
   int32_t variant = -1;
   const void* qweight = nullptr;
   const void* scales = nullptr;
