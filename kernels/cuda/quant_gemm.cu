@@ -1003,8 +1003,13 @@ void Fp8Gemm::run(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* o
   }
   if (p.chosen == p.algos.size()) {
     p.chosen = 0;
-    throw Error(Code::unsupported, "cuBLASLt refused every FP8 algorithm for " + std::to_string(Mp) + "x" +
-                                       std::to_string(N) + "x" + std::to_string(K));
+    size_t with_bf16 = 0;
+    for (const auto& a : p.algos) with_bf16 += a.first ? 1 : 0;
+    throw Error(Code::unsupported,
+                "cuBLASLt (version " + std::to_string(cublasLtGetVersion()) + ") refused every FP8 algorithm for " +
+                    std::to_string(Mp) + "x" + std::to_string(N) + "x" + std::to_string(K) + " (" +
+                    std::to_string(p.algos.size() - with_bf16) + " with f32 output, " + std::to_string(with_bf16) +
+                    " with bf16 output; CUBLASLT_LOG_LEVEL=5 says why)");
   }
   BANYAN_CUBLAS_CHECK(st);
   const float* row_scale = w.per_row_scale ? static_cast<const float*>(w.scales) : nullptr;
