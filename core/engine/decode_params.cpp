@@ -13,6 +13,7 @@ DecodeParams::DecodeParams(const SamplingParams& p, const std::vector<int32_t>& 
   c.temperature = p.use_beam_search ? 0.0 : p.temperature;
   c.top_p = p.top_p;
   c.min_p = p.min_p;
+  c.typical_p = p.typical_p;
   c.presence_penalty = p.presence_penalty;
   c.frequency_penalty = p.frequency_penalty;
   c.repetition_penalty = p.repetition_penalty;

@@ -185,6 +185,63 @@ std::vector<int32_t> typical_reference(const std::vector<float>& logits, double 
   return kept;
 }
 
+// typical_p per request (TGI's), in the in-tree sampling plugin: the draws cover exactly
+// the reference's typical set with the renormalized probabilities, also after top_k
+// (the set is then taken over the top_k candidates, as Hugging Face's warpers chain).
+TEST(Decoding, TypicalPSamplesHuggingFacesTypicalSet) {
+  const std::vector<float> dist = {1.0f, 0.0f, 0.1f, 0.2f, -0.1f, -0.2f, 0.05f, -3.0f};
+  struct Case { double temperature, typical_p; int top_k; };
+  for (Case c : {Case{1.0, 0.5, 0}, Case{0.7, 0.9, 0}, Case{1.0, 0.6, 5}}) {
+    SCOPED_TRACE("temperature " + std::to_string(c.temperature) + ", typical_p " +
+                 std::to_string(c.typical_p) + ", top_k " + std::to_string(c.top_k));
+    // The candidates top_k leaves (ids in order), and the reference set over them.
+    std::vector<int32_t> ids(dist.size());
+    for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>(i);
+    if (c.top_k > 0) {
+      std::stable_sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return dist[a] > dist[b]; });
+      ids.resize(static_cast<size_t>(c.top_k));
+      std::sort(ids.begin(), ids.end());
+    }
+    std::vector<float> sub;
+    for (int32_t t : ids) sub.push_back(dist[t]);
+    std::vector<int32_t> want;
+    for (int32_t k : typical_reference(sub, c.temperature, c.typical_p)) want.push_back(ids[k]);
+    ASSERT_LT(want.size(), ids.size());  // the filter bites
+    std::vector<double> p(dist.size());
+    double total = 0;
+    for (int32_t t : want) total += p[t] = std::exp(dist[t] / c.temperature);
+    for (auto& v : p) v /= total;
+
+    Fixture f;
+    Sequence& s = f.seq({.temperature = c.temperature, .top_k = c.top_k > 0 ? c.top_k : -1,
+                         .typical_p = c.typical_p},
+                        {0}, 1, 11);
+    constexpr int kDraws = 6000;
+    std::map<int32_t, int> counts;
+    for (int i = 0; i < kDraws; ++i) {
+      std::vector<float> logits = dist;
+      ++counts[f.dec->sample(view(logits, 1), {{&s, 0}})[0].token];
+    }
+    std::vector<int32_t> got;
+    for (const auto& [t, n] : counts) got.push_back(t);
+    EXPECT_EQ(got, want);
+    for (int32_t t : want) EXPECT_NEAR(counts[t] / double(kDraws), p[t], 0.025) << "token " << t;
+  }
+  // typical_p 1 is off: the same draws as without it.
+  Fixture a, b;
+  Sequence& sa = a.seq({.temperature = 0.8}, {0}, 1, 3);
+  Sequence& sb = b.seq({.temperature = 0.8, .typical_p = 1.0}, {0}, 1, 3);
+  for (int i = 0; i < 200; ++i) {
+    std::vector<float> la = dist, lb = dist;
+    EXPECT_EQ(a.dec->sample(view(la, 1), {{&sa, 0}})[0].token, b.dec->sample(view(lb, 1), {{&sb, 0}})[0].token);
+  }
+  SamplingParams bad;
+  bad.typical_p = 0;
+  EXPECT_THROW(bad.validate(), Error);
+  bad.typical_p = 1.5;
+  EXPECT_THROW(bad.validate(), Error);
+}
+
 // The out-of-tree example examples/typical_decoding, when BANYAN_TEST_PLUGIN_PATH
 // (DIR[:DIR...]) holds its build (tests/examples/typical_decoding_test.sh sets it):
 // its draws cover exactly the reference's typical set, with the renormalized

@@ -425,6 +425,8 @@ bool EngineImpl::samples_on_device(const SchedulerOutput& out) const {
       return false;
     if (ss.sample && (g.kind == GroupKind::beam || (g.kind == GroupKind::parallel && !g.forked)))
       return false;
+    // The sampling op has no typical filter: typical_p rows are drawn on the host.
+    if (ss.sample && g.request.params.typical_p < 1.0) return false;
   }
   return true;
 }

@@ -27,6 +27,8 @@ void SamplingParams::validate() const {
           "must be in [0, 100], got " + num(temperature));
   require(std::isfinite(top_p) && top_p > 0 && top_p <= 1, "top_p",
           "must be in (0, 1], got " + num(top_p));
+  require(std::isfinite(typical_p) && typical_p > 0 && typical_p <= 1, "typical_p",
+          "must be in (0, 1], got " + num(typical_p));
   require(top_k >= -1, "top_k", "must be -1 (off) or positive, got " + std::to_string(top_k));
   require(std::isfinite(min_p) && min_p >= 0 && min_p <= 1, "min_p",
           "must be in [0, 1], got " + num(min_p));

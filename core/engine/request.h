@@ -22,6 +22,7 @@ struct SamplingParams {
   double top_p = 1.0;                 ///< (0, 1]
   int top_k = -1;                     ///< -1 or 0: off
   double min_p = 0.0;                 ///< [0, 1]
+  double typical_p = 1.0;             ///< (0, 1]; TGI's typical sampling (1: off)
   std::optional<uint64_t> seed;       ///< per-request seed: same seed, same samples
   double presence_penalty = 0.0;      ///< [-2, 2], OpenAI semantics
   double frequency_penalty = 0.0;     ///< [-2, 2], OpenAI semantics

@@ -21,6 +21,13 @@
 #if defined(__AVX512F__) && defined(__AVX512BW__)
 #include <immintrin.h>
 #define BANYAN_QUANT_AVX512 1
+// GCC 12 warns inside its own intrinsics header (the self-initialized "undefined"
+// vector of _mm512_cvtepu8_epi32 and friends: GCC bug 105593) once these kernels
+// inline them; nothing here reads an uninitialized value.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ == 12
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #endif
 
 namespace banyan::core {

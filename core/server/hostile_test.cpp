@@ -191,7 +191,9 @@ std::vector<Case> json_cases() {
   add("tgi/top-n-tokens", "/generate", R"({"inputs":"a","parameters":{"top_n_tokens":50}})", 422);
   add("tgi/best-of-greedy", "/generate", R"({"inputs":"a","parameters":{"best_of":2}})", 422);
   add("tgi/max-new-tokens-0", "/generate", R"({"inputs":"a","parameters":{"max_new_tokens":0}})", 422);
-  add("tgi/typical-p", "/generate", R"({"inputs":"a","parameters":{"typical_p":0.5}})", 422);
+  add("tgi/typical-p-0", "/generate", R"({"inputs":"a","parameters":{"typical_p":0}})", 422);
+  add("tgi/typical-p-over-1", "/generate", R"({"inputs":"a","parameters":{"typical_p":1.5}})", 422);
+  add("tgi/typical-p-string", "/generate", R"({"inputs":"a","parameters":{"typical_p":"0.5"}})", 422);
   add("tgi/seed-negative", "/generate", R"({"inputs":"a","parameters":{"seed":-1}})", 422);
   add("tgi/stream-decoder-details", "/generate_stream",
       R"({"inputs":"a","parameters":{"decoder_input_details":true}})", 422);

@@ -409,6 +409,18 @@ TEST_F(Protocol, TgiParametersAndDetails) {
   EXPECT_EQ(body["details"]["top_tokens"][0].size(), 2u);
 }
 
+TEST_F(Protocol, TgiTypicalPSamples) {
+  // typical_p alone turns sampling on, as in TGI; 1.0 means off.
+  auto r = post("/generate", {{"inputs", "Hi"}, {"parameters", {{"typical_p", 0.6}}}});
+  ASSERT_TRUE(r.job) << r.reply->body;
+  EXPECT_DOUBLE_EQ(r.job->params.typical_p, 0.6);
+  EXPECT_DOUBLE_EQ(r.job->params.temperature, 1.0);
+  auto off = post("/generate", {{"inputs", "Hi"}, {"parameters", {{"typical_p", 1.0}}}});
+  ASSERT_TRUE(off.job) << off.reply->body;
+  EXPECT_DOUBLE_EQ(off.job->params.typical_p, 1.0);
+  EXPECT_EQ(off.job->params.temperature, 0.0);
+}
+
 TEST_F(Protocol, TgiStreamEvents) {
   auto r = post("/generate_stream", {{"inputs", "Hi"},
                                      {"parameters", {{"do_sample", true}, {"temperature", 0.7},

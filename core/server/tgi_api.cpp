@@ -209,8 +209,6 @@ RouteResult tgi_generate(ServerContext& ctx, const json& body, TgiMode mode) {
     o.top_n_tokens = static_cast<int>(p.integer("top_n_tokens", 0, kTgiMaxTopN).value_or(0));
     if (p.boolean("watermark").value_or(false))
       throw p.error("watermark", "watermarking is not supported");
-    if (auto tp = p.number("typical_p", 0, 1); tp && *tp < 1.0)
-      throw p.error("typical_p", "typical sampling is not supported by this server");
 
     SamplingParams& s = job->params;
     s.max_tokens = 100;
@@ -219,11 +217,15 @@ RouteResult tgi_generate(ServerContext& ctx, const json& body, TgiMode mode) {
     auto top_k = p.integer("top_k", 1, 1 << 30);
     auto top_p = p.number_above("top_p", 0, 1);
     if (top_p && *top_p >= 1.0) throw p.error("top_p", "must be < 1.0 (leave it out for 1.0)");
+    // typical_p as TGI: (0, 1), 1.0 is accepted as "off".
+    auto typical_p = p.number_above("typical_p", 0, 1);
+    if (typical_p && *typical_p >= 1.0) typical_p.reset();
     bool sample = p.boolean("do_sample").value_or(false) || (temperature && *temperature != 1.0) ||
-                  top_k || top_p;
+                  top_k || top_p || typical_p;
     s.temperature = sample ? temperature.value_or(1.0) : 0.0;
     if (top_k) s.top_k = static_cast<int>(*top_k);
     if (top_p) s.top_p = *top_p;
+    if (typical_p) s.typical_p = *typical_p;
     if (auto v = p.number_above("repetition_penalty", 0, 100)) s.repetition_penalty = *v;
     if (auto v = p.number("frequency_penalty", -2, 2)) s.frequency_penalty = *v;
     if (auto v = p.integer("seed", 0, INT64_MAX)) {

@@ -1,7 +1,7 @@
 // Decoding plugin "sampling": vLLM's sampler. Reported logprobs are those of the
 // model's raw distribution; the token is drawn after the logits processors,
-// temperature, top_k, top_p and min_p, from the row's own generator (argmax when
-// temperature is 0). Each sample of an n > 1 request is its own row after the first
+// temperature, top_k, top_p, min_p and typical_p (TGI's), from the row's own
+// generator (argmax when temperature is 0). Each sample of an n > 1 request is its own row after the first
 // token (which the "parallel" strategy draws).
 //
 // decode_on (logits where the step left them, e.g. on the GPU) does the same through
@@ -36,6 +36,9 @@ class Sampling final : public banyan::DecodingStrategy {
     for (size_t i = 0; i < rows.size(); ++i) {
       const BanyanDecodeRow& r = rows[i];
       const BanyanDecodeParams& p = *r.params;
+      if (banyan::logits::typical_p_of(p) < 1.0)
+        throw banyan::Error(banyan::Code::unsupported,
+                            "sampling: typical_p needs host logits (the sampling op has no typical filter)");
       const int32_t first = static_cast<int32_t>(edits_.size());
       banyan::logits::make_edits(p, {r.tokens, static_cast<size_t>(r.num_tokens)}, r.prompt_len, V, edits_);
       std::memcpy(&states_[i * per_row * 4], r.rng_state, 4 * sizeof(uint64_t));  // before the draws

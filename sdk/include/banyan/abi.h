@@ -311,6 +311,10 @@ typedef struct BanyanDecodeParams {
   int32_t num_stop_token_ids;
   const int32_t* eos_ids;
   int32_t num_eos;
+  /* ABI 1.2 (read only when struct_size covers it; banyan::logits::typical_p_of):
+   * locally typical sampling (Hugging Face's TypicalLogitsWarper, TGI's typical_p),
+   * applied after top_k, top_p and min_p; (0, 1], 1 (or 0) off. */
+  double typical_p;
 } BanyanDecodeParams;
 
 /* One row of logits to decode, with its sequence's context. */

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -28,6 +29,13 @@ inline std::span<const float> row_of(const Tensor& logits, const BanyanDecodeRow
     throw Error(Code::invalid_argument, std::string(who) + ": logits row out of range");
   const int64_t V = logits.shape[1];
   return {logits.as<float>() + r.logits_row * V, static_cast<size_t>(V)};
+}
+
+/// The params' typical_p, or 1 (off) when the caller's struct predates it or leaves it
+/// 0 (a zero-initialized struct: 0 is outside the valid (0, 1]).
+inline double typical_p_of(const BanyanDecodeParams& p) {
+  if (p.struct_size < offsetof(BanyanDecodeParams, typical_p) + sizeof(double)) return 1.0;
+  return p.typical_p > 0.0 && p.typical_p < 1.0 ? p.typical_p : 1.0;
 }
 
 /// out = log_softmax(x), computed in double.
@@ -94,6 +102,9 @@ inline void apply_processors(std::vector<float>& x, const BanyanDecodeParams& p,
 /// temperature, top_k, top_p and min_p of `p` (vLLM's order and semantics), using one
 /// uniform in [0, 1) from `draw()`, called only when the token is drawn (temperature
 /// > 0 and some logit finite); argmax (ties: the lower id) otherwise.
+/// typical_p < 1 then keeps the locally typical set of what is left (Hugging Face's
+/// TypicalLogitsWarper: the tokens whose surprise is closest to the entropy, up to
+/// typical_p of the mass).
 template <class Draw>
 int32_t sample_token_with(std::span<const float> x, const BanyanDecodeParams& p, Draw&& draw) {
   auto argmax = [&] {
@@ -113,7 +124,8 @@ int32_t sample_token_with(std::span<const float> x, const BanyanDecodeParams& p,
   size_t keep = cand.size();
   if (p.top_k > 0) keep = std::min<size_t>(keep, static_cast<size_t>(p.top_k));
   // Sorted by logit (ties: lower id) whenever a filter needs the order.
-  if (keep < cand.size() || p.top_p < 1.0 || p.min_p > 0.0) {
+  const double typical = typical_p_of(p);
+  if (keep < cand.size() || p.top_p < 1.0 || p.min_p > 0.0 || typical < 1.0) {
     std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(), [](const auto& a, const auto& b) {
       return a.first > b.first || (a.first == b.first && a.second < b.second);
     });
@@ -141,13 +153,46 @@ int32_t sample_token_with(std::span<const float> x, const BanyanDecodeParams& p,
   }
   double total = 0;
   for (size_t i = 0; i < n; ++i) total += probs[i];
+  if (typical < 1.0) {
+    // Over the distribution renormalized to the n candidates left: the entropy H,
+    // each token's distance |-log q - H|; the closest tokens, in that order, until
+    // their mass reaches typical_p (every token as close as the last one stays).
+    std::vector<double> dist(n);
+    double entropy = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double q = probs[i] / total;
+      if (q > 0) entropy -= q * std::log(q);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const double q = probs[i] / total;
+      dist[i] = q > 0 ? std::abs(-std::log(q) - entropy) : std::numeric_limits<double>::infinity();
+    }
+    std::vector<size_t> order(n);
+    for (size_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return dist[a] < dist[b]; });
+    double cum = 0;
+    size_t last = 0;
+    for (size_t k = 0; k < n; ++k) {
+      cum += probs[order[k]] / total;
+      if (cum < typical) ++last;
+    }
+    const double bound = dist[order[std::min(last, n - 1)]];
+    total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (dist[i] > bound) probs[i] = 0;  // outside the typical set: never drawn
+      total += probs[i];
+    }
+  }
   const double u = draw() * total;
   double acc = 0;
+  size_t last_kept = 0;
   for (size_t i = 0; i < n; ++i) {
+    if (probs[i] <= 0) continue;
+    last_kept = i;
     acc += probs[i];
     if (u < acc) return cand[i].second;
   }
-  return cand[n - 1].second;
+  return cand[last_kept].second;
 }
 
 /// sample_token_with drawing from the row's generator (xoshiro256** state).
@@ -227,6 +272,7 @@ inline void sample_row(std::span<const float> raw, const BanyanSampleRow& r,
     if (e.token >= 0 && e.token < V) work[e.token] = apply_edit(work[e.token], e, r.repetition_penalty);
   BanyanDecodeParams p{};
   p.struct_size = sizeof p;
+  p.typical_p = 1.0;  // not an op parameter: rows with typical_p < 1 take the host path
   p.temperature = r.temperature;
   p.top_p = r.top_p;
   p.min_p = r.min_p;
