@@ -6,6 +6,7 @@
 #   engine.txt    the engine suite with BANYAN_TEST_DEVICE=cuda (device sampling, graphs)
 #   adapters.txt  the adapter suite (paged pool; adapters through the engine on CUDA vs peft)
 #   quant.txt     the quantizer suite (CUDA kernels vs the plugins' weights)
+#   w8a8.txt      the FP8 W8A8 tests again with cuBLASLt's log (CUBLASLT_LOG_LEVEL=5)
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
 # into $OUT (default build/gpu-out). Every step's time is cut to what BUDGET (seconds,
@@ -57,12 +58,16 @@ suite runtime.txt banyan_runtime_tests
 suite engine.txt banyan_engine_tests
 suite adapters.txt banyan_adapters_tests
 suite quant.txt banyan_quant_tests
+if [[ -x $bin/banyan_quant_tests ]] && (( $(left) > 60 )); then
+  CUBLASLT_LOG_LEVEL=5 timeout 30 "$bin/banyan_quant_tests" --gtest_filter='*W8A8*' 2>&1 |
+    head -c 4000000 > "$out/w8a8.txt"
+fi
 
 # The demo deployment on the GPU, asked over HTTP like the README does.
 if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
   {
     "$bin/banyan" serve --config configs/demo.yaml --device cuda --port 8011 \
-      --gpu-memory-utilization 0.5 > "$out/serve_log.txt" 2>&1 &
+      --gpu-memory-utilization 0.5 > /tmp/serve_log.txt 2>&1 &
     pid=$!
     for _ in $(seq 60); do curl -sf http://127.0.0.1:8011/health >/dev/null && break; sleep 1; done
     for model in demo python computers love; do
@@ -80,7 +85,7 @@ if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
     kill "$pid"; wait "$pid"
   } > "$out/serve.txt" 2>&1
   grep -c '"text"' "$out/serve.txt" | sed 's/^/completions answered: /'
-  tail -n 5 "$out/serve_log.txt" >> "$out/serve.txt"
+  tail -n 20 /tmp/serve_log.txt >> "$out/serve.txt"
 fi
 echo "done at ${SECONDS}s, status $status"
 exit $status
