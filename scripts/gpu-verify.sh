@@ -33,10 +33,13 @@ if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&
     export LD_LIBRARY_PATH="$(dirname "$(dirname "$pc")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   fi
 fi
+# The server, every in-tree plugin (target banyan_<kind>_<name>) and the suites below.
+plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
+targets="banyan banyan_kernels_cuda_tests banyan_runtime_tests banyan_engine_tests banyan_adapters_tests banyan_quant_tests $plugins"
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DBANYAN_TESTS=ON &&
-    time cmake --build "$build" -j "${JOBS:-16}" -- -k 0
+    time cmake --build "$build" -j "${JOBS:-16}" --target $targets -- -k 0
 } >> "$out/build.txt" 2>&1 || { status=1; grep -E "error|FAILED" "$out/build.txt" | head -n 30; }
 echo "built at ${SECONDS}s"
 bin="$build/bin"
