@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -200,7 +201,10 @@ TEST(Engine, DecodeGraphsChangeNoGreedyToken) {
 }
 
 TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
-  int checked = 0;
+  // Per-token average logprob: the parity tests see up to ~0.12 on single bf16 logprobs;
+  // over a 12-token beam the average moves far less.
+  constexpr double kBf16ScoreTolerance = 0.03;
+  int checked = 0, beams_same = 0, beams_total = 0;
   TokenChecks checks;
   for (const auto& fam : families()) {
     json g = golden(fam);
@@ -215,13 +219,38 @@ TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
       auto out = llm.generate({c["prompt_ids"].get<std::vector<int32_t>>()}, p);
       ASSERT_EQ(out[0].outputs.size(), static_cast<size_t>(p.n));
       // All returned beams, best first, as transformers ranks them.
-      for (size_t b = 0; b < c["beams"].size() && b < out[0].outputs.size(); ++b)
-        checks.expect(out[0].outputs[b].token_ids, c["beams"][b].get<std::vector<int32_t>>(),
-                      fam + " beam " + std::to_string(b));
+      for (size_t b = 0; b < c["beams"].size() && b < out[0].outputs.size(); ++b) {
+        const auto& got = out[0].outputs[b];
+        const auto want = c["beams"][b].get<std::vector<int32_t>>();
+        const double score = got.cumulative_logprob /
+                             std::pow(static_cast<double>(got.token_ids.size()), p.length_penalty);
+        const double want_score = c["scores"][b].get<double>();
+        if (!on_gpu()) {
+          checks.expect(got.token_ids, want, fam + " beam " + std::to_string(b));
+          EXPECT_NEAR(score, want_score, 1e-3) << fam << " beam " << b << ": score";
+          continue;
+        }
+        // bf16: beams whose scores lie within the activations' rounding of each other
+        // may trade places or paths, so a beam that differs must still score what
+        // transformers' beam of that rank scores (sum of logprobs / length^penalty).
+        if (got.token_ids == want) {
+          ++beams_same;
+        } else {
+          EXPECT_NEAR(score, want_score, kBf16ScoreTolerance)
+              << fam << " beam " << b << ": a different beam with a different score on " << test_device();
+          std::cout << "[ bf16     ] " << fam << " beam " << b << " differs; score " << score
+                    << " vs transformers " << want_score << "\n";
+        }
+        ++beams_total;
+      }
       ++checked;
     }
   }
   checks.finish("beams vs transformers");
+  if (on_gpu() && beams_total > 0)
+    std::cout << "beams vs transformers: " << beams_same << " of " << beams_total
+              << " token sequences identical on " << test_device()
+              << "; the others score within " << kBf16ScoreTolerance << "\n";
   if (!checked) GTEST_SKIP() << "no beam goldens generated yet";
 }
 
