@@ -93,10 +93,13 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
   ForwardBatch batch;
   const LinearContext ctx{*backend, arena, layout, batch, Tensor(), false};
   // The default kernels for every row count; the batch-1 variants for one row.
-  for (int variant : {-1, 0, 1, 2, 3}) {
-  SCOPED_TRACE("variant " + std::to_string(variant));
+  // Variant 4 also sized for one SM: each lane then walks more stages than its ring
+  // holds (the ring wraps), which the device's SM count leaves untested at these shapes.
+  for (const auto& [variant, sms] : {std::pair<int, int>{-1, 0}, {0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {4, 1}}) {
+  SCOPED_TRACE("variant " + std::to_string(variant) + " sms " + std::to_string(sms));
   QuantizedLinearOptions lo;
   lo.gemv_variant = variant;
+  lo.gemv_num_sms = sms;
   QuantizedLinear lin(*backend, "model.layers.0.mlp.up_proj", m, &bias_t, nullptr, lo);
   for (int64_t M : variant < 0 ? std::vector<int64_t>{1, 2, 3, 4, 5, 17} : std::vector<int64_t>{1}) {
     for (bool f32_out : {false, true}) {

@@ -69,6 +69,7 @@ QuantizedLinear::QuantizedLinear(Backend& backend, const std::string& module,
   const auto slots = tensor_slots(w);
   // On CUDA an int4 weight of a suitable shape is stored in the tensor-core layout.
   std::vector<uint8_t> repacked;
+  std::vector<float> absmax;
 #ifdef BANYAN_WITH_CUDA
   if (dev == DeviceType::cuda && w.layout == BANYAN_QUANT_INT4_GROUP &&
       kernels::cuda::quant_int4_mma_eligible(w.rows, w.cols, w.group_size)) {
@@ -77,21 +78,42 @@ QuantizedLinear::QuantizedLinear(Backend& backend, const std::string& module,
                                          repacked.data());
     int4_mma_ = true;
   }
+  // On CUDA, NF4 with double quantization keeps one f32 absmax per block (code2[i] *
+  // scales2 + offset, computed here as the CPU kernels do), not the nested statistics:
+  // the GEMV reads one scale per vector instead of a chain of dependent loads.
+  if (dev == DeviceType::cuda && w.layout == BANYAN_QUANT_LUT4_BLOCK && w.group_size2 > 0) {
+    const Tensor s(w.scales), s2(w.scales2), c2(w.code2);
+    absmax.resize(static_cast<size_t>(s.numel()));
+    const auto* q8 = static_cast<const uint8_t*>(s.data);
+    const auto* sc2 = static_cast<const float*>(s2.data);
+    const auto* cd2 = static_cast<const float*>(c2.data);
+    for (size_t b = 0; b < absmax.size(); ++b)
+      absmax[b] = cd2[q8[b]] * sc2[static_cast<int64_t>(b) / w.group_size2] + w.offset;
+  }
 #endif
   for (size_t i = 0; i < slots.size(); ++i) {
     const Tensor t(*slots[i]);
     if (t.ndim == 0) continue;
-    buffers_.emplace_back(backend, t.nbytes());
-    backend.upload(buffers_.back().data(), i == 0 && int4_mma_ ? repacked.data() : t.data, t.nbytes());
+    const void* src = i == 0 && int4_mma_ ? repacked.data() : t.data;
+    size_t nbytes = t.nbytes();
+    if (!absmax.empty()) {
+      if (i == 4 || i == 5) continue;  // scales2, code2: folded into absmax
+      if (i == 1) {
+        src = absmax.data();
+        nbytes = absmax.size() * sizeof(float);
+      }
+    }
+    buffers_.emplace_back(backend, nbytes);
+    backend.upload(buffers_.back().data(), src, nbytes);
     ptrs[i] = buffers_.back().data();
-    bytes_ += t.nbytes();
+    bytes_ += nbytes;
   }
   view_.layout = w.layout;
   view_.rows = w.rows;
   view_.cols = w.cols;
   view_.group_size = w.group_size;
-  view_.group_size2 = w.group_size2;
-  view_.offset = w.offset;
+  view_.group_size2 = absmax.empty() ? w.group_size2 : 0;
+  view_.offset = absmax.empty() ? w.offset : 0.0f;
   view_.per_row_scale = Tensor(w.scales).numel() == w.rows && w.rows > 1;
   view_.qweight = ptrs[0];
   view_.scales = ptrs[1];
@@ -130,7 +152,7 @@ void QuantizedLinear::forward(const LinearContext& ctx, const Tensor& x, Tensor&
     }
     if (kernels::cuda::quant_gemv_supported(d, x.shape[0], x.data)) {
       kernels::cuda::quant_gemv(d, x.as<uint16_t>(), x.shape[0], out.data, out_f32, bias, false,
-                                cuda.num_sms(), cuda.stream());
+                                options_.gemv_num_sms > 0 ? options_.gemv_num_sms : cuda.num_sms(), cuda.stream());
       return;
     }
     const size_t need = static_cast<size_t>(view_.rows * view_.cols) * 2;

@@ -33,6 +33,8 @@ struct QuantizedLinearOptions {
   /// CUDA, one row of x: the GEMV variant (benchmarks and tests; -1 the default, see
   /// kernels/cuda/quant_gemm.h).
   int gemv_variant = -1;
+  /// CUDA: the SM count the GEMV sizes its grid for (tests; 0: the device's).
+  int gemv_num_sms = 0;
 };
 
 class QuantizedLinear final : public LinearProvider {
@@ -51,6 +53,9 @@ class QuantizedLinear final : public LinearProvider {
 
   /// Device bytes of the quantized tensors (the bias not counted).
   size_t device_bytes() const { return bytes_; }
+  /// The tensors in the backend's memory. On CUDA an NF4 weight with double
+  /// quantization holds f32 absmax per block there (group_size2 0), not the nested
+  /// statistics; an int4 weight may hold the tensor-core layout.
   const QuantView& view() const { return view_; }
 
  private:

@@ -50,10 +50,11 @@ constexpr int kWarps = 8, kLoadsInFlight = 8;
 // The batch-1 GEMV variant per layout (int8, int4, lut4, fp8; int4 in the tensor-core
 // layout: kDefaultMmaVariant): 0 batches of 8 loads per lane, 1 and 2 pipelined stages
 // of R and 2R loads (see qgemv_kernel); tensor cores: 0 batches of 4 chunks per lane,
-// 1 and 2 pipelined stages of 4 and 2, 3 batches of 8 (not measured yet).
-// QuantWeightDev::variant overrides it.
-constexpr int kDefaultVariant[4] = {0, 0, 0, 0};
-constexpr int kDefaultMmaVariant = 0;
+// 1 and 2 pipelined stages of 4 and 2, 3 batches of 8; 4 (every layout, the default)
+// a per-lane ring of cp.async stages in shared memory over a grid of one resident wave
+// (qgemv_ring_kernel, qgemv_int4_mma_ring_kernel). QuantWeightDev::variant overrides it.
+constexpr int kDefaultVariant[4] = {4, 4, 4, 4};
+constexpr int kDefaultMmaVariant = 4;
 
 constexpr int values_per_vector(int L) { return (L == kInt4 || L == kLut4) ? 32 : 16; }
 constexpr int rows_per_warp(int MT) { return MT == 1 ? 4 : 2; }
@@ -365,6 +366,177 @@ void launch(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32,
   BANYAN_CUDA_CHECK_LAUNCH("quant_gemv");
 }
 
+// --- Variant 4: a per-lane ring of cp.async stages in shared memory ----------------
+// The same work split (R rows per warp, ksplit warps per row group), but the weight
+// vectors are copied with cp.async into the lane's own slots of a ring of S stages
+// (R vectors each) in shared memory: S - 1 stages stay in flight while the lane
+// converts one, without holding them in registers (S * R * 16 bytes per lane: 96 KiB
+// per block, two blocks per SM, up to 160 KiB of weights in flight per SM). lut4 copies
+// the block's f32 absmax beside each vector. Only the lane that issued a copy reads its
+// slot (cp.async.wait_group makes the lane's own copies visible to it), so the ring
+// needs no barrier. The grid is sized to one resident wave (ring_ksplit).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+constexpr int kThreads = kWarps * 32;
+// Stages of R vectors: 96 KiB of vectors per block (lut4: 80 KiB + its f32 absmax).
+constexpr int ring_stages(int L, int R) { return (L == kLut4 ? 5 : 6) * 4 / R; }
+template <int L, int R>
+constexpr size_t ring_bytes() {
+  return static_cast<size_t>(ring_stages(L, R)) * R * kThreads * (16 + (L == kLut4 ? 4 : 0));
+}
+
+// Warps per row group (split-K inside a block, reduced in shared memory): the smallest
+// power of two up to 8 that fills one resident wave (two blocks of 8 warps per SM)
+// while each lane keeps at least two vectors per row.
+int ring_ksplit(int64_t groups, int64_t vecs, int num_sms) {
+  int ksplit = 1;
+  while (ksplit < kWarps && groups * ksplit * 2 <= int64_t{2} * kWarps * num_sms && vecs >= int64_t{64} * ksplit * 2)
+    ksplit *= 2;
+  return ksplit;
+}
+
+template <int L, int MT>
+__global__ void __launch_bounds__(kThreads, 2)
+    qgemv_ring_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
+                      const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift, int gs2_shift,
+                      bool blocks_in_rows) {
+  constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L), S = ring_stages(L, R);
+  extern __shared__ uint4 ring[];  // [S][R][kThreads] vectors, then (lut4) [S][R][kThreads] floats
+  float* pring = reinterpret_cast<float*>(ring + S * R * kThreads);
+  __shared__ float partial[kWarps][R * MT];
+  __shared__ float code[16];
+  if constexpr (L == kLut4) {
+    if (threadIdx.x < 16) code[threadIdx.x] = w.code[threadIdx.x];
+    __syncthreads();
+  }
+  const int64_t N = w.rows, K = w.cols;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, part = warp % ksplit;
+  const int64_t row0 = (static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit) * R;
+  const uint8_t* wr[R];
+  int64_t rows[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {  // rows past N repeat the last one (read, never written)
+    rows[r] = row0 + r < N ? row0 + r : N - 1;
+    wr[r] = static_cast<const uint8_t*>(w.qweight) + rows[r] * (K * (EPV == 32 ? 1 : 2) / 2);
+  }
+  float acc[R][MT];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = 0.0f;
+  if (row0 < N) {
+    const int64_t vecs = K / EPV, stride = 32 * ksplit, v0 = part * 32 + lane;
+    const int64_t nb = v0 < vecs ? (vecs - v0 + stride - 1) / stride : 0;  // this lane's vectors per row
+    // Stage b: vector v0 + b * stride of each row (nothing past the lane's last).
+    auto issue = [&](int64_t b) {
+      if (b < nb) {
+        const int s = static_cast<int>(b % S);
+        const int64_t vb = v0 + b * stride;
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
+          cp_async16(&ring[(s * R + r) * kThreads + tid], wr[r] + vb * 16);
+          if constexpr (L == kLut4) {
+            int64_t blk;
+            if (blocks_in_rows)
+              blk = rows[r] * (K / w.group_size) + (gs_shift >= 0 ? ((vb * EPV) >> gs_shift) : vb * EPV / w.group_size);
+            else
+              blk = (rows[r] * K + vb * EPV) / w.group_size;
+            cp_async4(&pring[(s * R + r) * kThreads + tid], static_cast<const float*>(w.scales) + blk);
+          }
+        }
+      }
+      cp_async_commit();  // one group per stage, empty past the end: the count stays uniform
+    };
+#pragma unroll
+    for (int b = 0; b < S - 1; ++b) issue(b);
+    for (int64_t b = 0; b < nb; ++b) {
+      issue(b + S - 1);      // into the slot consumed at b - 1 (by this lane)
+      cp_async_wait<S - 1>();  // stage b has landed
+      const int s = static_cast<int>(b % S);
+      const int64_t vb = v0 + b * stride;
+      uint4 wv[R];
+      VecParam p[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        wv[r] = ring[(s * R + r) * kThreads + tid];
+        if constexpr (L == kLut4) p[r].scale = pring[(s * R + r) * kThreads + tid];
+        else p[r] = vec_param<L>(w, rows[r], vb * EPV, gs_shift, gs2_shift, blocks_in_rows);
+      }
+      consume<L, MT, R>(wv, p, x, K, vb * EPV, code, acc);
+    }
+    cp_async_wait<0>();
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < MT; ++m) acc[r][m] = warp_sum(acc[r][m]);
+  if (ksplit > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int m = 0; m < MT; ++m) partial[warp][r * MT + m] = acc[r][m];
+    __syncthreads();
+    if (lane == 0 && part == 0)
+      for (int q = 1; q < ksplit; ++q)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int m = 0; m < MT; ++m) acc[r][m] += partial[warp + q][r * MT + m];
+  }
+  if (lane == 0 && part == 0) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t row = row0 + r;
+      if (row >= N) break;
+      float scale = 1.0f;
+      if (L == kInt8) scale = static_cast<const float*>(w.scales)[row];
+      if (L == kFp8) scale = static_cast<const float*>(w.scales)[w.per_row_scale ? row : 0];
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        const int64_t i = m * N + row;
+        const float res = acc[r][m] * scale + (bias ? bias[row] : 0.0f);
+        if (out_f32) {
+          float* o = static_cast<float*>(out);
+          o[i] = accumulate ? o[i] + res : res;
+        } else {
+          uint16_t* o = static_cast<uint16_t*>(out);
+          o[i] = f2bf(accumulate ? bf2f(o[i]) + res : res);
+        }
+      }
+    }
+  }
+}
+
+template <int L, int MT>
+void launch_ring(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
+                 bool accumulate, int num_sms, cudaStream_t stream) {
+  constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L);
+  const int64_t N = w.rows, K = w.cols, groups = (N + R - 1) / R, vecs = K / EPV;
+  const int ksplit = ring_ksplit(groups, vecs, num_sms);
+  const int gs_shift = log2_or_minus1(w.group_size), gs2_shift = log2_or_minus1(w.group_size2);
+  const bool blocks_in_rows = (L == kInt4) || (w.group_size > 0 && K % w.group_size == 0);
+  constexpr size_t smem = ring_bytes<L, R>();
+  static const cudaError_t allowed = cudaFuncSetAttribute(  // once per kernel: past 48 KiB
+      qgemv_ring_kernel<L, MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+  BANYAN_CUDA_CHECK(allowed);
+  qgemv_ring_kernel<L, MT><<<blocks_for(groups, kWarps / ksplit, int64_t{1} << 31), kThreads, smem, stream>>>(
+      w, x, out, out_f32, bias, accumulate, ksplit, gs_shift, gs2_shift, blocks_in_rows);
+  BANYAN_CUDA_CHECK_LAUNCH("quant_gemv (ring)");
+}
+
 // --- int4 on tensor cores (the repacked layout of quant_int4_repack_mma) ------------
 // A warp owns a tile of 16 output features and walks its 64-column chunks (512 bytes:
 // 16 per lane, coalesced), U chunks in flight; the ksplit warps of a tile take every
@@ -578,6 +750,132 @@ void launch_int4_mma(const QuantWeightDev& w, const uint16_t* x, void* out, bool
   BANYAN_CUDA_CHECK_LAUNCH("quant_gemv (int4, tensor cores)");
 }
 
+// Variant 4 on tensor cores: each lane copies its 16 bytes of a chunk, the two rows'
+// scales and the 32-bit words holding their zero points (cp.async takes 4 aligned
+// bytes; allocations are 256-byte aligned, so the word stays inside the buffer's
+// allocation) into its slots of a ring of kMmaRing one-chunk stages in shared memory:
+// up to 11 chunks (176 bytes of weights) in flight per lane, 96 KiB per block.
+constexpr int kMmaRing = 12;
+constexpr size_t kMmaRingBytes = static_cast<size_t>(kMmaRing) * kThreads * 32;
+
+int mma_ring_ksplit(int64_t tiles, int64_t chunks, int num_sms) {
+  int ksplit = 1;
+  while (ksplit < kWarps && tiles * ksplit * 2 <= int64_t{2} * kWarps * num_sms && chunks >= int64_t{4} * ksplit * 2)
+    ksplit *= 2;
+  return ksplit;
+}
+
+template <int MT>
+__global__ void __launch_bounds__(kThreads, 2)
+    qgemv_int4_mma_ring_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
+                               const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift) {
+  extern __shared__ uint4 ring[];  // [kMmaRing][kThreads] chunks, then [kMmaRing][4][kThreads] words
+  uint32_t* pw = reinterpret_cast<uint32_t*>(ring + kMmaRing * kThreads);
+  __shared__ float partial[kWarps][32][4];
+  const int64_t N = w.rows, K = w.cols, chunks = K / 64, tiles = N / 16, ng = K / w.group_size;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, part = warp % ksplit;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t tile = static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit;
+  const int64_t r_lo = tile * 16 + g;
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  if (tile < tiles) {
+    const uint8_t* tile_base = static_cast<const uint8_t*>(w.qweight) + tile * chunks * 512 + lane * 16;
+    const bool xon = g < MT;
+    const uint16_t* xr = x + (xon ? g : 0) * K + 2 * t;  // B fragment: batch row g, columns 2t, 2t + 1
+    const float* sc = static_cast<const float*>(w.scales);
+    const int64_t nb = part < chunks ? (chunks - part + ksplit - 1) / ksplit : 0;  // this warp's chunks
+    auto gidx = [&](int64_t c) { return gs_shift >= 0 ? ((c * 64) >> gs_shift) : c * 64 / w.group_size; };
+    auto issue = [&](int64_t b) {
+      if (b < nb) {
+        const int s = static_cast<int>(b % kMmaRing);
+        const int64_t c = part + b * ksplit, gi = gidx(c);
+        const int64_t ilo = r_lo * ng + gi, ihi = (r_lo + 8) * ng + gi;
+        cp_async16(&ring[s * kThreads + tid], tile_base + c * 512);
+        cp_async4(&pw[(s * 4 + 0) * kThreads + tid], sc + ilo);
+        cp_async4(&pw[(s * 4 + 1) * kThreads + tid], sc + ihi);
+        cp_async4(&pw[(s * 4 + 2) * kThreads + tid], w.zeros + (ilo & ~int64_t{3}));
+        cp_async4(&pw[(s * 4 + 3) * kThreads + tid], w.zeros + (ihi & ~int64_t{3}));
+      }
+      cp_async_commit();
+    };
+#pragma unroll
+    for (int b = 0; b < kMmaRing - 1; ++b) issue(b);
+    for (int64_t b = 0; b < nb; ++b) {
+      issue(b + kMmaRing - 1);
+      cp_async_wait<kMmaRing - 1>();
+      const int s = static_cast<int>(b % kMmaRing);
+      const int64_t c = part + b * ksplit, k0 = c * 64, gi = gidx(c);
+      uint32_t xb[4][2];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        xb[j][0] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j)) : 0u;
+        xb[j][1] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j + 8)) : 0u;
+      }
+      const uint4 wv = ring[s * kThreads + tid];
+      const float s_lo = __uint_as_float(pw[(s * 4 + 0) * kThreads + tid]);
+      const float s_hi = __uint_as_float(pw[(s * 4 + 1) * kThreads + tid]);
+      const uint32_t z_lo = (pw[(s * 4 + 2) * kThreads + tid] >> (8 * ((r_lo * ng + gi) & 3))) & 0xffu;
+      const uint32_t z_hi = (pw[(s * 4 + 3) * kThreads + tid] >> (8 * (((r_lo + 8) * ng + gi) & 3))) & 0xffu;
+      const uint32_t zl = (0x4300u | z_lo) * 0x10001u, zh = (0x4300u | z_hi) * 0x10001u;  // 128 + z, twice
+      const uint32_t words[4] = {wv.x, wv.y, wv.z, wv.w};
+      float c4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint32_t wd = words[j];
+        const uint32_t a0 = bf16x2_sub((wd & 0x000f000fu) | 0x43004300u, zl);
+        const uint32_t a1 = bf16x2_sub(((wd >> 4) & 0x000f000fu) | 0x43004300u, zh);
+        const uint32_t a2 = bf16x2_sub(((wd >> 8) & 0x000f000fu) | 0x43004300u, zl);
+        const uint32_t a3 = bf16x2_sub(((wd >> 12) & 0x000f000fu) | 0x43004300u, zh);
+        mma_bf16(c4, a0, a1, a2, a3, xb[j][0], xb[j][1]);
+      }
+      acc[0] = fmaf(s_lo, c4[0], acc[0]);
+      acc[1] = fmaf(s_lo, c4[1], acc[1]);
+      acc[2] = fmaf(s_hi, c4[2], acc[2]);
+      acc[3] = fmaf(s_hi, c4[3], acc[3]);
+    }
+    cp_async_wait<0>();
+  }
+  if (ksplit > 1) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) partial[warp][lane][i] = acc[i];
+    __syncthreads();
+    if (part == 0)
+      for (int q = 1; q < ksplit; ++q)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) acc[i] += partial[warp + q][lane][i];
+  }
+  if (part == 0 && tile < tiles) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {  // c0, c1: feature r_lo, batch rows 2t, 2t + 1; c2, c3: feature r_lo + 8
+      const int m = 2 * t + (i & 1);
+      const int64_t row = r_lo + (i >> 1) * 8;
+      if (m >= MT) continue;
+      const int64_t o = m * N + row;
+      const float res = acc[i] + (bias ? bias[row] : 0.0f);
+      if (out_f32) {
+        float* op = static_cast<float*>(out);
+        op[o] = accumulate ? op[o] + res : res;
+      } else {
+        uint16_t* op = static_cast<uint16_t*>(out);
+        op[o] = f2bf(accumulate ? bf2f(op[o]) + res : res);
+      }
+    }
+  }
+}
+
+template <int MT>
+void launch_int4_mma_ring(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
+                          bool accumulate, int num_sms, cudaStream_t stream) {
+  const int64_t tiles = w.rows / 16, chunks = w.cols / 64;
+  const int ksplit = mma_ring_ksplit(tiles, chunks, num_sms);
+  static const cudaError_t allowed = cudaFuncSetAttribute(  // once per kernel: past 48 KiB
+      qgemv_int4_mma_ring_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMmaRingBytes));
+  BANYAN_CUDA_CHECK(allowed);
+  qgemv_int4_mma_ring_kernel<MT><<<blocks_for(tiles, kWarps / ksplit, int64_t{1} << 31), kThreads, kMmaRingBytes,
+                                   stream>>>(w, x, out, out_f32, bias, accumulate, ksplit, log2_or_minus1(w.group_size));
+  BANYAN_CUDA_CHECK_LAUNCH("quant_gemv (int4, tensor cores, ring)");
+}
+
 // W[n][k] of the repacked layout: the byte offset of its word and the nibble's shift.
 __device__ __forceinline__ void int4_mma_locate(int64_t n, int64_t k, int64_t chunks, int64_t& word_byte, int& shift) {
   const int64_t tile = n / 16, kc = k / 64;
@@ -615,7 +913,9 @@ void launch_rows(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* ou
   switch (M) {
     case 1: {
       const int v = w.variant >= 0 ? w.variant : kDefaultVariant[L];
-      if (v == 1) launch<L, 1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+      if (v == 4 && !(L == kLut4 && w.group_size2 > 0))  // the ring stages f32 absmax only
+        launch_ring<L, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+      else if (v == 1) launch<L, 1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
       else if (v == 2) launch<L, 1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
       else launch<L, 1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
       break;
@@ -756,6 +1056,7 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
             if (v == 1) launch_int4_mma<1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else if (v == 2) launch_int4_mma<1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else if (v == 3) launch_int4_mma<1, 3>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            else if (v == 4) launch_int4_mma_ring<1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else launch_int4_mma<1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             break;
           }

@@ -23,7 +23,9 @@ struct QuantWeightDev {
   bool int4_mma = false;
   /// The batch-1 GEMV variant (benchmarks and tests; -1: the layout's default): 0
   /// batches of loads, 1 and 2 software-pipelined stages, 3 (int4 on tensor cores
-  /// only) batches of 8 chunks (quant_gemm.cu).
+  /// only) batches of 8 chunks, 4 (the default) a ring of cp.async stages in shared
+  /// memory per lane (quant_gemm.cu). lut4 with double quantization takes variant 0
+  /// for 4 (QuantizedLinear gives the CUDA side f32 absmax instead).
   int32_t variant = -1;
   const void* qweight = nullptr;
   const void* scales = nullptr;
