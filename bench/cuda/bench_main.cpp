@@ -1,12 +1,16 @@
 // banyan_bench_cuda: decode and prefill throughput of a Llama-3-8B-shaped model on
 // the CUDA backend, beside the HBM roofline and the peers of BASELINES, as JSON.
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
-//                     [--prefill 2048,512] [--reps 3]
+//                     [--prefill 2048,512] [--reps 3] [--pdl-ab]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
 // same step with only the matmuls, only attention, or only the other ops.
+// --pdl-ab: then the decode steps again with programmatic dependent launch off
+// (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
 #include "llama_harness.h"
+
+#include "kernels/cuda/kernels.h"
 
 #include <banyan/error.h>
 
@@ -32,6 +36,7 @@ struct Options {
   std::vector<int> batches = {1, 16, 64, 256};
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
+  bool pdl_ab = false;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -56,6 +61,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--steps") o.steps = std::stoi(value());
     else if (a == "--prompt") o.prompt = std::stoi(value());
     else if (a == "--reps") o.reps = std::stoi(value());
+    else if (a == "--pdl-ab") o.pdl_ab = true;
     else throw Error("unknown argument " + a);
   }
   return o;
@@ -173,9 +179,29 @@ class Bench {
       << ", \"attention_only_ms\": " << attn_ms << ", \"other_only_ms\": " << other_ms
       << ", \"bytes_per_step\": " << bytes << ", \"achieved_tb_s\": " << bytes / (per_step * 1e-3) / 1e12
       << ", \"projections_per_layer\": {" << proj.str() << "}"
+      << ", \"pdl\": " << (kernels::cuda::pdl_enabled() ? "true" : "false")
       << ", \"runs_ms\": [" << join(runs) << "]";
     return {"decode_b" + std::to_string(batch), batch, batch * o_.steps / (ms * 1e-3),
             batch / t_floor, e.str()};
+  }
+
+  // The whole decode step only (no ablations), as captured now.
+  Record decode_step(int batch, const std::string& name) {
+    decode_layout(batch, 0);
+    h_.forward();
+    b_.synchronize();
+    Graph all = capture(kAll);
+    time_decode(batch, all);  // warm-up
+    std::vector<double> runs;
+    for (int r = 0; r < o_.reps; ++r) runs.push_back(time_decode(batch, all));
+    const double ms = median(runs);
+    const double ctx = o_.prompt + (o_.steps + 1) / 2.0;
+    const double bytes = s_.step_weight_bytes() + batch * ctx * kv_bytes_per_token();
+    const double t_floor = std::max(bytes / kHbmBytesPerS, batch * s_.flops_per_token() / kPeakFlops);
+    std::ostringstream e;
+    e << "\"step_ms\": " << ms / o_.steps << ", \"pdl\": " << (kernels::cuda::pdl_enabled() ? "true" : "false")
+      << ", \"runs_ms\": [" << join(runs) << "]";
+    return {name, batch, batch * o_.steps / (ms * 1e-3), batch / t_floor, e.str()};
   }
 
   Record prefill(int tokens) {
@@ -282,6 +308,16 @@ int run(int argc, char** argv) {
   for (int batch : o.batches) {
     records.push_back(bench.decode(batch));
     std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+  }
+  if (o.pdl_ab) {
+    const bool was = kernels::cuda::pdl_enabled();
+    kernels::cuda::set_pdl(!was);
+    for (int batch : o.batches) {
+      records.push_back(bench.decode_step(
+          batch, "decode_b" + std::to_string(batch) + (was ? "_pdl_off" : "_pdl_on")));
+      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+    }
+    kernels::cuda::set_pdl(was);
   }
   for (int n : o.prefill) {
     records.push_back(bench.prefill(n));

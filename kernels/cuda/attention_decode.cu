@@ -47,6 +47,8 @@ __global__ void __launch_bounds__(kThreads)
     token_attention_kernel(const uint16_t* __restrict__ q, PagedArgs a, Split sp,
                            uint16_t* __restrict__ out) {
   extern __shared__ float smem[];
+  pdl_launch_dependents();
+  pdl_wait();
   const int t = blockIdx.x, h0 = blockIdx.y * GC, split = blockIdx.z;
   const int D = a.head_dim, Hq = a.num_heads, g = h0 / (Hq / a.num_kv_heads);
   const QueryRange qr = query_range(a, t);
@@ -188,6 +190,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // Combines the splits of one (token, head): out = sum_i o_i 2^(m_i - M) / sum_i l_i 2^(m_i - M).
 __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int t = blockIdx.x, h = blockIdx.y, D = a.head_dim, Hq = a.num_heads;
   const QueryRange qr = query_range(a, t);
   const int n = qr.p - qr.lo + 1;
@@ -223,9 +227,8 @@ void launch(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan, Split
   }
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads / GC),
                   static_cast<unsigned>(plan.splits));
-  token_attention_kernel<GC><<<grid, kThreads, smem_bytes(GC, a.head_dim, plan.chunk), stream>>>(
-      q, a, sp, out);
-  BANYAN_CUDA_CHECK_LAUNCH("token_attention");
+  launch_chained("token_attention", token_attention_kernel<GC>, grid, kThreads,
+                 smem_bytes(GC, a.head_dim, plan.chunk), stream, q, a, sp, out);
 }
 
 }  // namespace
@@ -273,9 +276,9 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     default: launch<1>(q, a, plan, sp, out, stream); break;
   }
   if (plan.splits > 1) {
-    combine_kernel<<<dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
-                     128, 0, stream>>>(a, sp, out);
-    BANYAN_CUDA_CHECK_LAUNCH("token_attention combine");
+    launch_chained("token_attention combine", combine_kernel,
+                   dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
+                   128, 0, stream, a, sp, out);
   }
 }
 

@@ -7,6 +7,9 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/kernels.h"
+
 namespace banyan::kernels::cuda {
 
 __device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
@@ -77,6 +80,52 @@ __device__ __forceinline__ float apply_act(float v, int a) {
     case 2: return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
     default: return v > 0.0f ? v : 0.0f;
   }
+}
+
+// --- Programmatic dependent launch (sm_90) ---------------------------------------
+// The decode chain's kernels are launched with programmatic stream serialization
+// (launch_chained): a kernel may start while its predecessor on the stream still
+// runs, once every block of the predecessor has called pdl_launch_dependents (or
+// exited). Its work that needs no result of earlier kernels (a GEMV's weight loads)
+// runs before pdl_wait; everything else after. The contract every chained kernel
+// keeps: each thread calls pdl_wait once before it reads memory an earlier kernel
+// wrote or writes memory an earlier kernel may still read, and every thread calls
+// it before it exits (early returns come after it), so that a chained kernel
+// completes only after its predecessor did: the ordering stays transitive along the
+// chain, and a plain launch (cuBLASLt, a copy) after it stays correct. Both are
+// no-ops in a kernel launched plainly.
+
+/// Waits until the preceding kernel has completed and its writes are visible.
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+/// Lets the next chained kernel on the stream launch (it still waits for this one
+/// to complete before it reads our results).
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/// Launches `kernel` with programmatic stream serialization when pdl_enabled()
+/// (BANYAN_PDL=0 turns it off), plainly otherwise; checks the launch.
+template <class... Params, class... Args>
+void launch_chained(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block,
+                    size_t smem, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  check_cuda(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...), what, __FILE__,
+             __LINE__);
 }
 
 inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 32) {

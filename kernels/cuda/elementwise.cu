@@ -7,6 +7,10 @@
 
 #include <banyan/abi.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
 namespace banyan::kernels::cuda {
 namespace {
 
@@ -14,12 +18,19 @@ constexpr int kThreads = 256;
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// The prologue of the chained kernels here: nothing to do before the wait.
+__device__ __forceinline__ void chained_prologue() {
+  pdl_launch_dependents();
+  pdl_wait();
+}
+
 #define GRID_STRIDE(i, n)                                                              \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
 
 __global__ void embedding_kernel(const void* table, bool table_f32, int64_t hidden,
                                  const int32_t* ids, int64_t n, uint16_t* out) {
+  chained_prologue();
   const int64_t vecs = hidden / 8;
   GRID_STRIDE(i, n * vecs) {
     const int64_t t = i / vecs, c = (i % vecs) * 8;
@@ -38,6 +49,7 @@ __global__ void embedding_kernel(const void* table, bool table_f32, int64_t hidd
 
 __global__ void embedding_scalar_kernel(const void* table, bool table_f32, int64_t hidden,
                                         const int32_t* ids, int64_t n, uint16_t* out) {
+  chained_prologue();
   GRID_STRIDE(i, n * hidden) {
     const int64_t t = i / hidden, c = i % hidden, src = ids[t] * hidden + c;
     out[i] = table_f32 ? f2bf(static_cast<const float*>(table)[src])
@@ -56,6 +68,7 @@ __device__ __forceinline__ float combine(float a, float b, int act) {
 template <int Op>
 __global__ void binary_vec_kernel(const uint16_t* a, const uint16_t* b, int64_t vecs, int act,
                                   uint16_t* out) {
+  chained_prologue();
   GRID_STRIDE(i, vecs) {
     const Bf16x8 x = load8(a + i * 8);
     Bf16x8 y;
@@ -70,6 +83,7 @@ __global__ void binary_vec_kernel(const uint16_t* a, const uint16_t* b, int64_t 
 template <int Op>
 __global__ void binary_scalar_kernel(const uint16_t* a, const uint16_t* b, int64_t n, int act,
                                      uint16_t* out) {
+  chained_prologue();
   GRID_STRIDE(i, n) {
     out[i] = f2bf(combine<Op>(bf2f(a[i]), Op != 1 ? bf2f(b[i]) : 0.0f, act));
   }
@@ -80,14 +94,16 @@ void binary(const uint16_t* a, const uint16_t* b, int64_t n, int act, uint16_t* 
             cudaStream_t s) {
   if (n <= 0) return;
   if (n % 8 == 0 && aligned16(a) && aligned16(out) && (!b || aligned16(b)))
-    binary_vec_kernel<Op><<<blocks_for(n / 8, kThreads), kThreads, 0, s>>>(a, b, n / 8, act, out);
+    launch_chained("element-wise op", binary_vec_kernel<Op>, blocks_for(n / 8, kThreads), kThreads,
+                   0, s, a, b, n / 8, act, out);
   else
-    binary_scalar_kernel<Op><<<blocks_for(n, kThreads), kThreads, 0, s>>>(a, b, n, act, out);
-  BANYAN_CUDA_CHECK_LAUNCH("element-wise op");
+    launch_chained("element-wise op", binary_scalar_kernel<Op>, blocks_for(n, kThreads), kThreads,
+                   0, s, a, b, n, act, out);
 }
 
 template <class T>
 __global__ void add_bias_kernel(T* out, int64_t M, int64_t N, const float* bias) {
+  chained_prologue();
   GRID_STRIDE(i, M * N) {
     if constexpr (sizeof(T) == 4) {
       out[i] += bias[i % N];
@@ -99,6 +115,7 @@ __global__ void add_bias_kernel(T* out, int64_t M, int64_t N, const float* bias)
 
 template <class T>
 __global__ void gather_kernel(const T* x, int64_t width, const int32_t* rows, int64_t n, T* out) {
+  chained_prologue();
   GRID_STRIDE(i, n * width) {
     const int64_t r = i / width, c = i % width;
     out[i] = x[static_cast<int64_t>(rows[r]) * width + c];
@@ -135,18 +152,28 @@ __global__ void fill_uniform_kernel(uint16_t* dst, int64_t n, uint64_t seed, flo
   }
 }
 
+std::atomic<bool>& pdl_flag() {
+  static std::atomic<bool> on{[] {
+    const char* e = std::getenv("BANYAN_PDL");
+    return !(e && std::strcmp(e, "0") == 0);
+  }()};
+  return on;
+}
+
 }  // namespace
+
+bool pdl_enabled() { return pdl_flag().load(std::memory_order_relaxed); }
+void set_pdl(bool on) { pdl_flag().store(on, std::memory_order_relaxed); }
 
 void embedding(const void* table, bool table_f32, int64_t hidden, const int32_t* ids, int64_t n,
                bf16_bits* out, cudaStream_t stream) {
   if (n <= 0) return;
   if (hidden % 8 == 0 && aligned16(table) && aligned16(out))
-    embedding_kernel<<<blocks_for(n * hidden / 8, kThreads), kThreads, 0, stream>>>(
-        table, table_f32, hidden, ids, n, out);
+    launch_chained("embedding", embedding_kernel, blocks_for(n * hidden / 8, kThreads), kThreads,
+                   0, stream, table, table_f32, hidden, ids, n, out);
   else
-    embedding_scalar_kernel<<<blocks_for(n * hidden, kThreads), kThreads, 0, stream>>>(
-        table, table_f32, hidden, ids, n, out);
-  BANYAN_CUDA_CHECK_LAUNCH("embedding");
+    launch_chained("embedding", embedding_scalar_kernel, blocks_for(n * hidden, kThreads),
+                   kThreads, 0, stream, table, table_f32, hidden, ids, n, out);
 }
 
 void act_mul(const bf16_bits* gate, const bf16_bits* up, int64_t n, int32_t act, bf16_bits* out,
@@ -166,27 +193,28 @@ void add_bias(void* out, bool out_f32, int64_t M, int64_t N, const float* bias,
               cudaStream_t stream) {
   if (M * N <= 0) return;
   if (out_f32)
-    add_bias_kernel<<<blocks_for(M * N, kThreads), kThreads, 0, stream>>>(
-        static_cast<float*>(out), M, N, bias);
+    launch_chained("add_bias", add_bias_kernel<float>, blocks_for(M * N, kThreads), kThreads, 0,
+                   stream, static_cast<float*>(out), M, N, bias);
   else
-    add_bias_kernel<<<blocks_for(M * N, kThreads), kThreads, 0, stream>>>(
-        static_cast<uint16_t*>(out), M, N, bias);
-  BANYAN_CUDA_CHECK_LAUNCH("add_bias");
+    launch_chained("add_bias", add_bias_kernel<uint16_t>, blocks_for(M * N, kThreads), kThreads,
+                   0, stream, static_cast<uint16_t*>(out), M, N, bias);
 }
 
 void gather_rows(const void* x, int64_t row_bytes, const int32_t* rows, int64_t n, void* out,
                  cudaStream_t stream) {
   if (n <= 0 || row_bytes <= 0) return;
   if (row_bytes % 16 == 0 && aligned16(x) && aligned16(out))
-    gather_kernel<<<blocks_for(n * row_bytes / 16, kThreads), kThreads, 0, stream>>>(
-        static_cast<const uint4*>(x), row_bytes / 16, rows, n, static_cast<uint4*>(out));
+    launch_chained("gather_rows", gather_kernel<uint4>, blocks_for(n * row_bytes / 16, kThreads),
+                   kThreads, 0, stream, static_cast<const uint4*>(x), row_bytes / 16, rows, n,
+                   static_cast<uint4*>(out));
   else if (row_bytes % 2 == 0)
-    gather_kernel<<<blocks_for(n * row_bytes / 2, kThreads), kThreads, 0, stream>>>(
-        static_cast<const uint16_t*>(x), row_bytes / 2, rows, n, static_cast<uint16_t*>(out));
+    launch_chained("gather_rows", gather_kernel<uint16_t>, blocks_for(n * row_bytes / 2, kThreads),
+                   kThreads, 0, stream, static_cast<const uint16_t*>(x), row_bytes / 2, rows, n,
+                   static_cast<uint16_t*>(out));
   else
-    gather_kernel<<<blocks_for(n * row_bytes, kThreads), kThreads, 0, stream>>>(
-        static_cast<const uint8_t*>(x), row_bytes, rows, n, static_cast<uint8_t*>(out));
-  BANYAN_CUDA_CHECK_LAUNCH("gather_rows");
+    launch_chained("gather_rows", gather_kernel<uint8_t>, blocks_for(n * row_bytes, kThreads),
+                   kThreads, 0, stream, static_cast<const uint8_t*>(x), row_bytes, rows, n,
+                   static_cast<uint8_t*>(out));
 }
 
 void convert(const void* src, int32_t src_dtype, void* dst, bool dst_f32, int64_t n,

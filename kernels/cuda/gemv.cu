@@ -3,7 +3,8 @@
 // bytes to stream) read its weight row once with 16-byte loads, eight in flight per
 // lane, and multiply it with up to four activation rows held in L1. Memory-bound
 // by design: the weight bytes are the whole cost, so nothing is staged in shared
-// memory and the loads bypass L1.
+// memory and the loads bypass L1. Launched chained (common.cuh): each warp's first
+// batch of weight loads is in flight before it waits for the kernel that wrote x.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
@@ -48,8 +49,22 @@ __global__ void __launch_bounds__(kWarps * 32)
     const uint16_t* wr = w + row * K;
     const int64_t vecs = K / 8, stride = 32 * ksplit;
     int64_t v = part * 32 + lane;
+    // The first batch of weights (up to kUnroll vectors per lane) is loaded before
+    // the wait: with programmatic dependent launch it streams while the previous
+    // kernel (which x comes from) still runs.
+    const int64_t own = v < vecs ? (vecs - v + stride - 1) / stride : 0;
+    const int pre = own < kUnroll ? static_cast<int>(own) : kUnroll;
+    Bf16x8 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (u < pre) wv[u] = load_stream(wr + (v + stride * u) * 8);
+    pdl_wait();
+    pdl_launch_dependents();
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+      if (u < pre) fma_rows<MT>(x, K, (v + stride * u) * 8, wv[u], acc);
+    v += stride * pre;
     for (; v + stride * (kUnroll - 1) < vecs; v += stride * kUnroll) {
-      Bf16x8 wv[kUnroll];
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream(wr + (v + stride * u) * 8);
 #pragma unroll
@@ -57,6 +72,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
 #pragma unroll 4
     for (; v < vecs; v += stride) fma_rows<MT>(x, K, v * 8, load_stream(wr + v * 8), acc);
+  } else {
+    pdl_wait();
+    pdl_launch_dependents();
   }
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = warp_sum(acc[m]);
@@ -93,9 +111,9 @@ void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int
   while (ksplit < kWarps && N * ksplit / kWarps < 4LL * num_sms && K / 8 >= 64LL * ksplit)
     ksplit *= 2;
   const int64_t rows_per_block = kWarps / ksplit;
-  gemv_kernel<MT><<<blocks_for(N, static_cast<int>(rows_per_block), int64_t{1} << 31),
-                    kWarps * 32, 0, stream>>>(x, w, out, out_f32, N, K, accumulate, ksplit);
-  BANYAN_CUDA_CHECK_LAUNCH("gemv");
+  launch_chained("gemv", gemv_kernel<MT>,
+                 blocks_for(N, static_cast<int>(rows_per_block), int64_t{1} << 31), kWarps * 32, 0,
+                 stream, x, w, out, out_f32, N, K, accumulate, ksplit);
 }
 
 }  // namespace

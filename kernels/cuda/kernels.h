@@ -12,6 +12,14 @@ namespace banyan::kernels::cuda {
 
 using bf16_bits = uint16_t;
 
+// --- programmatic dependent launch (elementwise.cu) -------------------------------
+/// Whether the decode-chain kernels launch with programmatic dependent launch (their
+/// prologue overlaps the previous kernel's tail). On unless the environment sets
+/// BANYAN_PDL=0; set_pdl switches it (for A/B runs; graphs captured before keep
+/// their launches).
+bool pdl_enabled();
+void set_pdl(bool on);
+
 // --- norm.cu --------------------------------------------------------------------
 /// Per row of width n: if residual, residual = bf16(residual + x) and normalize it.
 /// out = bf16(w * bf16(v / rms)) when w_offset == 0 (Llama), else bf16((w + w_offset) * v / rms).

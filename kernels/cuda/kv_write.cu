@@ -13,6 +13,8 @@ constexpr int kThreads = 128;
 __global__ void kv_write_kernel(const uint16_t* __restrict__ k, const uint16_t* __restrict__ v,
                                 const int32_t* __restrict__ slots, int64_t width,
                                 uint16_t* k_cache, uint16_t* v_cache) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t t = blockIdx.x;
   const int64_t slot = slots[t];
   if (slot < 0) return;
@@ -32,9 +34,8 @@ void kv_cache_write(const bf16_bits* k, const bf16_bits* v, const PagedArgs& a,
                     cudaStream_t stream) {
   if (a.num_tokens <= 0) return;
   const int64_t width = static_cast<int64_t>(a.num_kv_heads) * a.head_dim;  // multiple of 8
-  kv_write_kernel<<<static_cast<unsigned>(a.num_tokens), kThreads, 0, stream>>>(
-      k, v, a.slot_mapping, width, a.k_cache, a.v_cache);
-  BANYAN_CUDA_CHECK_LAUNCH("kv_cache_write");
+  launch_chained("kv_cache_write", kv_write_kernel, static_cast<unsigned>(a.num_tokens), kThreads,
+                 0, stream, k, v, a.slot_mapping, width, a.k_cache, a.v_cache);
 }
 
 }  // namespace banyan::kernels::cuda

@@ -71,6 +71,8 @@ __global__ void rms_norm_kernel(const uint16_t* __restrict__ x, uint16_t* residu
                                 const float* __restrict__ w, float w_offset, float eps, int64_t n,
                                 uint16_t* out) {
   __shared__ float scratch[32];
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
   const uint16_t* xr = x + base;
   uint16_t* rr = residual ? residual + base : nullptr;
@@ -100,6 +102,8 @@ __global__ void layer_norm_kernel(const uint16_t* __restrict__ x, uint16_t* resi
                                   const float* __restrict__ w, const float* __restrict__ bias,
                                   float eps, int64_t n, uint16_t* out) {
   __shared__ float scratch[32];
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
   const uint16_t* xr = x + base;
   uint16_t* rr = residual ? residual + base : nullptr;
@@ -140,26 +144,18 @@ void rms_norm(const bf16_bits* x, bf16_bits* residual, const float* w, float w_o
               int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream) {
   if (rows <= 0) return;
   const bool vec = n % 8 == 0 && aligned16(x) && aligned16(out) && (!residual || aligned16(residual));
-  if (vec)
-    rms_norm_kernel<true><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        x, residual, w, w_offset, eps, n, out);
-  else
-    rms_norm_kernel<false><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        x, residual, w, w_offset, eps, n, out);
-  BANYAN_CUDA_CHECK_LAUNCH("rms_norm");
+  launch_chained("rms_norm", vec ? rms_norm_kernel<true> : rms_norm_kernel<false>,
+                 static_cast<unsigned>(rows), kThreads, 0, stream, x, residual, w, w_offset, eps, n,
+                 out);
 }
 
 void layer_norm(const bf16_bits* x, bf16_bits* residual, const float* w, const float* bias,
                 float eps, int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream) {
   if (rows <= 0) return;
   const bool vec = n % 8 == 0 && aligned16(x) && aligned16(out) && (!residual || aligned16(residual));
-  if (vec)
-    layer_norm_kernel<true><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        x, residual, w, bias, eps, n, out);
-  else
-    layer_norm_kernel<false><<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
-        x, residual, w, bias, eps, n, out);
-  BANYAN_CUDA_CHECK_LAUNCH("layer_norm");
+  launch_chained("layer_norm", vec ? layer_norm_kernel<true> : layer_norm_kernel<false>,
+                 static_cast<unsigned>(rows), kThreads, 0, stream, x, residual, w, bias, eps, n,
+                 out);
 }
 
 }  // namespace banyan::kernels::cuda

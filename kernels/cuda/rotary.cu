@@ -20,6 +20,8 @@ constexpr int kThreads = 256;
 // keeps one token's many heads spread over many blocks).
 __global__ void rotary_kernel(uint16_t* q, int32_t q_heads, uint16_t* k, int32_t k_heads,
                               int32_t heads_per_block, RotaryArgs a) {
+  pdl_launch_dependents();
+  pdl_wait();
   const int64_t t = blockIdx.x;
   const int half = a.rotary_dim / 2;
   const int h_first = blockIdx.y * heads_per_block;
@@ -53,9 +55,9 @@ void rotary(bf16_bits* q, int32_t q_heads, bf16_bits* k, int32_t k_heads, int64_
   const int half = a.rotary_dim / 2;
   const int per_block = std::max(1, kThreads / std::max(half, 1));
   const int groups = (q_heads + k_heads + per_block - 1) / per_block;
-  rotary_kernel<<<dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(groups)), kThreads, 0,
-                  stream>>>(q, q_heads, k, k_heads, per_block, a);
-  BANYAN_CUDA_CHECK_LAUNCH("rotary");
+  launch_chained("rotary", rotary_kernel,
+                 dim3(static_cast<unsigned>(tokens), static_cast<unsigned>(groups)), kThreads, 0,
+                 stream, q, q_heads, k, k_heads, per_block, a);
 }
 
 }  // namespace banyan::kernels::cuda
