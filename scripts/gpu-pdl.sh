@@ -27,10 +27,10 @@ timeout "${TESTS_TIMEOUT:-150}" "$bin/banyan_kernels_cuda_tests" > "$out/tests.t
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[==========\]|Failure|relative error|error:" "$out/tests.txt" | head -n 40
 
 if command -v compute-sanitizer >/dev/null; then
-  timeout 90 compute-sanitizer --tool memcheck --error-exitcode 3 "$bin/banyan_kernels_cuda_tests" \
+  timeout "${MEMCHECK_TIMEOUT:-60}" compute-sanitizer --tool memcheck --error-exitcode 3 "$bin/banyan_kernels_cuda_tests" \
     --gtest_filter='CudaBackend.GraphChained*' > "$out/memcheck.txt" 2>&1 || status=1
   echo "memcheck: $(grep -E 'ERROR SUMMARY' "$out/memcheck.txt" | tail -n1) $(grep -E '^\[  (PASSED|FAILED)' "$out/memcheck.txt" | tr '\n' ' ')"
-  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 3 "$bin/banyan_kernels_cuda_tests" \
+  timeout "${RACECHECK_TIMEOUT:-50}" compute-sanitizer --tool racecheck --error-exitcode 3 "$bin/banyan_kernels_cuda_tests" \
     --gtest_filter='CudaBackend.GraphChainedDecodeLayersMatchPlainLaunchesOneRow' > "$out/racecheck.txt" 2>&1 || status=1
   echo "racecheck: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/racecheck.txt" | tail -n1) $(grep -E '^\[  (PASSED|FAILED)' "$out/racecheck.txt" | tr '\n' ' ')"
 fi
