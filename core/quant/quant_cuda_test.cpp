@@ -95,7 +95,7 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
   // The default kernels for every row count; the batch-1 variants for one row.
   // Variant 4 also sized for one SM: each lane then walks more stages than its ring
   // holds (the ring wraps), which the device's SM count leaves untested at these shapes.
-  for (const auto& [variant, sms] : {std::pair<int, int>{-1, 0}, {0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {4, 1}}) {
+  for (const auto& [variant, sms] : {std::pair<int, int>{-1, 0}, {0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {4, 1}, {5, 0}, {6, 0}, {7, 0}, {8, 0}, {8, 1}}) {
   SCOPED_TRACE("variant " + std::to_string(variant) + " sms " + std::to_string(sms));
   QuantizedLinearOptions lo;
   lo.gemv_variant = variant;

@@ -50,11 +50,15 @@ constexpr int kWarps = 8, kLoadsInFlight = 8;
 // The batch-1 GEMV variant per layout (int8, int4, lut4, fp8; int4 in the tensor-core
 // layout: kDefaultMmaVariant): 0 batches of 8 loads per lane, 1 and 2 pipelined stages
 // of R and 2R loads (see qgemv_kernel); tensor cores: 0 batches of 4 chunks per lane,
-// 1 and 2 pipelined stages of 4 and 2, 3 batches of 8; 4 (every layout, the default)
-// a per-lane ring of cp.async stages in shared memory over a grid of one resident wave
-// (qgemv_ring_kernel, qgemv_int4_mma_ring_kernel). QuantWeightDev::variant overrides it.
-constexpr int kDefaultVariant[4] = {4, 4, 4, 4};
-constexpr int kDefaultMmaVariant = 4;
+// 1 and 2 pipelined stages of 4 and 2, 3 batches of 8; every layout: 4 a per-lane ring
+// of cp.async stages in shared memory over a grid of one resident wave
+// (qgemv_ring_kernel, qgemv_int4_mma_ring_kernel; measured slower than 0 on the H100,
+// bench/quant/README.md), 5 variant 0 over the ring's grid, 6 the ring over variant 0's
+// grid, 7 variant 0 compiled for three blocks per SM (80 registers); int4 on tensor
+// cores: 8 the ring of weights only (scales and zero points prefetched into L2, read
+// with __ldg). QuantWeightDev::variant overrides it.
+constexpr int kDefaultVariant[4] = {0, 0, 0, 0};
+constexpr int kDefaultMmaVariant = 0;
 
 constexpr int values_per_vector(int L) { return (L == kInt4 || L == kLut4) ? 32 : 16; }
 constexpr int rows_per_warp(int MT) { return MT == 1 ? 4 : 2; }
@@ -257,7 +261,7 @@ __device__ __forceinline__ void consume_stage(const Stage<L, R, U>& st, int64_t 
 // MT: activation rows (x holds exactly MT rows). A block of 8 warps serves
 // 8 / ksplit groups of R output features; the ksplit warps of one group split the row.
 template <int L, int MT, int V>
-__global__ void __launch_bounds__(kWarps * 32, 2)
+__global__ void __launch_bounds__(kWarps * 32, V == 7 ? 3 : 2)  // 7: variant 0, three blocks per SM
     qgemv_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
                  const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift,
                  int gs2_shift, bool blocks_in_rows) {
@@ -286,7 +290,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   if (row0 < N) {
     const int64_t vecs = K / EPV, stride = 32 * ksplit;
     int64_t v = part * 32 + lane;
-    if constexpr (V == 0) {  // batches of R * U vectors, no overlap
+    if constexpr (V == 0 || V == 7) {  // batches of R * U vectors, no overlap
       for (; v + stride * (U - 1) < vecs; v += stride * U)
         step<L, MT, R, U>(w, wr, rows, v, stride, x, code, gs_shift, gs2_shift, blocks_in_rows, acc);
       for (; v < vecs; v += stride)
@@ -350,15 +354,20 @@ int log2_or_minus1(int64_t n) {
   return -1;
 }
 
+int ring_ksplit(int64_t groups, int64_t vecs, int num_sms);
+int mma_ring_ksplit(int64_t tiles, int64_t chunks, int num_sms);
+
+// one_wave: the ring's grid (ring_ksplit) instead of about 32 warps per SM (variants 5, 6).
 template <int L, int MT, int V>
 void launch(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
-            bool accumulate, int num_sms, cudaStream_t stream) {
+            bool accumulate, int num_sms, cudaStream_t stream, bool one_wave = false) {
   constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L);
   const int64_t N = w.rows, K = w.cols, groups = (N + R - 1) / R, vecs = K / EPV;
   // Split rows across warps until the grid has about 32 warps per SM to stream with,
   // keeping two vectors per lane.
   int ksplit = 1;
   while (ksplit < kWarps && groups * ksplit < 32LL * num_sms && vecs >= 64LL * ksplit) ksplit *= 2;
+  if (one_wave) ksplit = ring_ksplit(groups, vecs, num_sms);
   const int gs_shift = log2_or_minus1(w.group_size), gs2_shift = log2_or_minus1(w.group_size2);
   const bool blocks_in_rows = (L == kInt4) || (w.group_size > 0 && K % w.group_size == 0);
   qgemv_kernel<L, MT, V><<<blocks_for(groups, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
@@ -522,10 +531,14 @@ __global__ void __launch_bounds__(kThreads, 2)
 
 template <int L, int MT>
 void launch_ring(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
-                 bool accumulate, int num_sms, cudaStream_t stream) {
+                 bool accumulate, int num_sms, cudaStream_t stream, bool one_wave = true) {
   constexpr int R = rows_per_warp(MT), EPV = values_per_vector(L);
   const int64_t N = w.rows, K = w.cols, groups = (N + R - 1) / R, vecs = K / EPV;
-  const int ksplit = ring_ksplit(groups, vecs, num_sms);
+  int ksplit = ring_ksplit(groups, vecs, num_sms);
+  if (!one_wave) {  // variant 6: launch()'s rule
+    ksplit = 1;
+    while (ksplit < kWarps && groups * ksplit < 32LL * num_sms && vecs >= 64LL * ksplit) ksplit *= 2;
+  }
   const int gs_shift = log2_or_minus1(w.group_size), gs2_shift = log2_or_minus1(w.group_size2);
   const bool blocks_in_rows = (L == kInt4) || (w.group_size > 0 && K % w.group_size == 0);
   constexpr size_t smem = ring_bytes<L, R>();
@@ -675,7 +688,7 @@ __device__ __forceinline__ void mma_consume_stage(const MmaStage<S>& st, int64_t
 }
 
 template <int MT, int V>
-__global__ void __launch_bounds__(kWarps * 32, 2)
+__global__ void __launch_bounds__(kWarps * 32, V == 7 ? 3 : 2)  // 7: variant 0, three blocks per SM
     qgemv_int4_mma_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
                           const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift) {
   __shared__ float partial[kWarps][32][4];
@@ -689,7 +702,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     const uint8_t* tile_base = static_cast<const uint8_t*>(w.qweight) + tile * chunks * 512 + lane * 16;
     const bool xon = g < MT;
     const uint16_t* xr = x + (xon ? g : 0) * K + 2 * t;  // B fragment: batch row g, columns 2t, 2t + 1
-    if constexpr (V == 0) {  // batches of 4 chunks, no overlap
+    if constexpr (V == 0 || V == 7) {  // batches of 4 chunks, no overlap
       for (int64_t kc = part; kc < chunks; kc += static_cast<int64_t>(ksplit) * kMmaChunks)
         mma_batch<MT, kMmaChunks>(w, tile_base, kc, ksplit, chunks, r_lo, gs_shift, xr, xon, acc);
     } else if constexpr (V == 3) {  // batches of 8 chunks (4 KiB per warp in flight), no overlap
@@ -741,10 +754,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 
 template <int MT, int V>
 void launch_int4_mma(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
-                     bool accumulate, int num_sms, cudaStream_t stream) {
+                     bool accumulate, int num_sms, cudaStream_t stream, bool one_wave = false) {
   const int64_t tiles = w.rows / 16, chunks = w.cols / 64;
   int ksplit = 1;
   while (ksplit < kWarps && tiles * ksplit < 32LL * num_sms && chunks >= int64_t{kMmaChunks} * ksplit * 2) ksplit *= 2;
+  if (one_wave) ksplit = mma_ring_ksplit(tiles, chunks, num_sms);
   qgemv_int4_mma_kernel<MT, V><<<blocks_for(tiles, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream>>>(
       w, x, out, out_f32, bias, accumulate, ksplit, log2_or_minus1(w.group_size));
   BANYAN_CUDA_CHECK_LAUNCH("quant_gemv (int4, tensor cores)");
@@ -765,7 +779,14 @@ int mma_ring_ksplit(int64_t tiles, int64_t chunks, int num_sms) {
   return ksplit;
 }
 
-template <int MT>
+// kParams false (variant 8): only the weights go through the ring (48 KiB per block);
+// the scales and zero points are prefetched into L2 when a stage is issued and read
+// with __ldg when it is converted.
+__device__ __forceinline__ void prefetch_l2(const void* p) {
+  asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+
+template <int MT, bool kParams>
 __global__ void __launch_bounds__(kThreads, 2)
     qgemv_int4_mma_ring_kernel(QuantWeightDev w, const uint16_t* __restrict__ x, void* out, bool out_f32,
                                const float* __restrict__ bias, bool accumulate, int ksplit, int gs_shift) {
@@ -791,10 +812,17 @@ __global__ void __launch_bounds__(kThreads, 2)
         const int64_t c = part + b * ksplit, gi = gidx(c);
         const int64_t ilo = r_lo * ng + gi, ihi = (r_lo + 8) * ng + gi;
         cp_async16(&ring[s * kThreads + tid], tile_base + c * 512);
-        cp_async4(&pw[(s * 4 + 0) * kThreads + tid], sc + ilo);
-        cp_async4(&pw[(s * 4 + 1) * kThreads + tid], sc + ihi);
-        cp_async4(&pw[(s * 4 + 2) * kThreads + tid], w.zeros + (ilo & ~int64_t{3}));
-        cp_async4(&pw[(s * 4 + 3) * kThreads + tid], w.zeros + (ihi & ~int64_t{3}));
+        if constexpr (kParams) {
+          cp_async4(&pw[(s * 4 + 0) * kThreads + tid], sc + ilo);
+          cp_async4(&pw[(s * 4 + 1) * kThreads + tid], sc + ihi);
+          cp_async4(&pw[(s * 4 + 2) * kThreads + tid], w.zeros + (ilo & ~int64_t{3}));
+          cp_async4(&pw[(s * 4 + 3) * kThreads + tid], w.zeros + (ihi & ~int64_t{3}));
+        } else if (t == 0) {  // one lane per row pair
+          prefetch_l2(sc + ilo);
+          prefetch_l2(sc + ihi);
+          prefetch_l2(w.zeros + ilo);
+          prefetch_l2(w.zeros + ihi);
+        }
       }
       cp_async_commit();
     };
@@ -812,10 +840,19 @@ __global__ void __launch_bounds__(kThreads, 2)
         xb[j][1] = xon ? __ldg(reinterpret_cast<const unsigned int*>(xr + k0 + 16 * j + 8)) : 0u;
       }
       const uint4 wv = ring[s * kThreads + tid];
-      const float s_lo = __uint_as_float(pw[(s * 4 + 0) * kThreads + tid]);
-      const float s_hi = __uint_as_float(pw[(s * 4 + 1) * kThreads + tid]);
-      const uint32_t z_lo = (pw[(s * 4 + 2) * kThreads + tid] >> (8 * ((r_lo * ng + gi) & 3))) & 0xffu;
-      const uint32_t z_hi = (pw[(s * 4 + 3) * kThreads + tid] >> (8 * (((r_lo + 8) * ng + gi) & 3))) & 0xffu;
+      float s_lo, s_hi;
+      uint32_t z_lo, z_hi;
+      if constexpr (kParams) {
+        s_lo = __uint_as_float(pw[(s * 4 + 0) * kThreads + tid]);
+        s_hi = __uint_as_float(pw[(s * 4 + 1) * kThreads + tid]);
+        z_lo = (pw[(s * 4 + 2) * kThreads + tid] >> (8 * ((r_lo * ng + gi) & 3))) & 0xffu;
+        z_hi = (pw[(s * 4 + 3) * kThreads + tid] >> (8 * (((r_lo + 8) * ng + gi) & 3))) & 0xffu;
+      } else {
+        s_lo = __ldg(sc + r_lo * ng + gi);
+        s_hi = __ldg(sc + (r_lo + 8) * ng + gi);
+        z_lo = __ldg(w.zeros + r_lo * ng + gi);
+        z_hi = __ldg(w.zeros + (r_lo + 8) * ng + gi);
+      }
       const uint32_t zl = (0x4300u | z_lo) * 0x10001u, zh = (0x4300u | z_hi) * 0x10001u;  // 128 + z, twice
       const uint32_t words[4] = {wv.x, wv.y, wv.z, wv.w};
       float c4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -863,16 +900,22 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
 }
 
-template <int MT>
+template <int MT, bool kParams = true>
 void launch_int4_mma_ring(const QuantWeightDev& w, const uint16_t* x, void* out, bool out_f32, const float* bias,
-                          bool accumulate, int num_sms, cudaStream_t stream) {
+                          bool accumulate, int num_sms, cudaStream_t stream, bool one_wave = true) {
   const int64_t tiles = w.rows / 16, chunks = w.cols / 64;
-  const int ksplit = mma_ring_ksplit(tiles, chunks, num_sms);
+  int ksplit = mma_ring_ksplit(tiles, chunks, num_sms);
+  if (!one_wave) {  // variant 6: launch_int4_mma()'s rule
+    ksplit = 1;
+    while (ksplit < kWarps && tiles * ksplit < 32LL * num_sms && chunks >= int64_t{kMmaChunks} * ksplit * 2) ksplit *= 2;
+  }
+  constexpr size_t smem = kParams ? kMmaRingBytes : kMmaRingBytes / 2;
   static const cudaError_t allowed = cudaFuncSetAttribute(  // once per kernel: past 48 KiB
-      qgemv_int4_mma_ring_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kMmaRingBytes));
+      qgemv_int4_mma_ring_kernel<MT, kParams>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
   BANYAN_CUDA_CHECK(allowed);
-  qgemv_int4_mma_ring_kernel<MT><<<blocks_for(tiles, kWarps / ksplit, int64_t{1} << 31), kThreads, kMmaRingBytes,
-                                   stream>>>(w, x, out, out_f32, bias, accumulate, ksplit, log2_or_minus1(w.group_size));
+  qgemv_int4_mma_ring_kernel<MT, kParams><<<blocks_for(tiles, kWarps / ksplit, int64_t{1} << 31), kThreads, smem,
+                                            stream>>>(w, x, out, out_f32, bias, accumulate, ksplit,
+                                                      log2_or_minus1(w.group_size));
   BANYAN_CUDA_CHECK_LAUNCH("quant_gemv (int4, tensor cores, ring)");
 }
 
@@ -913,8 +956,11 @@ void launch_rows(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* ou
   switch (M) {
     case 1: {
       const int v = w.variant >= 0 ? w.variant : kDefaultVariant[L];
-      if (v == 4 && !(L == kLut4 && w.group_size2 > 0))  // the ring stages f32 absmax only
-        launch_ring<L, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+      const bool ring_ok = !(L == kLut4 && w.group_size2 > 0);  // the ring stages f32 absmax only
+      if ((v == 4 || v == 6) && ring_ok)
+        launch_ring<L, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream, v == 4);
+      else if (v == 5) launch<L, 1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream, true);
+      else if (v == 7) launch<L, 1, 7>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
       else if (v == 1) launch<L, 1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
       else if (v == 2) launch<L, 1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
       else launch<L, 1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
@@ -1056,7 +1102,11 @@ void quant_gemv(const QuantWeightDev& w, const uint16_t* x, int64_t M, void* out
             if (v == 1) launch_int4_mma<1, 1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else if (v == 2) launch_int4_mma<1, 2>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else if (v == 3) launch_int4_mma<1, 3>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
-            else if (v == 4) launch_int4_mma_ring<1>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            else if (v == 4 || v == 6)
+              launch_int4_mma_ring<1>(w, x, out, out_f32, bias, accumulate, num_sms, stream, v == 4);
+            else if (v == 5) launch_int4_mma<1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream, true);
+            else if (v == 7) launch_int4_mma<1, 7>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
+            else if (v == 8) launch_int4_mma_ring<1, false>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             else launch_int4_mma<1, 0>(w, x, out, out_f32, bias, accumulate, num_sms, stream);
             break;
           }

@@ -23,9 +23,11 @@ struct QuantWeightDev {
   bool int4_mma = false;
   /// The batch-1 GEMV variant (benchmarks and tests; -1: the layout's default): 0
   /// batches of loads, 1 and 2 software-pipelined stages, 3 (int4 on tensor cores
-  /// only) batches of 8 chunks, 4 (the default) a ring of cp.async stages in shared
-  /// memory per lane (quant_gemm.cu). lut4 with double quantization takes variant 0
-  /// for 4 (QuantizedLinear gives the CUDA side f32 absmax instead).
+  /// only) batches of 8 chunks, 4 a ring of cp.async stages in shared memory per
+  /// lane over one resident wave, 5 variant 0 over 4's grid, 6 variant 4 over 0's
+  /// grid, 7 variant 0 for three blocks per SM, 8 (int4 on tensor cores only) 4 with
+  /// only the weights in the ring (quant_gemm.cu). lut4 with double quantization takes variant 0 for 4 and 6
+  /// (QuantizedLinear gives the CUDA side f32 absmax instead).
   int32_t variant = -1;
   const void* qweight = nullptr;
   const void* scales = nullptr;
