@@ -1,13 +1,15 @@
 // banyan_bench_cuda: decode and prefill throughput of a Llama-3-8B-shaped model on
 // the CUDA backend, beside the HBM roofline and the peers of BASELINES, as JSON.
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
-//                     [--prefill 2048,512] [--reps 3] [--pdl-ab]
+//                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
 // same step with only the matmuls, only attention, or only the other ops.
 // --pdl-ab: then the decode steps again with programmatic dependent launch off
 // (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
+// --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
+// that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N).
 #include "llama_harness.h"
 
 #include "kernels/cuda/kernels.h"
@@ -37,6 +39,7 @@ struct Options {
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
   bool pdl_ab = false;
+  std::vector<int> gemv_prefetch;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -62,6 +65,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--prompt") o.prompt = std::stoi(value());
     else if (a == "--reps") o.reps = std::stoi(value());
     else if (a == "--pdl-ab") o.pdl_ab = true;
+    else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
   }
   return o;
@@ -319,6 +323,12 @@ int run(int argc, char** argv) {
     }
     kernels::cuda::set_pdl(was);
   }
+  for (int n : o.gemv_prefetch) {
+    kernels::cuda::gemv_set_prefetch(n);
+    records.push_back(bench.decode_step(1, "decode_b1_prefetch_" + std::to_string(n)));
+    std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+  }
+  if (!o.gemv_prefetch.empty()) kernels::cuda::gemv_set_prefetch(8);
   for (int n : o.prefill) {
     records.push_back(bench.prefill(n));
     std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
