@@ -56,8 +56,12 @@ constexpr int kWarps = 8, kLoadsInFlight = 8;
 // bench/quant/README.md), 5 variant 0 over the ring's grid, 6 the ring over variant 0's
 // grid, 7 variant 0 compiled for three blocks per SM (80 registers); int4 on tensor
 // cores: 8 the ring of weights only (scales and zero points prefetched into L2, read
-// with __ldg). QuantWeightDev::variant overrides it.
-constexpr int kDefaultVariant[4] = {0, 0, 0, 0};
+// with __ldg). Defaults from the H100 run of bench/quant/README.md (2026-11-25c):
+// variant 5 for int8, lut4 and fp8 (7-9% faster per layer than 0; the ring's grid:
+// one resident wave, fewer warps per row on the small and the down matrices); int4
+// keeps 0 (5 measured equal in the tensor-core layout, not measured on CUDA cores).
+// QuantWeightDev::variant overrides it.
+constexpr int kDefaultVariant[4] = {5, 0, 5, 5};
 constexpr int kDefaultMmaVariant = 0;
 
 constexpr int values_per_vector(int L) { return (L == kInt4 || L == kLut4) ? 32 : 16; }
