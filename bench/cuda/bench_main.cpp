@@ -323,12 +323,13 @@ int run(int argc, char** argv) {
     }
     kernels::cuda::set_pdl(was);
   }
+  const int prefetch = kernels::cuda::gemv_prefetch();
   for (int n : o.gemv_prefetch) {
     kernels::cuda::gemv_set_prefetch(n);
     records.push_back(bench.decode_step(1, "decode_b1_prefetch_" + std::to_string(n)));
     std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
   }
-  if (!o.gemv_prefetch.empty()) kernels::cuda::gemv_set_prefetch(8);
+  kernels::cuda::gemv_set_prefetch(prefetch);
   for (int n : o.prefill) {
     records.push_back(bench.prefill(n));
     std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";

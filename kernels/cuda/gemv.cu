@@ -3,8 +3,8 @@
 // bytes to stream) read its weight row once with 16-byte loads, eight in flight per
 // lane, and multiply it with up to four activation rows held in L1. Memory-bound
 // by design: the weight bytes are the whole cost, so nothing is staged in shared
-// memory and the loads bypass L1. Launched chained (common.cuh): each lane's first
-// weight vectors are prefetched into L2 before it waits for the kernel that wrote x.
+// memory and the loads bypass L1. Launched chained (common.cuh): the block starts
+// while the previous kernel finishes and waits for it before it reads x.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
@@ -15,7 +15,10 @@ namespace banyan::kernels::cuda {
 namespace {
 
 constexpr int kWarps = 8, kUnroll = 8, kMaxPrefetch = 32;
-int g_prefetch = kUnroll;  // gemv_set_prefetch
+// gemv_set_prefetch. 0: on the H100 every count cost time (batch-1 decode with PDL:
+// 0 -> 166.3, 8 -> 153.7, 16 -> 146.2 tok/s): a 16-byte prefetch per lane is a
+// request of its own, for lines the loads fetch anyway.
+int g_prefetch = 0;
 
 __device__ __forceinline__ Bf16x8 load_stream(const uint16_t* p) {
   Bf16x8 v;
@@ -56,11 +59,11 @@ __global__ void __launch_bounds__(kWarps * 32)
     const uint16_t* wr = w + row * K;
     const int64_t vecs = K / 8, stride = 32 * ksplit;
     int64_t v = part * 32 + lane;
-    // Before the wait, the lane's first `prefetch` (8) weight vectors are prefetched
-    // into L2: with programmatic dependent launch they stream while the previous kernel
-    // (which x comes from) still runs, and the loop below finds them in L2.
-    // (Loading them into registers instead held 8 more 16-byte values per thread
-    // across the wait: twice the registers, half the resident blocks, slower.)
+    // Before the wait, the lane's first `prefetch` weight vectors may be prefetched
+    // into L2 (off by default, gemv_set_prefetch), to stream while the previous
+    // kernel (which x comes from) still runs. Loading them into registers instead
+    // held 8 more 16-byte values per thread across the wait: twice the registers,
+    // half the resident blocks, slower (q 13.3 -> 15.1 us).
 #pragma unroll
     for (int u = 0; u < kMaxPrefetch; ++u)
       if (u < prefetch && v + stride * u < vecs) prefetch_l2(wr + (v + stride * u) * 8);
@@ -121,6 +124,7 @@ void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int
 
 }  // namespace
 
+int gemv_prefetch() { return g_prefetch; }
 void gemv_set_prefetch(int vectors_per_lane) {
   g_prefetch = std::clamp(vectors_per_lane, 0, kMaxPrefetch);
 }

@@ -58,7 +58,9 @@ bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w);
 /// out [M, N] (+)= x [M, K] · W^T for W [N, K] bf16, x bf16, out bf16 or f32.
 /// Small N splits each row over several warps, so that every SM has rows to stream.
 /// Weight vectors (16 bytes) per lane that gemv() prefetches into L2 before it waits
-/// for the previous kernel (programmatic dependent launch); 8 by default, at most 32.
+/// for the previous kernel (programmatic dependent launch); 0 (none) by default,
+/// at most 32. For experiments: every count measured slower on the H100.
+int gemv_prefetch();
 void gemv_set_prefetch(int vectors_per_lane);
 void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
           int64_t K, bool accumulate, int num_sms, cudaStream_t stream);
