@@ -2,6 +2,7 @@
 // the CUDA backend, beside the HBM roofline and the peers of BASELINES, as JSON.
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
+//                     [--gemv-bulk-prefetch 16384,65536]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
@@ -9,7 +10,9 @@
 // --pdl-ab: then the decode steps again with programmatic dependent launch off
 // (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
 // --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
-// that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N).
+// that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N);
+// --gemv-bulk-prefetch: the same with bytes of one bulk prefetch per block
+// (cases decode_b1_bulk_N).
 #include "llama_harness.h"
 
 #include "kernels/cuda/kernels.h"
@@ -39,7 +42,7 @@ struct Options {
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
   bool pdl_ab = false;
-  std::vector<int> gemv_prefetch;
+  std::vector<int> gemv_prefetch, gemv_bulk_prefetch;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -66,6 +69,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = std::stoi(value());
     else if (a == "--pdl-ab") o.pdl_ab = true;
     else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
+    else if (a == "--gemv-bulk-prefetch") o.gemv_bulk_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
   }
   return o;
@@ -330,6 +334,13 @@ int run(int argc, char** argv) {
     std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
   }
   kernels::cuda::gemv_set_prefetch(prefetch);
+  const int bulk = kernels::cuda::gemv_bulk_prefetch();
+  for (int n : o.gemv_bulk_prefetch) {
+    kernels::cuda::gemv_set_bulk_prefetch(n);
+    records.push_back(bench.decode_step(1, "decode_b1_bulk_" + std::to_string(n)));
+    std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+  }
+  kernels::cuda::gemv_set_bulk_prefetch(bulk);
   for (int n : o.prefill) {
     records.push_back(bench.prefill(n));
     std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";

@@ -86,8 +86,8 @@ __device__ __forceinline__ float apply_act(float v, int a) {
 // The decode chain's kernels are launched with programmatic stream serialization
 // (launch_chained): a kernel may start while its predecessor on the stream still
 // runs, once every block of the predecessor has called pdl_launch_dependents (or
-// exited). Its work that needs no result of earlier kernels (a GEMV's weight loads)
-// runs before pdl_wait; everything else after. The contract every chained kernel
+// exited). Work that needs no result of earlier kernels may run before pdl_wait
+// (the GEMV can prefetch its weights, off by default); everything else after. The contract every chained kernel
 // keeps: each thread calls pdl_wait once before it reads memory an earlier kernel
 // wrote or writes memory an earlier kernel may still read, and every thread calls
 // it before it exits (early returns come after it), so that a chained kernel

@@ -19,6 +19,9 @@ constexpr int kWarps = 8, kUnroll = 8, kMaxPrefetch = 32;
 // 0 -> 166.3, 8 -> 153.7, 16 -> 146.2 tok/s): a 16-byte prefetch per lane is a
 // request of its own, for lines the loads fetch anyway.
 int g_prefetch = 0;
+// gemv_set_bulk_prefetch (bytes): one cp.async.bulk.prefetch.L2 of the block's weight
+// slice before the wait. 0 (off) by default: not measured yet.
+int g_bulk_bytes = 0;
 
 __device__ __forceinline__ Bf16x8 load_stream(const uint16_t* p) {
   Bf16x8 v;
@@ -30,6 +33,13 @@ __device__ __forceinline__ Bf16x8 load_stream(const uint16_t* p) {
 
 __device__ __forceinline__ void prefetch_l2(const uint16_t* p) {
   asm volatile("prefetch.global.L2 [%0];\n" ::"l"(p));
+}
+
+// One bulk prefetch into L2 of `bytes` (a multiple of 16) from p (16-byte aligned).
+__device__ __forceinline__ void prefetch_l2_bulk(const uint16_t* p, uint32_t bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+#endif
 }
 
 template <int MT>
@@ -48,10 +58,19 @@ __device__ __forceinline__ void fma_rows(const uint16_t* __restrict__ x, int64_t
 template <int MT>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ w, void* out,
-                bool out_f32, int64_t N, int64_t K, bool accumulate, int ksplit, int prefetch) {
+                bool out_f32, int64_t N, int64_t K, bool accumulate, int ksplit, int prefetch,
+                int bulk_bytes) {
   __shared__ float partial[kWarps][MT];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % ksplit;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit;
+  if (bulk_bytes > 0 && threadIdx.x == 0) {  // the block's rows are contiguous in w
+    const int64_t per_block = kWarps / ksplit, first = static_cast<int64_t>(blockIdx.x) * per_block;
+    const int64_t rows = N - first < per_block ? N - first : per_block;
+    int64_t bytes = rows * K * 2;
+    if (bytes > bulk_bytes) bytes = bulk_bytes;
+    bytes &= ~int64_t{15};
+    if (bytes > 0) prefetch_l2_bulk(w + first * K, static_cast<uint32_t>(bytes));
+  }
   float acc[MT];
 #pragma unroll
   for (int m = 0; m < MT; ++m) acc[m] = 0.0f;
@@ -119,7 +138,8 @@ void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int
   const int64_t rows_per_block = kWarps / ksplit;
   launch_chained("gemv", gemv_kernel<MT>,
                  blocks_for(N, static_cast<int>(rows_per_block), int64_t{1} << 31), kWarps * 32, 0,
-                 stream, x, w, out, out_f32, N, K, accumulate, ksplit, g_prefetch);
+                 stream, x, w, out, out_f32, N, K, accumulate, ksplit, g_prefetch,
+                 g_bulk_bytes);
 }
 
 }  // namespace
@@ -128,6 +148,9 @@ int gemv_prefetch() { return g_prefetch; }
 void gemv_set_prefetch(int vectors_per_lane) {
   g_prefetch = std::clamp(vectors_per_lane, 0, kMaxPrefetch);
 }
+
+int gemv_bulk_prefetch() { return g_bulk_bytes; }
+void gemv_set_bulk_prefetch(int bytes) { g_bulk_bytes = std::clamp(bytes, 0, 1 << 20) & ~15; }
 
 bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w) {
   const auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };

@@ -62,6 +62,11 @@ bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w);
 /// at most 32. For experiments: every count measured slower on the H100.
 int gemv_prefetch();
 void gemv_set_prefetch(int vectors_per_lane);
+/// Bytes of each block's weight slice that gemv() prefetches into L2 with one bulk
+/// copy-engine prefetch (cp.async.bulk.prefetch.L2, sm_90) before its wait; 0 (off) by
+/// default, at most 1 MiB, rounded down to 16. Not measured yet.
+int gemv_bulk_prefetch();
+void gemv_set_bulk_prefetch(int bytes);
 void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
           int64_t K, bool accumulate, int num_sms, cudaStream_t stream);
 

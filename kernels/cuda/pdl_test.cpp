@@ -157,10 +157,15 @@ struct Decoder : Shape {
   }
 };
 
-// Restores the process-wide switch however the test ends.
+// Restores the process-wide switches however the test ends.
 struct PdlSwitch {
   bool saved = pdl_enabled();
-  ~PdlSwitch() { set_pdl(saved); }
+  int prefetch = gemv_prefetch(), bulk = gemv_bulk_prefetch();
+  ~PdlSwitch() {
+    set_pdl(saved);
+    gemv_set_prefetch(prefetch);
+    gemv_set_bulk_prefetch(bulk);
+  }
 };
 
 void check_chain(int64_t tokens, const std::vector<int32_t>& ctx) {
@@ -193,6 +198,14 @@ void check_chain(int64_t tokens, const std::vector<int32_t>& ctx) {
     EXPECT_EQ(get(*be.gpu, gpu.logits.t), plain) << "chained launches, graph replay " << rep;
     EXPECT_EQ(get(*be.gpu, gpu.res.t), plain_res) << "residual, graph replay " << rep;
   }
+
+  // The GEMV's optional prefetches before its wait (per lane, one bulk per block)
+  // must not change a value either.
+  gemv_set_prefetch(8);
+  EXPECT_EQ(gpu.run(), plain) << "chained, per-lane L2 prefetch";
+  gemv_set_prefetch(0);
+  gemv_set_bulk_prefetch(1 << 20);  // more than any block's slice here: clipped
+  EXPECT_EQ(gpu.run(), plain) << "chained, bulk L2 prefetch";
 }
 
 TEST(CudaBackend, GraphChainedDecodeLayersMatchPlainLaunchesOneRow) {
@@ -211,6 +224,12 @@ TEST(CudaBackend, PdlSwitchFollowsSetPdl) {
   EXPECT_FALSE(pdl_enabled());
   set_pdl(true);
   EXPECT_TRUE(pdl_enabled());
+  gemv_set_bulk_prefetch(100);
+  EXPECT_EQ(gemv_bulk_prefetch(), 96);  // rounded down to 16 bytes
+  gemv_set_bulk_prefetch(-5);
+  EXPECT_EQ(gemv_bulk_prefetch(), 0);
+  gemv_set_prefetch(99);
+  EXPECT_EQ(gemv_prefetch(), 32);
 }
 
 }  // namespace
