@@ -6,7 +6,7 @@
 #   engine.txt    the engine suite with BANYAN_TEST_DEVICE=cuda (device sampling, graphs)
 #   adapters.txt  the adapter suite (paged pool; adapters through the engine on CUDA vs peft)
 #   quant.txt     the quantizer suite (CUDA kernels vs the plugins' weights)
-#   w8a8.txt      the FP8 W8A8 tests again with cuBLASLt's log (CUBLASLT_LOG_LEVEL=5)
+#   cuda_bench.json  (BENCH=1) banyan_bench_cuda's decode and prefill figures of this tree
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
 # into $OUT (default build/gpu-out). Every step's time is cut to what BUDGET (seconds,
@@ -35,7 +35,7 @@ if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&
 fi
 # The server, every in-tree plugin (target banyan_<kind>_<name>) and the suites below.
 plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
-targets="banyan banyan_kernels_cuda_tests banyan_runtime_tests banyan_engine_tests banyan_adapters_tests banyan_quant_tests $plugins"
+targets="${BENCH:+banyan_bench_cuda }banyan banyan_kernels_cuda_tests banyan_runtime_tests banyan_engine_tests banyan_adapters_tests banyan_quant_tests $plugins"
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DBANYAN_TESTS=ON &&
@@ -61,10 +61,6 @@ suite runtime.txt banyan_runtime_tests
 suite engine.txt banyan_engine_tests
 suite adapters.txt banyan_adapters_tests
 suite quant.txt banyan_quant_tests
-if [[ -x $bin/banyan_quant_tests ]] && (( $(left) > 60 )); then
-  CUBLASLT_LOG_LEVEL=5 timeout 30 "$bin/banyan_quant_tests" --gtest_filter='*W8A8*' 2>&1 |
-    head -c 4000000 > "$out/w8a8.txt"
-fi
 
 # The demo deployment on the GPU, asked over HTTP like the README does.
 if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
@@ -89,6 +85,9 @@ if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
   } > "$out/serve.txt" 2>&1
   grep -c '"text"' "$out/serve.txt" | sed 's/^/completions answered: /'
   tail -n 20 /tmp/serve_log.txt >> "$out/serve.txt"
+fi
+if [[ -n ${BENCH:-} && -x $bin/banyan_bench_cuda ]] && (( $(left) > 90 )); then
+  timeout $(( $(left) - 10 )) "$bin/banyan_bench_cuda" --out "$out/cuda_bench.json" 2>&1 | tail -n 20 || status=1
 fi
 echo "done at ${SECONDS}s, status $status"
 exit $status
