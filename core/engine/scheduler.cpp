@@ -94,11 +94,14 @@ bool Scheduler::schedule_group(SequenceGroup& g, int32_t& budget, SchedulerOutpu
     int32_t computed = s->num_computed;
     if (admitting && s->num_computed == 0 && s->blocks.empty()) {
       update_hashes(*s);
-      // At least the last token must run (its logits are needed).
-      size_t max_full = (s->tokens.size() - 1) / bs;
-      p.cached = blocks_.lookup_prefix(
-          std::span<const BlockHash>(s->hashes.data(), std::min(max_full, s->hashes.size())));
-      computed = static_cast<int32_t>(p.cached.size()) * bs;
+      // At least the last token must run (its logits are needed). Prompt logprobs need
+      // every prompt token's logits, so such a request takes no cached prefix (as vLLM).
+      if (!g.request.params.prompt_logprobs.has_value()) {
+        size_t max_full = (s->tokens.size() - 1) / bs;
+        p.cached = blocks_.lookup_prefix(
+            std::span<const BlockHash>(s->hashes.data(), std::min(max_full, s->hashes.size())));
+        computed = static_cast<int32_t>(p.cached.size()) * bs;
+      }
     }
     int32_t remaining = static_cast<int32_t>(s->tokens.size()) - computed;
     p.n = std::min(remaining, left);
