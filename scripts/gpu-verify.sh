@@ -9,7 +9,7 @@
 #   cuda_bench.json  (BENCH=1) banyan_bench_cuda's decode and prefill figures of this tree
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
-# into $OUT (default build/gpu-out). Every step's time is cut to what BUDGET (seconds,
+# into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those. Every step's time is cut to what BUDGET (seconds,
 # default 540) leaves. The top-level configure needs PCRE2 headers, which the GPU
 # machine lacks: carry .deps holding `apt-get download libpcre2-dev libpcre2-8-0`.
 set -uo pipefail
@@ -35,7 +35,9 @@ if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&
 fi
 # The server, every in-tree plugin (target banyan_<kind>_<name>) and the suites below.
 plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
-targets="${BENCH:+banyan_bench_cuda }banyan banyan_kernels_cuda_tests banyan_runtime_tests banyan_engine_tests banyan_adapters_tests banyan_quant_tests $plugins"
+suites="${SUITES:-kernels_cuda runtime engine adapters quant}"  # SUITES: a subset of these
+targets="${BENCH:+banyan_bench_cuda }banyan $plugins"
+for x in $suites; do targets="$targets banyan_${x}_tests"; done
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
     -DCMAKE_CUDA_ARCHITECTURES=90 -DBANYAN_TESTS=ON &&
@@ -49,6 +51,7 @@ export BANYAN_TEST_DEVICE=cuda
 suite() {
   local file=$1 exe=$2
   shift 2
+  [[ " $targets " == *" $exe "* ]] || return 0
   if [[ ! -x $bin/$exe ]]; then echo "$exe: not built"; status=1; return; fi
   local t=$(( $(left) - 60 ))
   (( t < 10 )) && { echo "$exe: no time left"; status=1; return; }
