@@ -9,8 +9,8 @@
 #   cuda_bench.json  (BENCH=1) banyan_bench_cuda's decode and prefill figures of this tree
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
-# into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those. Every step's time is cut to what BUDGET (seconds,
-# default 540) leaves. The top-level configure needs PCRE2 headers, which the GPU
+# into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those.
+# Every step's time is cut to what BUDGET (seconds, default 540) leaves. The top-level configure needs PCRE2 headers, which the GPU
 # machine lacks: carry .deps holding `apt-get download libpcre2-dev libpcre2-8-0`.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
