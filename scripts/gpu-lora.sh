@@ -22,7 +22,6 @@
 # bench, compute-sanitizer, engine tests, serve.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-root=$PWD
 out="${OUT:-build/gpu-out}"
 mkdir -p "$out"
 jobs="${JOBS:-16}"
@@ -33,16 +32,7 @@ stamp() { echo "[$(( $(date +%s) - start ))s] $*"; }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$out/build.txt"
 
-if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&1; then
-  mkdir -p .deps/root
-  for deb in .deps/*.deb; do dpkg -x "$deb" .deps/root; done
-  pc=$(find .deps/root -name libpcre2-8.pc | head -n1)
-  if [[ -n $pc ]]; then
-    sed -i "s|^prefix=.*|prefix=$root/.deps/root/usr|" "$pc"
-    export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    export LD_LIBRARY_PATH="$(dirname "$(dirname "$pc")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  fi
-fi
+source scripts/gpu-env.sh  # PCRE2 for the configure
 
 # --- build ----------------------------------------------------------------------
 budget="${BUDGET:-460}"

@@ -23,16 +23,7 @@ status=0
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$out/device.txt"
 
 # --- PCRE2 for the top-level configure -------------------------------------------
-if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&1; then
-  mkdir -p .deps/root
-  for deb in .deps/*.deb; do dpkg -x "$deb" .deps/root; done
-  pc=$(find .deps/root -name libpcre2-8.pc | head -n1)
-  if [[ -n $pc ]]; then
-    sed -i "s|^prefix=.*|prefix=$root/.deps/root/usr|" "$pc"
-    export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    export LD_LIBRARY_PATH="$(dirname "$(dirname "$pc")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  fi
-fi
+source scripts/gpu-env.sh  # PCRE2 for the configure
 
 # --- build ----------------------------------------------------------------------
 configure_full() {

@@ -14,7 +14,6 @@
 # machine lacks: carry .deps holding `apt-get download libpcre2-dev libpcre2-8-0`.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-root=$PWD
 out="${OUT:-build/gpu-out}"
 mkdir -p "$out"
 build=build-gpu
@@ -23,16 +22,7 @@ budget="${BUDGET:-540}"
 left() { echo $(( budget - SECONDS )); }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$out/build.txt"
-if ! pkg-config --exists libpcre2-8 2>/dev/null && ls .deps/*.deb >/dev/null 2>&1; then
-  mkdir -p .deps/root
-  for deb in .deps/*.deb; do dpkg -x "$deb" .deps/root; done
-  pc=$(find .deps/root -name libpcre2-8.pc | head -n1)
-  if [[ -n $pc ]]; then
-    sed -i "s|^prefix=.*|prefix=$root/.deps/root/usr|" "$pc"
-    export PKG_CONFIG_PATH="$(dirname "$pc")${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-    export LD_LIBRARY_PATH="$(dirname "$(dirname "$pc")")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  fi
-fi
+source scripts/gpu-env.sh  # PCRE2 for the configure
 # The server, every in-tree plugin (target banyan_<kind>_<name>) and the suites below.
 plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
 suites="${SUITES:-kernels_cuda runtime engine adapters quant}"  # SUITES: a subset of these

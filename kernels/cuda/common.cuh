@@ -109,11 +109,11 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 #endif
 }
 
-/// Launches `kernel` with programmatic stream serialization when pdl_enabled()
-/// (BANYAN_PDL=0 turns it off), plainly otherwise; checks the launch.
+/// Launches `kernel` with programmatic stream serialization when `chained`, plainly
+/// otherwise; checks the launch.
 template <class... Params, class... Args>
-void launch_chained(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block,
-                    size_t smem, cudaStream_t stream, Args... args) {
+void launch_maybe_chained(bool chained, const char* what, void (*kernel)(Params...), dim3 grid,
+                          dim3 block, size_t smem, cudaStream_t stream, Args... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -123,9 +123,16 @@ void launch_chained(const char* what, void (*kernel)(Params...), dim3 grid, dim3
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  cfg.numAttrs = chained ? 1 : 0;
   check_cuda(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...), what, __FILE__,
              __LINE__);
+}
+
+/// launch_maybe_chained when pdl_enabled() (BANYAN_PDL=0 turns it off).
+template <class... Params, class... Args>
+void launch_chained(const char* what, void (*kernel)(Params...), dim3 grid, dim3 block,
+                    size_t smem, cudaStream_t stream, Args... args) {
+  launch_maybe_chained(pdl_enabled(), what, kernel, grid, block, smem, stream, args...);
 }
 
 inline unsigned blocks_for(int64_t n, int threads, int64_t cap = 65535LL * 32) {

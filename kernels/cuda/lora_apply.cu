@@ -481,29 +481,13 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
-bool g_pdl = true;  // lora_set_pdl (benchmark ablation)
+bool g_pdl = true;  // lora_set_pdl (benchmark ablation); BANYAN_PDL=0 turns it off too
 
-// Launches with programmatic stream serialization (the kernel's prologue may run
-// while the previous kernel finishes; griddepcontrol.wait orders the rest), or plainly.
+// The shared chained launch (common.cuh), or a plain one.
 template <class... Params, class... Args>
 void launch_kernel(bool pdl, void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
                    Args... args) {
-  if (!pdl) {
-    kernel<<<grid, block, 0, stream>>>(static_cast<Params>(args)...);
-    BANYAN_CUDA_CHECK_LAUNCH("lora kernel");
-    return;
-  }
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = 0;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  BANYAN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<Params>(args)...));
+  launch_maybe_chained(pdl && pdl_enabled(), "lora kernel", kernel, grid, block, 0, stream, args...);
 }
 template <class... Params, class... Args>
 void launch_pdl(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream, Args... args) {
