@@ -303,19 +303,19 @@ class LoraBench {
     if (batch == 64) e << ", \"peft_tok_s\": " << kPeftTokS << ", \"x_peft\": " << r.tok_s / kPeftTokS;
     if (ablate) {
       // The same binary with one change undone at a time: the first merge (one
-      // thread per column), the 16-byte merge without programmatic dependent launch,
+      // thread per column), the 16-byte merge also launched with programmatic dependent launch,
       // the late expand (only the shrink beside the product; default off) for steps of
       // tiles of several rows and for every step, lookahead off (k and v, up: deltas launched at their own prepare()) and on
-      // in every step (default: steps of distinct adapters only), shrink warps of ~2k
-      // input features (default ~1k) for the lean variant and for both, the
+      // in every step (default: steps of distinct adapters only), shrink warps of ~1k
+      // input features for both variants (default: ~2k for the lean one) and ~2k for both, the
       // kernels' one-pass variants only (no distinct-adapter variant); then
       // without the side stream (shrink and expand after the base product), and
       // also without programmatic dependent launch.
       kernels::cuda::lora_set_merge_mode(0);
       const double merge_v1 = run_decode(batch, adapters, kAll).first;
-      kernels::cuda::lora_set_merge_mode(1);
-      const double merge_no_pdl = run_decode(batch, adapters, kAll).first;
       kernels::cuda::lora_set_merge_mode(2);
+      const double merge_pdl = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::lora_set_merge_mode(1);
       kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::shared);
       const double shared_late = run_decode(batch, adapters, kAll).first;
       kernels::cuda::set_lora_late_expand(*kernels_, kernels::cuda::LoraLateExpand::always);
@@ -326,11 +326,11 @@ class LoraBench {
       kernels::cuda::set_lora_lookahead(*kernels_, kernels::cuda::LoraLookahead::always);
       const double always_ahead = run_decode(batch, adapters, kAll).first;
       kernels::cuda::set_lora_lookahead(*kernels_, kernels::cuda::LoraLookahead::distinct);
-      kernels::cuda::lora_set_shrink_features(2048, 1024);
-      const double shrink_2k_lean = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::lora_set_shrink_features(1024, 1024);
+      const double shrink_1k = run_decode(batch, adapters, kAll).first;
       kernels::cuda::lora_set_shrink_features(2048, 2048);
       const double shrink_2k = run_decode(batch, adapters, kAll).first;
-      kernels::cuda::lora_set_shrink_features(1024, 1024);
+      kernels::cuda::lora_set_shrink_features(2048, 1024);
       kernels::cuda::lora_set_distinct_variant(false);
       const double one_variant = run_decode(batch, adapters, kAll).first;
       const double one_variant_lora = run_decode(batch, adapters, kLora).first;
@@ -342,16 +342,16 @@ class LoraBench {
       const double plain_lora = run_decode(batch, adapters, kLora).first;
       kernels::cuda::lora_set_pdl(true);
       kernels::cuda::set_lora_overlap(*kernels_, true);
-      e << ", \"merge_v1_step_ms\": " << merge_v1 << ", \"merge_no_pdl_step_ms\": " << merge_no_pdl
+      e << ", \"merge_v1_step_ms\": " << merge_v1 << ", \"merge_pdl_step_ms\": " << merge_pdl
         << ", \"shared_late_expand_step_ms\": " << shared_late << ", \"always_late_expand_step_ms\": " << always_late << ", \"no_lookahead_step_ms\": " << no_ahead << ", \"always_lookahead_step_ms\": " << always_ahead
-        << ", \"shrink_2k_lean_step_ms\": " << shrink_2k_lean << ", \"shrink_2k_step_ms\": " << shrink_2k
+        << ", \"shrink_1k_step_ms\": " << shrink_1k << ", \"shrink_2k_step_ms\": " << shrink_2k
         << ", \"no_distinct_variant_step_ms\": " << one_variant
         << ", \"no_distinct_variant_lora_only_ms\": " << one_variant_lora
         << ", \"no_overlap_step_ms\": " << serial << ", \"no_overlap_no_pdl_step_ms\": " << plain
         << ", \"no_overlap_no_pdl_lora_only_ms\": " << plain_lora;
-      std::cerr << "  first merge: " << merge_v1 << " ms/step; 16-byte merge without PDL: " << merge_no_pdl
+      std::cerr << "  first merge: " << merge_v1 << " ms/step; 16-byte merge with PDL: " << merge_pdl
                 << "; late expand for shared tiles: " << shared_late << ", always: " << always_late << "; lookahead off: " << no_ahead << ", always: " << always_ahead
-                << "; shrink warps of 2k features (lean variant): " << shrink_2k_lean << ", (all): " << shrink_2k
+                << "; shrink warps of 1k features (all): " << shrink_1k << ", 2k (all): " << shrink_2k
                 << "; without the distinct-adapter variant: " << one_variant << " (LoRA kernels alone "
                 << one_variant_lora << " ms); without the side stream: " << serial
                 << "; also without PDL: " << plain << " (LoRA kernels alone " << plain_lora << " ms)\n";

@@ -499,8 +499,8 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 
 unsigned grid_tiles(int64_t max_tiles) { return static_cast<unsigned>(max_tiles > 0 ? max_tiles : 1); }
 
 bool g_distinct_variant = true;  // lora_set_distinct_variant
-int g_merge_mode = 2;            // lora_set_merge_mode
-int64_t g_shrink_features[2] = {1024, 1024};  // lora_set_shrink_features: lean, one-pass
+int g_merge_mode = 1;            // lora_set_merge_mode (2: with PDL, slower at a8/a64)
+int64_t g_shrink_features[2] = {2048, 1024};  // lora_set_shrink_features: lean, one-pass
 
 // The register-lean variant (MAXM 1) when the caller expects tiles of one row.
 bool lean(int tile_rows) { return g_distinct_variant && tile_rows <= 1; }
@@ -511,7 +511,7 @@ void lora_set_pdl(bool on) { g_pdl = on; }
 void lora_set_distinct_variant(bool on) { g_distinct_variant = on; }
 void lora_set_merge_mode(int mode) { g_merge_mode = mode; }
 void lora_set_shrink_features(int lean, int one_pass) {
-  g_shrink_features[0] = lean > 0 ? lean : 1024;
+  g_shrink_features[0] = lean > 0 ? lean : 2048;
   g_shrink_features[1] = one_pass > 0 ? one_pass : 1024;
 }
 

@@ -173,14 +173,14 @@ TEST(CudaLora, MixedAdaptersAndRanksMatchCpuKernels) {
       const int merge = static_cast<int>(T % 3);
       const int late = static_cast<int>((T + 3 * m) % 4);  // 0 off, 3 always, else shared
       lora_set_merge_mode(merge);
-      if (m % 2) lora_set_shrink_features(2048, 2048);  // other warp splits of the input
+      if (m % 2) lora_set_shrink_features(1024, 2048);  // the other warp splits of the input
       set_lora_late_expand(*f.gpu, late == 0   ? LoraLateExpand::off
                                    : late == 3 ? LoraLateExpand::always
                                                : LoraLateExpand::shared);
       if (overlapped) f.gpu->prepare(m, ctx, xd.t, od.t);
       f.gpu->apply(m, ctx, xd.t, od.t);
-      lora_set_merge_mode(2);
-      lora_set_shrink_features(1024, 1024);
+      lora_set_merge_mode(1);  // the defaults
+      lora_set_shrink_features(2048, 1024);
       set_lora_late_expand(*f.gpu, LoraLateExpand::off);
       f.expect_matches(m, row_slots, ref, out0, get(*f.be.gpu, od.t),
                        "T=" + std::to_string(T) + " hint " + std::to_string(hint) +
