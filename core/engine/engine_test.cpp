@@ -287,9 +287,10 @@ TEST(Engine, BeamSearchTopBeamMatchesTransformers) {
         const double theirs = forced(want);
         EXPECT_NEAR(theirs, want_score, kBf16ScoreTolerance)
             << fam << " beam " << b << ": transformers' beam scores differently on " << test_device();
-        if (b == 0)
+        if (b == 0) {
           EXPECT_GE(score, theirs - kBf16ScoreTolerance)
               << fam << ": the best beam is worse than transformers' best under this model";
+        }
         std::cout << "[ bf16     ] " << fam << " beam " << b << " differs: score " << score
                   << "; transformers' beam " << want_score << ", here " << theirs << "\n";
       }
