@@ -7,6 +7,7 @@
 #   adapters.txt  the adapter suite (paged pool; adapters through the engine on CUDA vs peft)
 #   quant.txt     the quantizer suite (CUDA kernels vs the plugins' weights)
 #   cuda_bench.json  (BENCH=1) banyan_bench_cuda's decode and prefill figures of this tree
+#                 (BENCH_ARGS: more arguments, e.g. "--fuse-ab")
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
 # into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those.
@@ -80,7 +81,7 @@ if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
   tail -n 20 /tmp/serve_log.txt >> "$out/serve.txt"
 fi
 if [[ -n ${BENCH:-} && -x $bin/banyan_bench_cuda ]] && (( $(left) > 90 )); then
-  timeout $(( $(left) - 10 )) "$bin/banyan_bench_cuda" --out "$out/cuda_bench.json" 2>&1 | tail -n 20 || status=1
+  timeout $(( $(left) - 10 )) "$bin/banyan_bench_cuda" --out "$out/cuda_bench.json" ${BENCH_ARGS:-} 2>&1 | tail -n 20 || status=1
 fi
 echo "done at ${SECONDS}s, status $status"
 exit $status

@@ -2,13 +2,15 @@
 // the CUDA backend, beside the HBM roofline and the peers of BASELINES, as JSON.
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
-//                     [--gemv-bulk-prefetch 16384,65536]
+//                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
 // same step with only the matmuls, only attention, or only the other ops.
 // --pdl-ab: then the decode steps again with programmatic dependent launch off
 // (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
+// --fuse-ab: then the decode steps and prefills again with q/k/v and gate/up as
+// separate products (cases ..._unfused; the default runs them as the runtime does).
 // --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
 // that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N);
 // --gemv-bulk-prefetch: the same with bytes of one bulk prefetch per block
@@ -41,7 +43,7 @@ struct Options {
   std::vector<int> batches = {1, 16, 64, 256};
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
-  bool pdl_ab = false;
+  bool pdl_ab = false, fuse_ab = false;
   std::vector<int> gemv_prefetch, gemv_bulk_prefetch;
 };
 
@@ -68,6 +70,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--prompt") o.prompt = std::stoi(value());
     else if (a == "--reps") o.reps = std::stoi(value());
     else if (a == "--pdl-ab") o.pdl_ab = true;
+    else if (a == "--fuse-ab") o.fuse_ab = true;
     else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
     else if (a == "--gemv-bulk-prefetch") o.gemv_bulk_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
@@ -326,6 +329,14 @@ int run(int argc, char** argv) {
       std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
     }
     kernels::cuda::set_pdl(was);
+  }
+  if (o.fuse_ab) {
+    h.set_fused(false);
+    for (int batch : o.batches) {
+      records.push_back(bench.decode_step(batch, "decode_b" + std::to_string(batch) + "_unfused"));
+      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+    }
+    h.set_fused(true);
   }
   const int prefetch = kernels::cuda::gemv_prefetch();
   for (int n : o.gemv_prefetch) {

@@ -1,5 +1,6 @@
 #include "llama_harness.h"
 
+#include "core/runtime/linear.h"
 #include "kernels/cuda/kernels.h"
 
 #include <banyan/abi.h>
@@ -47,8 +48,22 @@ LlamaHarness::LlamaHarness(kernels::cuda::CudaBackend& b, const LlamaShape& s, i
   lm_head_ = random_matrix(s.vocab, H);
   const int64_t out_dims[kProjections] = {Dq, Dk, Dk, H, I, I, H};
   const int64_t in_dims[kProjections] = {H, H, H, Dq, H, H, I};
-  for (int64_t l = 0; l < s.layers; ++l)
-    for (int p = 0; p < kProjections; ++p) w_[p].push_back(random_matrix(out_dims[p], in_dims[p]));
+  // q/k/v and gate/up side by side, as the runtime loads the llama plugin's linear_n
+  // groups (LinearRegistry::forward_n); each projection is a view of its part.
+  for (int64_t l = 0; l < s.layers; ++l) {
+    qkv_w_.push_back(random_matrix(Dq + 2 * Dk, H));
+    gate_up_w_.push_back(random_matrix(2 * I, H));
+    for (int p = 0; p < kProjections; ++p) {
+      if (p == kQ || p == kK || p == kV) {
+        const int64_t first = p == kQ ? 0 : p == kK ? Dq : Dq + Dk;
+        w_[p].push_back(qkv_w_.back().rows(first, out_dims[p]));
+      } else if (p == kGate || p == kUp) {
+        w_[p].push_back(gate_up_w_.back().rows(p == kGate ? 0 : I, I));
+      } else {
+        w_[p].push_back(random_matrix(out_dims[p], in_dims[p]));
+      }
+    }
+  }
   // Norm weights (1.0) and rotary frequencies, from the host.
   owned_.push_back(alloc(DType::f32, {H}, ones_));
   std::vector<float> one(static_cast<size_t>(H), 1.0f);
@@ -73,7 +88,7 @@ LlamaHarness::LlamaHarness(kernels::cuda::CudaBackend& b, const LlamaShape& s, i
   const int64_t T = max_tokens;
   for (auto [view, width] : {std::pair{&residual_, H}, {&x_, H}, {&q_, Dq}, {&k_, Dk}, {&v_, Dk},
                              {&attn_, Dq}, {&o_, H}, {&gate_, I}, {&up_, I}, {&act_, I},
-                             {&down_, H}}) {
+                             {&down_, H}, {&qkv_, Dq + 2 * Dk}, {&gate_up_, 2 * I}}) {
     owned_.push_back(alloc(DType::bf16, {T, width}, *view));
   }
   owned_.push_back(alloc(DType::bf16, {max_seqs, H}, rows_));
@@ -161,12 +176,37 @@ void LlamaHarness::forward(unsigned mask) {
     if (gemm) b_.matmul(in, w_[p][l], false, nullptr, y);
     if (lora) hook_(l, p, in, y, false);
   };
+  // A linear_n group as LinearRegistry::forward_n runs it: one product over the
+  // fused weight when that pays (its outputs are views of the one row, or split),
+  // else one product per projection; steps with adapters always one by one.
+  auto group = [&](int64_t l, std::initializer_list<Proj> ps, const Tensor& fused_w,
+                   const Tensor& scratch, const Tensor& in, std::initializer_list<Tensor*> ys) {
+    std::vector<int64_t> parts;
+    for (Proj p : ps) parts.push_back(w_[p][l].dim(0));
+    if (!fuse_ || lora || !core::fused_product_pays(T, parts, in.dim(1), 2)) {
+      auto y = ys.begin();
+      for (Proj p : ps) project(l, p, in, **y++);
+      return;
+    }
+    Tensor all = scratch.view({T, fused_w.dim(0)});
+    if (gemm) b_.matmul(in, fused_w, false, nullptr, all);
+    if (T == 1) {
+      int64_t begin = 0;
+      auto n = parts.begin();
+      for (Tensor* y : ys) {
+        y->data = static_cast<uint16_t*>(all.data) + begin;
+        begin += *n++;
+      }
+      return;
+    }
+    std::vector<Tensor> outs;
+    for (Tensor* y : ys) outs.push_back(*y);
+    if (gemm) b_.split_columns(all, outs);
+  };
   if (other) b_.embedding(embed_, layout_.token_ids, residual);
   if (other) b_.rms_norm(residual, nullptr, ones_, s_.eps, 0.0f, x);
   for (int64_t l = 0; l < s_.layers; ++l) {
-    project(l, kQ, x, q);
-    project(l, kK, x, k);
-    project(l, kV, x, v);
+    group(l, {kQ, kK, kV}, qkv_w_[l], qkv_, x, {&q, &k, &v});
     if (other) b_.rotary(q, k, rp);
     if (attn) {
       ap.k_cache = k_cache_[l];
@@ -175,8 +215,7 @@ void LlamaHarness::forward(unsigned mask) {
     }
     project(l, kO, at, o);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
-    project(l, kGate, x, gate);
-    project(l, kUp, x, up);
+    group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
     if (other) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
     project(l, kDown, act, down);
     if (other) b_.rms_norm(down, &residual, l + 1 < s_.layers ? ones_ : final_norm_, s_.eps, 0.0f, x);

@@ -2,6 +2,7 @@
 // the GPU (no checkpoint file). forward() issues exactly the op sequence of the
 // llama model plugin (embedding; per layer: RMSNorm, q/k/v projections, rotary,
 // paged attention, o projection, RMSNorm + residual, gate/up, SiLU-and-mul, down,
+// with q/k/v and gate/up as the runtime runs the plugin's linear_n groups,
 // RMSNorm + residual; final row gather and lm_head to f32 logits), through the
 // same core::Backend calls the runtime makes, so its timings are the runtime's
 // minus the host-side validation.
@@ -53,6 +54,9 @@ class LlamaHarness {
                 const std::vector<int32_t>& block_tables, const std::vector<int32_t>& logits_rows,
                 int32_t max_query_len, int32_t max_context_len,
                 const std::vector<int32_t>& adapter_slots = {});
+  /// Whether forward() runs q/k/v and gate/up as one product each where the runtime
+  /// would (on by default, as on the CUDA backend; off: the A/B of the fusion).
+  void set_fused(bool on) { fuse_ = on; }
   /// Installs (or, with an empty function, removes) the hook that kLora runs.
   void set_linear_hook(LinearHook hook) { hook_ = std::move(hook); }
   /// Enqueues one forward pass of the current step (no host synchronization).
@@ -70,9 +74,11 @@ class LlamaHarness {
   int32_t block_size_;
   std::vector<core::DeviceBuffer> owned_;
   Tensor embed_, final_norm_, lm_head_, inv_freq_, ones_;
-  std::vector<Tensor> w_[kProjections], k_cache_, v_cache_;
+  std::vector<Tensor> w_[kProjections], qkv_w_, gate_up_w_, k_cache_, v_cache_;
+  bool fuse_ = true;
   // Activations, sized for max_tokens rows; views are cut to the step's T.
-  Tensor residual_, x_, q_, k_, v_, attn_, o_, gate_, up_, act_, down_, rows_, logits_;
+  Tensor residual_, x_, q_, k_, v_, attn_, o_, gate_, up_, act_, down_, qkv_, gate_up_, rows_,
+      logits_;
   Tensor layout_buf_;
   core::StepLayout layout_;
   std::vector<int32_t> staging_;

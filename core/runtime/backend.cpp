@@ -68,6 +68,17 @@ void Backend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_p
   }
 }
 
+void Backend::split_columns(const Tensor& x, std::span<Tensor> outs) {
+  const size_t es = dtype_size(x.type());
+  const size_t rows = static_cast<size_t>(x.shape[0]), pitch = static_cast<size_t>(x.shape[1]) * es;
+  size_t col = 0;
+  for (Tensor& o : outs) {
+    const size_t width = static_cast<size_t>(o.shape[1]) * es;
+    if (rows > 0) copy_2d(o.data, width, static_cast<const char*>(x.data) + col, pitch, width, rows);
+    col += width;
+  }
+}
+
 void Backend::sample(const Tensor&, std::span<const BanyanSampleRow>, std::span<const BanyanLogitEdit>,
                      std::span<BanyanSampleResult>) {
   throw Error(Code::unsupported, "backend " + name() + ": no sampling op");

@@ -143,6 +143,13 @@ class Backend {
   virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
   /// out[r] = x[rows[r]] for rows [R] i32.
   virtual void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) = 0;
+  /// outs[i] [T, N_i] = columns [ΣN_<i, ΣN_<i + N_i) of x [T, ΣN] (the outputs of one
+  /// product over fused weights, LinearRegistry::forward_n). The default copies each
+  /// part with copy_2d; backends override it with one pass.
+  virtual void split_columns(const Tensor& x, std::span<Tensor> outs);
+  /// Whether LinearRegistry keeps the weights of linears that a model computes
+  /// together (linear_n) side by side and runs them as one product by default.
+  virtual bool prefers_fused_linears() const { return false; }
 
   // ---------------------------------------------------------------- sampling --
   /// The sampling op (BanyanOpsV1.sample): one draw per entry of `rows` from logits

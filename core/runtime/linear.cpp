@@ -1,8 +1,11 @@
 #include "core/runtime/linear.h"
 
+#include "core/runtime/step_arena.h"
 #include "core/runtime/weight_store.h"
 
 #include <banyan/error.h>
+
+#include <algorithm>
 
 namespace banyan::core {
 
@@ -26,8 +29,18 @@ void DenseLinear::forward(const LinearContext& ctx, const Tensor& x, Tensor& out
   ctx.backend.matmul(x, weight_, transposed_, bias_.data ? &bias_ : nullptr, out);
 }
 
+bool fused_product_pays(int64_t rows, std::span<const int64_t> out_features, int64_t in_features,
+                        size_t elem_bytes) {
+  if (rows == 1) return true;
+  constexpr size_t kNarrowBytes = size_t{16} << 20;
+  for (int64_t n : out_features)
+    if (static_cast<size_t>(n) * static_cast<size_t>(in_features) * elem_bytes < kNarrowBytes)
+      return true;
+  return false;
+}
+
 LinearRegistry::LinearRegistry(WeightStore& weights, Backend& backend)
-    : weights_(weights), backend_(backend) {}
+    : weights_(weights), backend_(backend), fusion_(backend.prefers_fused_linears()) {}
 
 LinearProvider& LinearRegistry::resolve(const std::string& module, uint32_t flags) {
   if (auto it = slots_.find(module); it != slots_.end()) {
@@ -45,6 +58,8 @@ LinearProvider& LinearRegistry::resolve(const std::string& module, uint32_t flag
 
 void LinearRegistry::set(const std::string& module, std::unique_ptr<LinearProvider> provider) {
   if (!provider) throw Error("linear " + module + ": null provider");
+  for (auto& [key, g] : groups_)  // the group's product no longer stands for this module
+    if (std::find(g.modules.begin(), g.modules.end(), module) != g.modules.end()) g.fused = false;
   slots_.insert_or_assign(module, Slot{std::move(provider), 0, true});
 }
 
@@ -66,6 +81,119 @@ void LinearRegistry::forward(const std::string& module, uint32_t flags, const Li
   if (hook_ && ctx.has_adapters) hook_->before(module, ctx, x, out);
   p.forward(ctx, x, out);
   if (hook_ && ctx.has_adapters) hook_->apply(module, ctx, x, out);
+}
+
+LinearRegistry::Group LinearRegistry::make_group(std::span<const std::string> modules,
+                                                 uint32_t flags) {
+  Group g;
+  g.modules.assign(modules.begin(), modules.end());
+  if (!fusion_ || flags != BANYAN_LINEAR_DEFAULT || modules.size() < 2) return g;
+  for (size_t i = 0; i < modules.size(); ++i)
+    if (slots_.count(modules[i]) || std::count(modules.begin(), modules.end(), modules[i]) > 1)
+      return g;
+  // Quantizers and other factories claim their modules first, as resolve() would;
+  // then the modules are resolved here (each factory is asked once per module).
+  std::vector<std::unique_ptr<LinearProvider>> claimed(modules.size());
+  bool any = false;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    LinearSource src{modules[i], flags, weights_, backend_};
+    for (auto f = factories_.rbegin(); f != factories_.rend() && !claimed[i]; ++f)
+      claimed[i] = (*f)(src);
+    any = any || claimed[i];
+  }
+  auto install = [&] {
+    for (size_t i = 0; i < modules.size(); ++i) {
+      if (!claimed[i]) claimed[i] = std::make_unique<DenseLinear>(LinearSource{modules[i], flags, weights_, backend_});
+      slots_.emplace(modules[i], Slot{std::move(claimed[i]), flags, false});
+    }
+  };
+  if (any) {
+    install();
+    return g;
+  }
+  std::vector<std::string> w_names, b_names;
+  for (const std::string& m : modules) {
+    w_names.push_back(m + ".weight");
+    if (weights_.info(m + ".bias", nullptr)) b_names.push_back(m + ".bias");
+  }
+  std::optional<Tensor> w;
+  bool dense = b_names.empty() || b_names.size() == modules.size();
+  for (const std::string& n : w_names) {
+    Tensor t;
+    dense = dense && weights_.info(n, &t) && t.ndim == 2;
+  }
+  if (dense) w = weights_.load_fused(w_names);
+  std::optional<Tensor> b;
+  if (w && !b_names.empty()) b = weights_.load_fused(b_names);
+  install();  // dense providers (views into the fused tensors when loaded fused); they report bad shapes
+  if (!w || (!b_names.empty() && !b)) return g;  // else the modules run one by one
+  for (const std::string& m : modules) g.parts.push_back(weights_.get(m + ".weight").shape[0]);
+  if (b) g.bias = *b;
+  g.weight = *w;
+  g.fused = true;
+  return g;
+}
+
+bool LinearRegistry::fused(const std::string& module) const {
+  for (const auto& [key, g] : groups_)
+    if (g.fused && std::find(g.modules.begin(), g.modules.end(), module) != g.modules.end())
+      return true;
+  return false;
+}
+
+void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t flags,
+                               const LinearContext& ctx, const Tensor& x, std::span<Tensor> outs) {
+  if (modules.empty() || modules.size() != outs.size())
+    throw Error(Code::invalid_argument, "linear_n: " + std::to_string(modules.size()) +
+                                            " modules, " + std::to_string(outs.size()) + " outputs");
+  std::string key = std::to_string(flags);
+  for (const std::string& m : modules) key += "|" + m;
+  auto it = groups_.find(key);
+  if (it == groups_.end()) it = groups_.emplace(key, make_group(modules, flags)).first;
+  const Group& g = it->second;
+  const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
+  const bool one = g.fused && T > 0 && !(hook_ && ctx.has_adapters) &&
+                   fused_product_pays(T, g.parts, g.weight.shape[1], dtype_size(x.type()));
+  if (!one) {
+    for (size_t i = 0; i < modules.size(); ++i) {
+      Tensor& o = outs[i];
+      if (o.ndim != 2)
+        throw Error("linear " + modules[i] + ": output is " + o.shape_string() + ", expected [T, N]");
+      o = ctx.arena.tensor(o.type(), {o.shape[0], o.shape[1]});
+      forward(modules[i], flags, ctx, x, o);
+    }
+    return;
+  }
+  const int64_t K = g.weight.shape[1];
+  if (x.shape[1] != K)
+    throw Error("linear " + modules[0] + ": input is " + x.shape_string() + ", expected [T, " +
+                std::to_string(K) + "]");
+  for (size_t i = 0; i < modules.size(); ++i) {
+    const Tensor& o = outs[i];
+    if (o.ndim != 2 || o.shape[0] != T || o.shape[1] != g.parts[i] || o.dtype != x.dtype)
+      throw Error("linear " + modules[i] + ": output is " + o.shape_string() + " " +
+                  std::string(dtype_name(o.type())) + ", expected [" + std::to_string(T) + ", " +
+                  std::to_string(g.parts[i]) + "] " + std::string(dtype_name(x.type())));
+  }
+  Tensor all = ctx.arena.tensor(x.type(), {T, g.weight.shape[0]});
+  const size_t es = dtype_size(x.type());
+  bool views = T == 1;  // one row: each part is a contiguous slice of it
+  int64_t begin = 0;
+  for (int64_t n : g.parts) {
+    views = views && (static_cast<size_t>(begin) * es) % 16 == 0;
+    begin += n;
+  }
+  ctx.backend.matmul(x, g.weight, false, g.bias.data ? &g.bias : nullptr, all);
+  if (views) {
+    int64_t off = 0;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      outs[i].data = static_cast<char*>(all.data) + static_cast<size_t>(off) * es;
+      off += g.parts[i];
+    }
+    return;
+  }
+  for (Tensor& o : outs) o = ctx.arena.tensor(o.type(), {T, o.shape[1]});
+  ctx.backend.split_columns(all, outs);
 }
 
 }  // namespace banyan::core

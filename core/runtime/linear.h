@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -91,6 +92,14 @@ class DenseLinear final : public LinearProvider {
   int64_t in_ = 0, out_ = 0;
 };
 
+/// Whether one product over fused weights [ΣN, K] beats the parts' own products, for
+/// `rows` rows of x: always for one row (a GEMV, whose outputs are then views of one
+/// row), else when a part holds under 16 MiB of weights (k/v of Llama-3-8B: such
+/// products alone stream well below the bandwidth, and splitting the result costs
+/// less than they lose; wide parts such as gate/up gain nothing and skip the split).
+bool fused_product_pays(int64_t rows, std::span<const int64_t> out_features, int64_t in_features,
+                        size_t elem_bytes);
+
 class LinearRegistry {
  public:
   LinearRegistry(WeightStore& weights, Backend& backend);
@@ -109,6 +118,20 @@ class LinearRegistry {
   /// resolve(), check shapes, run the provider, then the adapter hook.
   void forward(const std::string& module, uint32_t flags, const LinearContext& ctx,
                const Tensor& x, Tensor& out);
+  /// Several linears over one x (the linear_n op); outs[i] come with their shape
+  /// [T, N_i] and get their memory from ctx.arena. With fusion on and every module
+  /// dense (no factory such as a quantizer claims one, no set() provider, weights not
+  /// loaded yet, same dtype and in_features, no transposed flag), the first call loads
+  /// the weights side by side (WeightStore::load_fused) and calls run one product when
+  /// fused_product_pays(); steps with adapters run the modules one by one (the adapter
+  /// hook overlaps its work with each product). Otherwise: forward() per module.
+  void forward_n(std::span<const std::string> modules, uint32_t flags, const LinearContext& ctx,
+                 const Tensor& x, std::span<Tensor> outs);
+  /// Fusion for groups seen from now on; the backend's preference by default.
+  void set_fusion(bool on) { fusion_ = on; }
+  bool fusion() const { return fusion_; }
+  /// Whether `module` runs inside a fused product (it belongs to a fused group).
+  bool fused(const std::string& module) const;
 
  private:
   struct Slot {
@@ -116,8 +139,19 @@ class LinearRegistry {
     uint32_t flags;
     bool explicit_provider;  // set(): flags are the provider's business
   };
+  // A linear_n group: its modules' weights side by side when fused.
+  struct Group {
+    bool fused = false;
+    Tensor weight, bias;         // [ΣN, K] and [ΣN] (bias.data null: none)
+    std::vector<int64_t> parts;  // N_i
+    std::vector<std::string> modules;
+  };
+  Group make_group(std::span<const std::string> modules, uint32_t flags);
+
   WeightStore& weights_;
   Backend& backend_;
+  bool fusion_;
+  std::unordered_map<std::string, Group> groups_;  // key: flags and module names
   std::unordered_map<std::string, Slot> slots_;
   std::vector<LinearFactory> factories_;
   LinearAdapterHook* hook_ = nullptr;

@@ -146,6 +146,7 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
   m.weights.emplace(*m.checkpoint, *m.backend);
   if (o.prepare_weights) o.prepare_weights(*m.weights);
   m.linears.emplace(*m.weights, *m.backend);
+  if (o.fuse_linears) m.linears->set_fusion(*o.fuse_linears);
   for (const auto& f : o.linear_factories) m.linears->add_factory(f);
 
   plugin_name_ = o.plugin.empty() ? pick_plugin(plugins, model_type_, config_path) : o.plugin;

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ struct ModelRunnerOptions {
   /// CUDA graphs for decode steps (decode_graphs.h); mode eager: engine.enforce_eager.
   DecodeGraphOptions graphs;
   CpuBackendOptions cpu;
+  /// Keep the weights of linears a model computes together (linear_n: q/k/v,
+  /// gate/up) side by side and run them as one product (LinearRegistry::forward_n).
+  /// Unset: the backend's preference (on for CUDA, off for the CPU).
+  std::optional<bool> fuse_linears;
   /// Linear factories (quantizers) installed before the warm-up step, so that the
   /// modules they take never get a dense device copy. See linear.h (LinearFactory).
   std::vector<std::function<std::unique_ptr<LinearProvider>(const LinearSource&)>> linear_factories;

@@ -81,6 +81,55 @@ TEST_P(Families, BatchingAndChunkingChangeNothing) {
   for (size_t i = 0; i < kPrompts.size(); ++i) expect_same(together[i], f32_out[i], 1e-4);
 }
 
+// linear_n over fused weights (the CUDA default, forced here on the CPU): q/k/v and
+// gate/up are loaded side by side and run as one product (one row: the outputs are
+// views of it; more rows: split), with the same results as one product per module.
+TEST_P(Families, FusedProjectionsChangeNothing) {
+  TempDir dir;
+  RandomLlamaSpec s;
+  s.model_type = GetParam();
+  s.tie_embeddings = s.model_type == "qwen2";
+  if (s.model_type == "qwen3") s.head_dim = 24;
+  write_random_llama(dir.path(), s);
+  ModelRunnerOptions o;
+  o.model_dir = dir.path();
+  o.num_blocks = 64;
+  o.block_size = 4;
+  o.fuse_linears = true;
+  ModelRunner fused(test::plugins(), o);
+  o.fuse_linears = false;
+  ModelRunner plain(test::plugins(), o);
+  for (int l = 0; l < 2; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    auto next_to = [&](const std::string& a, const std::string& b) {
+      const Tensor& ta = fused.weights().get(p + a);
+      return static_cast<const char*>(ta.data) + ta.nbytes() == fused.weights().get(p + b).data;
+    };
+    for (const char* m : {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj",
+                          "mlp.up_proj"}) {
+      EXPECT_TRUE(fused.linears().fused(p + m)) << m;
+      EXPECT_FALSE(plain.linears().fused(p + m)) << m;
+    }
+    EXPECT_FALSE(fused.linears().fused(p + "mlp.down_proj"));
+    EXPECT_TRUE(next_to("self_attn.q_proj.weight", "self_attn.k_proj.weight"));
+    EXPECT_TRUE(next_to("self_attn.k_proj.weight", "self_attn.v_proj.weight"));
+    EXPECT_TRUE(next_to("mlp.gate_proj.weight", "mlp.up_proj.weight"));
+    if (s.model_type == "qwen2") {
+      EXPECT_TRUE(next_to("self_attn.q_proj.bias", "self_attn.k_proj.bias"));
+    }
+  }
+  EXPECT_FALSE(plain.linears().fusion());
+  auto a = generate(fused, kPrompts), b = generate(plain, kPrompts);
+  auto a_chunked = generate(fused, kPrompts, 3);
+  for (size_t i = 0; i < kPrompts.size(); ++i) {
+    SCOPED_TRACE(i);
+    expect_same(a[i], b[i], 1e-4);
+    expect_same(a_chunked[i], b[i], 1e-4);
+    auto alone = generate(fused, {kPrompts[i]});  // decode steps of one row
+    expect_same(alone[0], b[i], 1e-4);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Llama, Families, ::testing::Values("llama", "mistral", "qwen2", "qwen3"));
 
 // Writes a copy of `src`'s checkpoint with every tensor converted to `dtype`, split
@@ -254,6 +303,51 @@ TEST(ModelRunner, FactoriesBuildProvidersOnFirstUse) {
   EXPECT_EQ(r.size(), 2u);
   EXPECT_EQ(asked.size(), 2u * 7 + 1);  // 7 linears per layer, then the lm_head
   EXPECT_EQ(asked.back(), "lm_head");
+}
+
+// A module a factory (a quantizer) claims keeps its provider: its group is not fused,
+// each factory is asked once per module, and a set() provider replaces a fused
+// module's share of the product.
+TEST(ModelRunner, FusionLeavesClaimedAndReplacedModulesAlone) {
+  TempDir dir;
+  write_random_llama(dir.path(), {});
+  ModelRunnerOptions o;
+  o.model_dir = dir.path();
+  o.num_blocks = 16;
+  o.fuse_linears = true;
+  std::vector<std::string> asked;
+  const std::string k0 = "model.layers.0.self_attn.k_proj";
+  o.linear_factories.push_back([&](const LinearSource& s) -> std::unique_ptr<LinearProvider> {
+    asked.push_back(s.module);
+    return s.module == k0 ? std::make_unique<Doubled>(s) : nullptr;
+  });
+  ModelRunner runner(test::plugins(), o);
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), k0), 1);
+  EXPECT_EQ(std::count(asked.begin(), asked.end(), "model.layers.1.mlp.up_proj"), 1);
+  EXPECT_FALSE(runner.linears().fused("model.layers.0.self_attn.q_proj"));
+  EXPECT_FALSE(runner.linears().fused(k0));
+  EXPECT_TRUE(runner.linears().fused("model.layers.0.mlp.up_proj"));
+  EXPECT_TRUE(runner.linears().fused("model.layers.1.self_attn.v_proj"));
+  auto step = [&] {
+    ForwardBatch fb;
+    fb.token_ids = {4, 5};
+    fb.positions = {0, 1};
+    fb.slot_mapping = {0, 1};
+    fb.block_tables = {0};
+    fb.seqs = {SeqSlice{0, 2, 2, 0, 1, 1, -1}};
+    return runner.to_host(runner.execute(fb));
+  };
+  auto base = step();
+  const std::string v1 = "model.layers.1.self_attn.v_proj";
+  auto doubled = std::make_unique<Doubled>(LinearSource{v1, 0, runner.weights(), runner.backend()});
+  Doubled* d = doubled.get();
+  runner.linears().set(v1, std::move(doubled));
+  EXPECT_FALSE(runner.linears().fused(v1));
+  auto changed = step();
+  EXPECT_EQ(d->calls, 1);
+  double diff = 0;
+  for (size_t i = 0; i < base.size(); ++i) diff += std::fabs(changed[i] - base[i]);
+  EXPECT_GT(diff, 1e-3);
 }
 
 void edit_config(const std::filesystem::path& dir, const std::string& patch) {

@@ -133,6 +133,30 @@ void StepContext::linear(const char* name, const Tensor& x, uint32_t flags, Tens
   res_.linears.forward(name, flags, ctx, x, out);
 }
 
+void StepContext::linear_n(std::span<const char* const> names, const Tensor& x, uint32_t flags,
+                           std::span<Tensor> outs) {
+  if (names.empty() || names.size() > 16)
+    fail("linear_n", std::to_string(names.size()) + " modules (1 to 16 expected)");
+  std::vector<std::string> modules;
+  for (const char* n : names) {
+    if (!n) fail("linear_n", "null module name");
+    modules.emplace_back(n);
+  }
+  const std::string op = "linear_n " + modules.front();
+  check_activation(op.c_str(), "x", x);
+  if (x.ndim != 2 || x.shape[0] != layout_.num_tokens)
+    fail(op, "x is " + x.shape_string() + ", expected [" + std::to_string(layout_.num_tokens) +
+                 ", in_features] (one row per token of the step)");
+  for (size_t i = 0; i < outs.size(); ++i)
+    if (outs[i].ndim != 2 || outs[i].shape[0] != x.shape[0] || outs[i].dtype != x.dtype)
+      fail(op, "out " + std::to_string(i) + " (" + modules[i] + ") is " + outs[i].shape_string() +
+                   " " + std::string(dtype_name(outs[i].type())) + ", expected [" +
+                   std::to_string(x.shape[0]) + ", N] " + std::string(dtype_name(x.type())));
+  LinearContext ctx{res_.backend, res_.arena, layout_, batch_, layout_.adapter_slots,
+                    layout_.has_adapters};
+  res_.linears.forward_n(modules, flags, ctx, x, outs);
+}
+
 void StepContext::rotary(Tensor& q, Tensor& k, const BanyanRopeSpec& spec) {
   const std::string op = "rotary";
   const RopeCache::Entry& table = res_.rope.get(spec);  // validates the spec

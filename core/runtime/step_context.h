@@ -77,6 +77,9 @@ class StepContext : public BanyanStepContext {
   void layer_norm(const Tensor& x, Tensor* residual, const char* weight, const char* bias,
                   float eps, Tensor& out);
   void linear(const char* name, const Tensor& x, uint32_t flags, Tensor& out);
+  /// outs come with dtype and shape [T, N_i]; their data is set here.
+  void linear_n(std::span<const char* const> names, const Tensor& x, uint32_t flags,
+                std::span<Tensor> outs);
   void rotary(Tensor& q, Tensor& k, const BanyanRopeSpec& spec);
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const BanyanAttentionSpec& spec,
                  Tensor& out);

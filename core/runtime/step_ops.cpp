@@ -127,6 +127,16 @@ int32_t op_sample(BanyanStepContext* c, const BanyanTensor* logits, const Banyan
   });
 }
 
+int32_t op_linear_n(BanyanStepContext* c, int32_t n, const char* const* names, const BanyanTensor* x,
+                    uint32_t flags, BanyanTensor* outs, BanyanError* e) {
+  return guard(e, [&] {
+    if (n <= 0 || !names || !outs) throw Error(Code::invalid_argument, "linear_n: no modules");
+    std::vector<Tensor> o(outs, outs + n);
+    self(c).linear_n({names, static_cast<size_t>(n)}, in(x, "x"), flags, o);
+    for (int32_t i = 0; i < n; ++i) outs[i] = o[static_cast<size_t>(i)];
+  });
+}
+
 }  // namespace
 
 const BanyanOpsV1& StepContext::ops() {
@@ -134,7 +144,7 @@ const BanyanOpsV1& StepContext::ops() {
       sizeof(BanyanOpsV1), &op_step_input, &op_alloc,     &op_weight,  &op_embedding,
       &op_rms_norm,        &op_layer_norm, &op_linear,    &op_rotary,  &op_attention,
       &op_act_mul,         &op_activation, &op_add,       &op_logits,  &op_slice_columns,
-      &op_sample,
+      &op_sample,          &op_linear_n,
   };
   return table;
 }

@@ -75,6 +75,47 @@ const Tensor* WeightStore::find(const std::string& name) {
   return &loaded_.emplace(name, std::move(e)).first->second.tensor;
 }
 
+std::optional<Tensor> WeightStore::load_fused(const std::vector<std::string>& names) {
+  if (names.empty()) return std::nullopt;
+  std::vector<const SafetensorsTensor*> sts;
+  std::vector<Tensor> parts;
+  for (const std::string& n : names) {
+    if (loaded_.count(n) || declared_.count(n)) return std::nullopt;
+    const SafetensorsTensor* st = ckpt_.find(n);
+    if (!st || !st->dtype) return std::nullopt;
+    Tensor t = describe(*st);
+    const Tensor& first = parts.empty() ? t : parts.front();
+    if (t.dtype != first.dtype || t.ndim != first.ndim) return std::nullopt;
+    for (int d = 1; d < t.ndim; ++d)
+      if (t.shape[d] != first.shape[d]) return std::nullopt;
+    // Each part starts 16-byte aligned in the buffer (vector loads).
+    if (t.nbytes() % 16 != 0) return std::nullopt;
+    sts.push_back(st);
+    parts.push_back(t);
+  }
+  Tensor whole = parts.front();
+  whole.shape[0] = 0;
+  size_t bytes = 0;
+  for (const Tensor& t : parts) {
+    whole.shape[0] += t.shape[0];
+    bytes += t.nbytes();
+  }
+  DeviceBuffer buf(backend_, bytes);
+  whole.data = buf.data();
+  size_t off = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    Entry e;
+    e.tensor = parts[i];
+    e.tensor.data = static_cast<std::byte*>(buf.data()) + off;
+    backend_.load_weight(sts[i]->data, *sts[i]->dtype, e.tensor);
+    off += parts[i].nbytes();
+    loaded_.emplace(names[i], std::move(e));
+  }
+  device_bytes_ += buf.size();
+  fused_.push_back(std::move(buf));
+  return whole;
+}
+
 const Tensor& WeightStore::get(const std::string& name) {
   if (const Tensor* t = find(name)) return *t;
   throw Error(Code::not_found, "checkpoint " + ckpt_.dir().string() + " has no tensor \"" +

@@ -10,8 +10,10 @@
 #include "core/runtime/checkpoint.h"
 #include "core/runtime/device_buffer.h"
 
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace banyan::core {
 
@@ -32,6 +34,14 @@ class WeightStore {
   /// get()/find() refuse it (only the module's quantizer reads the stored tensors).
   void declare(const std::string& name, const Tensor& logical);
 
+  /// Loads tensors that are not loaded yet into one buffer, side by side along their
+  /// first dimension (each keeps its own name as a view into it), and returns the
+  /// whole: [ΣD0, D1...]. They must share dtype, rank and the other dimensions.
+  /// Returns nullopt (and loads nothing) when one is absent, declared, already loaded,
+  /// does not match or is not a multiple of 16 bytes: the caller then uses them one by one.
+  std::optional<Tensor> load_fused(const std::vector<std::string>& names);
+  bool loaded(const std::string& name) const { return loaded_.count(name) != 0; }
+
   const Checkpoint& checkpoint() const { return ckpt_; }
   Backend& backend() const { return backend_; }
   /// Bytes of the tensors loaded so far: copies on the device, and tensors the
@@ -49,6 +59,7 @@ class WeightStore {
   Backend& backend_;
   std::unordered_map<std::string, Entry> loaded_;
   std::unordered_map<std::string, Tensor> declared_;
+  std::vector<DeviceBuffer> fused_;  // buffers of load_fused(); entries are views
   size_t device_bytes_ = 0;
   size_t mapped_bytes_ = 0;
 };

@@ -320,6 +320,23 @@ void CudaBackend::gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) 
                              stream());
 }
 
+void CudaBackend::split_columns(const Tensor& x, std::span<Tensor> outs) {
+  if (outs.size() > static_cast<size_t>(kernels::cuda::SplitParts::kMax)) {
+    Backend::split_columns(x, outs);
+    return;
+  }
+  kernels::cuda::SplitParts sp;
+  sp.parts = static_cast<int>(outs.size());
+  for (size_t p = 0; p < outs.size(); ++p) {
+    sp.dst[p] = outs[p].data;
+    sp.begin[p + 1] = sp.begin[p] + outs[p].shape[1];
+  }
+  if (x.ndim != 2 || sp.begin[sp.parts] != x.shape[1])
+    throw Error(Code::internal, "split_columns: x " + x.shape_string() + " is not the parts side by side");
+  kernels::cuda::split_columns(x.data, x.shape[0], static_cast<int64_t>(dtype_size(x.type())), sp,
+                               stream());
+}
+
 // ------------------------------------------------------------------ graphs ----
 
 void CudaBackend::begin_capture() {

@@ -6,10 +6,12 @@
 #include "kernels/cuda/kernels.h"
 
 #include <banyan/abi.h>
+#include <banyan/error.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace banyan::kernels::cuda {
 namespace {
@@ -110,6 +112,20 @@ __global__ void add_bias_kernel(T* out, int64_t M, int64_t N, const float* bias)
     } else {
       out[i] = f2bf(bf2f(out[i]) + bias[i % N]);
     }
+  }
+}
+
+// x [rows, begin[parts]] -> parts: columns [begin[p], begin[p + 1]) into dst[p].
+template <class T>
+__global__ void split_kernel(const T* x, int64_t rows, SplitParts sp) {
+  chained_prologue();
+  const int64_t width = sp.begin[sp.parts];
+  GRID_STRIDE(i, rows * width) {
+    const int64_t r = i / width, c = i % width;
+    int p = 0;
+    while (c >= sp.begin[p + 1]) ++p;
+    const int64_t w = sp.begin[p + 1] - sp.begin[p];
+    static_cast<T*>(sp.dst[p])[r * w + (c - sp.begin[p])] = x[i];
   }
 }
 
@@ -215,6 +231,31 @@ void gather_rows(const void* x, int64_t row_bytes, const int32_t* rows, int64_t 
     launch_chained("gather_rows", gather_kernel<uint8_t>, blocks_for(n * row_bytes, kThreads),
                    kThreads, 0, stream, static_cast<const uint8_t*>(x), row_bytes, rows, n,
                    static_cast<uint8_t*>(out));
+}
+
+void split_columns(const void* x, int64_t rows, int64_t elem_bytes, const SplitParts& parts,
+                   cudaStream_t stream) {
+  if (parts.parts <= 0 || parts.parts > SplitParts::kMax)
+    throw Error(Code::internal, "split_columns: " + std::to_string(parts.parts) + " parts");
+  if (rows <= 0 || parts.begin[parts.parts] <= 0) return;
+  bool vec = aligned16(x);
+  for (int p = 0; p <= parts.parts; ++p) vec = vec && (parts.begin[p] * elem_bytes) % 16 == 0;
+  for (int p = 0; p < parts.parts; ++p) vec = vec && aligned16(parts.dst[p]);
+  const int64_t unit = vec ? 16 : elem_bytes;
+  if (unit != 16 && unit != 2 && unit != 4)
+    throw Error(Code::internal, "split_columns: " + std::to_string(elem_bytes) + "-byte elements");
+  SplitParts sp = parts;
+  for (int p = 0; p <= sp.parts; ++p) sp.begin[p] = sp.begin[p] * elem_bytes / unit;
+  const int64_t n = rows * sp.begin[sp.parts];
+  if (unit == 16)
+    launch_chained("split_columns", split_kernel<uint4>, blocks_for(n, kThreads), kThreads, 0, stream,
+                   static_cast<const uint4*>(x), rows, sp);
+  else if (unit == 4)
+    launch_chained("split_columns", split_kernel<uint32_t>, blocks_for(n, kThreads), kThreads, 0,
+                   stream, static_cast<const uint32_t*>(x), rows, sp);
+  else
+    launch_chained("split_columns", split_kernel<uint16_t>, blocks_for(n, kThreads), kThreads, 0,
+                   stream, static_cast<const uint16_t*>(x), rows, sp);
 }
 
 void convert(const void* src, int32_t src_dtype, void* dst, bool dst_f32, int64_t n,

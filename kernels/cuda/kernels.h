@@ -44,6 +44,16 @@ void add_bias(void* out, bool out_f32, int64_t M, int64_t N, const float* bias,
 /// out[r] = x[rows[r]] for rows of `row_bytes` bytes.
 void gather_rows(const void* x, int64_t row_bytes, const int32_t* rows, int64_t n, void* out,
                  cudaStream_t stream);
+/// Where split_columns writes: part p takes columns [begin[p], begin[p + 1]).
+struct SplitParts {
+  static constexpr int kMax = 8;
+  int parts = 0;
+  void* dst[kMax] = {};
+  int64_t begin[kMax + 1] = {};
+};
+/// outs of x [rows, begin[parts]] (elements of elem_bytes), one pass over x.
+void split_columns(const void* x, int64_t rows, int64_t elem_bytes, const SplitParts& parts,
+                   cudaStream_t stream);
 /// dst[i] = src[i] converted; src BanyanDType bf16/f16/f32, dst bf16 or f32.
 void convert(const void* src, int32_t src_dtype, void* dst, bool dst_f32, int64_t n,
              cudaStream_t stream);

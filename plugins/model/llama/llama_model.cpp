@@ -1,7 +1,8 @@
 // The Llama-family decoder, written with SDK ops only:
 //   h = embed(ids); per layer: x = rmsnorm(h); h += o(attn(rope(q(x)), rope(k(x)), v(x)));
 //   x = rmsnorm(h); h += down(act(gate(x)) * up(x)); logits = lm_head(rmsnorm(h)).
-// The residual adds are fused into the next RMSNorm. Qwen3 adds an RMSNorm over
+// The residual adds are fused into the next RMSNorm; q/k/v and gate/up each go
+// through one linear_n (the host may fuse their products). Qwen3 adds an RMSNorm over
 // each head of q and k before the rotation.
 #include "llama_config.h"
 
@@ -70,9 +71,13 @@ class LlamaModel final : public Model {
     Tensor x = ops.rms_norm(residual, nullptr, layer(0) + "input_layernorm.weight", eps);
     for (int64_t l = 0; l < cfg_.layers; ++l) {
       const std::string p = layer(l);
-      Tensor q = ops.linear(p + "self_attn.q_proj", x, Hq * D);
-      Tensor k = ops.linear(p + "self_attn.k_proj", x, Hk * D);
-      Tensor v = ops.linear(p + "self_attn.v_proj", x, Hk * D);
+      // q, k and v (and below gate and up) read the same x: one linear_n each, which
+      // the host may run as one product.
+      const std::string qkv_names[] = {p + "self_attn.q_proj", p + "self_attn.k_proj",
+                                       p + "self_attn.v_proj"};
+      const int64_t qkv_dims[] = {Hq * D, Hk * D, Hk * D};
+      std::vector<Tensor> qkv = ops.linear_n(qkv_names, x, qkv_dims);
+      Tensor q = qkv[0], k = qkv[1], v = qkv[2];
       if (cfg_.qk_norm) {
         q = ops.rms_norm(q.view({T * Hq, D}), nullptr, p + "self_attn.q_norm.weight", eps)
                 .view({T, Hq * D});
@@ -90,9 +95,10 @@ class LlamaModel final : public Model {
       Tensor attn = ops.attention(q, k, v, a);
       Tensor o = ops.linear(p + "self_attn.o_proj", attn, H);
       x = ops.rms_norm(o, &residual, p + "post_attention_layernorm.weight", eps);
-      Tensor gate = ops.linear(p + "mlp.gate_proj", x, cfg_.intermediate);
-      Tensor up = ops.linear(p + "mlp.up_proj", x, cfg_.intermediate);
-      Tensor mlp = ops.linear(p + "mlp.down_proj", ops.act_mul(gate, up, act()), H);
+      const std::string gate_up_names[] = {p + "mlp.gate_proj", p + "mlp.up_proj"};
+      const int64_t gate_up_dims[] = {cfg_.intermediate, cfg_.intermediate};
+      std::vector<Tensor> gate_up = ops.linear_n(gate_up_names, x, gate_up_dims);
+      Tensor mlp = ops.linear(p + "mlp.down_proj", ops.act_mul(gate_up[0], gate_up[1], act()), H);
       const std::string next =
           l + 1 < cfg_.layers ? layer(l + 1) + "input_layernorm.weight" : "model.norm.weight";
       x = ops.rms_norm(mlp, &residual, next, eps);

@@ -24,7 +24,7 @@ extern "C" {
 #endif
 
 #define BANYAN_ABI_MAJOR 1
-#define BANYAN_ABI_MINOR 2
+#define BANYAN_ABI_MINOR 3
 
 #if defined(_WIN32)
 #define BANYAN_EXPORT __declspec(dllexport)
@@ -246,6 +246,14 @@ typedef struct BanyanOpsV1 {
   int32_t (*sample)(BanyanStepContext* ctx, const BanyanTensor* logits,
                     const BanyanSampleRow* rows, int32_t num_rows, const BanyanLogitEdit* edits,
                     int32_t num_edits, BanyanSampleResult* out, BanyanError* err);
+  /* Added in ABI 1.3 (read struct_size first). n linear layers over one input, as n
+   * calls of `linear` would compute them (within rounding): outs[i] [T, N_i] = x ·
+   * W_i^T (+ b_i) (+ each token's adapter delta). The caller sets each outs[i]'s
+   * dtype, ndim and shape ([T, N_i]); the host checks them and sets data (valid until
+   * the end of the step). The host may keep the n weights side by side and run one
+   * product (q/k/v, gate/up), so a model should group the linears that share x. */
+  int32_t (*linear_n)(BanyanStepContext* ctx, int32_t n, const char* const* names,
+                      const BanyanTensor* x, uint32_t flags, BanyanTensor* outs, BanyanError* err);
 } BanyanOpsV1;
 
 /* ---------------------------------------------------------------- host ------ */

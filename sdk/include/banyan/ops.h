@@ -12,6 +12,7 @@
 #include <initializer_list>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace banyan {
 
@@ -68,6 +69,37 @@ class Ops {
     Tensor out = alloc(x.type(), {x.shape[0], out_features});
     call(t_->linear(ctx_, name.c_str(), &x, flags, &out, &err_));
     return out;
+  }
+  /// Several linear layers over the same x (ABI 1.3, BanyanOpsV1.linear_n): out i is
+  /// x · W_i^T → [T, out_features[i]], as linear() would give, but the host may run
+  /// them as one product over weights it stores side by side. An older host: n calls.
+  std::vector<Tensor> linear_n(std::span<const std::string> names, const Tensor& x,
+                               std::span<const int64_t> out_features,
+                               uint32_t flags = BANYAN_LINEAR_DEFAULT) const {
+    if (names.size() != out_features.size() || names.empty())
+      throw Error(Code::invalid_argument, "linear_n: one out_features per name, at least one");
+    std::vector<Tensor> outs;
+    if (t_->struct_size < offsetof(BanyanOpsV1, linear_n) + sizeof(t_->linear_n) || !t_->linear_n) {
+      for (size_t i = 0; i < names.size(); ++i)
+        outs.push_back(linear(names[i], x, out_features[i], flags));
+      return outs;
+    }
+    std::vector<const char*> c_names;
+    for (size_t i = 0; i < names.size(); ++i) {
+      c_names.push_back(names[i].c_str());
+      Tensor o;
+      o.dtype = x.dtype;
+      o.device_type = x.device_type;
+      o.device_index = x.device_index;
+      o.ndim = 2;
+      o.shape[0] = x.shape[0];
+      o.shape[1] = out_features[i];
+      outs.push_back(o);
+    }
+    static_assert(sizeof(Tensor) == sizeof(BanyanTensor), "outs is passed as a BanyanTensor array");
+    call(t_->linear_n(ctx_, static_cast<int32_t>(names.size()), c_names.data(), &x, flags,
+                      outs.data(), &err_));
+    return outs;
   }
   void rotary(Tensor& q, Tensor& k, const RopeSpec& spec) const {
     call(t_->rotary(ctx_, &q, &k, &spec, &err_));
