@@ -2,8 +2,11 @@
 // head_dim the tensor-core kernel does not take). Block (token, head group, split):
 // up to 8 query heads that share one KV head (GQA) read each cached key and value
 // row once; the keys of a long context are split across blocks (split-KV) whose
-// partial results a second kernel combines. Per split: scores into shared memory,
-// softmax statistics, then the weighted sum of V, all in f32.
+// partial results the last block of each (token, head group) to finish combines.
+// Per split: scores into shared memory, softmax statistics, then the weighted sum of
+// V, all in f32. For decode steps (one query token per sequence) the kernel also
+// writes the step's keys and values into the cache (and reads each token's own from
+// the step's k and v), so that one launch does the whole op.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
@@ -23,8 +26,11 @@ constexpr float kLog2e = 1.4426950408889634f;
 
 struct Split {
   int32_t chunk, splits;
-  float* ws_o;   // [T, Hq, splits, D]
-  float* ws_ml;  // [T, Hq, splits, 2]
+  float* ws_o;        // [T, Hq, splits, D]
+  float* ws_ml;       // [T, Hq, splits, 2]
+  int32_t* counters;  // [T, Hq / GC]: splits done, back to 0 by the combining block
+  const uint16_t* new_k;  // the step's k and v when the kernel writes the cache
+  const uint16_t* new_v;
 };
 
 // The keys [lo, p] a query token attends to.
@@ -55,6 +61,20 @@ __global__ void __launch_bounds__(kThreads)
   const int begin = qr.lo + split * sp.chunk;
   if (begin > qr.p) return;
   const int len = min(qr.p + 1, begin + sp.chunk) - begin;
+  const int64_t slot_stride = static_cast<int64_t>(a.num_kv_heads) * D;
+  const bool fresh = sp.new_k != nullptr;  // key p comes from new_k / new_v
+  // The token's key and value into the cache: one block per KV head (the first head
+  // group of the split that holds position p). No block of this launch reads them there.
+  if (fresh && h0 % (Hq / a.num_kv_heads) == 0 && qr.p < begin + sp.chunk) {
+    const int64_t slot = a.slot_mapping[t];
+    if (slot >= 0)
+      for (int i = threadIdx.x; i < 2 * (D / 8); i += kThreads) {
+        const bool is_v = i >= D / 8;
+        const int64_t c = static_cast<int64_t>(g) * D + (is_v ? i - D / 8 : i) * 8;
+        store8((is_v ? a.v_cache : a.k_cache) + slot * slot_stride + c,
+               load8((is_v ? sp.new_v : sp.new_k) + t * slot_stride + c));
+      }
+  }
 
   float* q_s = smem;                      // [GC, D]
   float* sc = q_s + GC * D;               // [GC, chunk]
@@ -77,15 +97,17 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] : 0.0f;
 
-  const int64_t slot_stride = static_cast<int64_t>(a.num_kv_heads) * D;
   const int64_t head_off = static_cast<int64_t>(g) * D + d0;
   const int step = kWarps * kpw;
-  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[kUnroll]) {
+  auto load_rows = [&](const uint16_t* cache, const uint16_t* step_rows, int base,
+                       Bf16x8 (&rows)[kUnroll]) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + u * step + warp * kpw + kk;
       if (j < len && active) {
-        rows[u] = load8(cache + slot_of(a, qr.table, begin + j) * slot_stride + head_off);
+        rows[u] = fresh && begin + j == qr.p
+                      ? load8(step_rows + t * slot_stride + head_off)
+                      : load8(cache + slot_of(a, qr.table, begin + j) * slot_stride + head_off);
       } else {
         rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
       }
@@ -95,7 +117,7 @@ __global__ void __launch_bounds__(kThreads)
   // Scores.
   for (int base = 0; base < len; base += step * kUnroll) {
     Bf16x8 rows[kUnroll];
-    load_rows(a.k_cache, base, rows);
+    load_rows(a.k_cache, sp.new_k, base, rows);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float dot[GC];
@@ -144,7 +166,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < 8; ++j) acc[h][j] = 0.0f;
   for (int base = 0; base < len; base += step * kUnroll) {
     Bf16x8 rows[kUnroll];
-    load_rows(a.v_cache, base, rows);
+    load_rows(a.v_cache, sp.new_v, base, rows);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + u * step + warp * kpw + kk;
@@ -186,28 +208,33 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-}
+  if (sp.splits == 1) return;
 
-// Combines the splits of one (token, head): out = sum_i o_i 2^(m_i - M) / sum_i l_i 2^(m_i - M).
-__global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out) {
-  pdl_launch_dependents();
-  pdl_wait();
-  const int t = blockIdx.x, h = blockIdx.y, D = a.head_dim, Hq = a.num_heads;
-  const QueryRange qr = query_range(a, t);
-  const int n = qr.p - qr.lo + 1;
-  const int used = (n + sp.chunk - 1) / sp.chunk;
-  const int64_t first = (static_cast<int64_t>(t) * Hq + h) * sp.splits;
-  float M = -INFINITY;
-  for (int i = 0; i < used; ++i) M = fmaxf(M, sp.ws_ml[2 * (first + i)]);
-  float L = 0.0f;
-  for (int i = 0; i < used; ++i)
-    L += sp.ws_ml[2 * (first + i) + 1] * exp2f(sp.ws_ml[2 * (first + i)] - M);
-  for (int d = threadIdx.x; d < D; d += blockDim.x) {
-    float o = 0.0f;
-    for (int i = 0; i < used; ++i)
-      o += sp.ws_o[(first + i) * D + d] * exp2f(sp.ws_ml[2 * (first + i)] - M);
-    out[(static_cast<int64_t>(t) * Hq + h) * D + d] = f2bf(o / L);
+  // The last of the token's splits to finish combines them for its heads:
+  // out = sum_i o_i 2^(m_i - M) / sum_i l_i 2^(m_i - M), over the splits that ran.
+  __shared__ bool last;
+  __threadfence();  // this block's partials are visible before it counts itself
+  __syncthreads();
+  const int used = (qr.p - qr.lo + 1 + sp.chunk - 1) / sp.chunk;
+  int32_t* counter = sp.counters + static_cast<int64_t>(t) * (Hq / GC) + blockIdx.y;
+  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == used - 1;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  for (int i = threadIdx.x; i < GC * D; i += kThreads) {
+    const int h = i / D, d = i % D;
+    const int64_t first = (static_cast<int64_t>(t) * Hq + h0 + h) * sp.splits;
+    float M = -INFINITY;
+    for (int s = 0; s < used; ++s) M = fmaxf(M, __ldcg(sp.ws_ml + 2 * (first + s)));
+    float L = 0.0f, o = 0.0f;
+    for (int s = 0; s < used; ++s) {
+      const float w = exp2f(__ldcg(sp.ws_ml + 2 * (first + s)) - M);
+      L += __ldcg(sp.ws_ml + 2 * (first + s) + 1) * w;
+      o += __ldcg(sp.ws_o + (first + s) * D + d) * w;
+    }
+    out[(static_cast<int64_t>(t) * Hq + h0 + h) * D + d] = f2bf(o / L);
   }
+  if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (graph replays)
 }
 
 size_t smem_bytes(int gc, int head_dim, int chunk) {
@@ -263,10 +290,21 @@ size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan) {
          (a.head_dim + 2);
 }
 
+size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan) {
+  if (plan.splits <= 1) return 0;
+  return static_cast<size_t>(a.num_tokens) * static_cast<size_t>(a.num_heads / plan.group);
+}
+
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
-                     float* workspace, bf16_bits* out, cudaStream_t stream) {
+                     float* workspace, int32_t* counters, const bf16_bits* new_k,
+                     const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream) {
   if (a.num_tokens <= 0) return;
-  Split sp{plan.chunk, plan.splits, workspace, nullptr};
+  if ((new_k == nullptr) != (new_v == nullptr))
+    throw Error(Code::internal, "token_attention: new_k and new_v go together");
+  if (new_k && a.max_query_len != 1)
+    throw Error(Code::internal, "token_attention: writes the cache only for one query token per sequence");
+  if (plan.splits > 1 && !counters) throw Error(Code::internal, "token_attention: no split counters");
+  Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v};
   if (plan.splits > 1)
     sp.ws_ml = workspace + static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits * a.head_dim;
   switch (plan.group) {
@@ -274,11 +312,6 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     case 4: launch<4>(q, a, plan, sp, out, stream); break;
     case 2: launch<2>(q, a, plan, sp, out, stream); break;
     default: launch<1>(q, a, plan, sp, out, stream); break;
-  }
-  if (plan.splits > 1) {
-    launch_chained("token_attention combine", combine_kernel,
-                   dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
-                   128, 0, stream, a, sp, out);
   }
 }
 

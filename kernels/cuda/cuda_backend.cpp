@@ -50,6 +50,7 @@ struct CudaBackend::Impl {
   size_t staging_used = 0;
   Event staging_done;       // recorded after the latest staged copy
   DeviceMemory attn_ws;     // split-KV partial results
+  DeviceMemory attn_counters;  // split-KV counters (zero between launches)
   DeviceMemory convert_ws;  // raw checkpoint bytes awaiting conversion
   SamplingOp sampling;      // the sampling op's scratch
   bool capturing = false;
@@ -68,6 +69,17 @@ struct CudaBackend::Impl {
       ++graph_epoch;
     }
     return attn_ws.as<float>();
+  }
+  int32_t* counters(size_t count) {
+    const size_t bytes = count * sizeof(int32_t);
+    if (bytes > attn_counters.size()) {
+      not_capturing("growing the attention counters");
+      BANYAN_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
+      attn_counters = DeviceMemory(std::max(bytes, attn_counters.size() * 2));
+      BANYAN_CUDA_CHECK(cudaMemset(attn_counters.get(), 0, attn_counters.size()));
+      ++graph_epoch;
+    }
+    return attn_counters.as<int32_t>();
   }
 };
 
@@ -288,15 +300,20 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
               p.num_kv_heads, p.head_dim, p.scale, p.sliding_window, -1};
   if (p.block_size > 0 && (p.block_size & (p.block_size - 1)) == 0)
     for (a.block_shift = 0; (1 << a.block_shift) < p.block_size;) ++a.block_shift;
-  kv_cache_write(bf(k), bf(v), a, stream());
   if (l.max_query_len >= impl_->opts.prefill_min_query_len &&
       prefill_attention_supported(p.head_dim)) {
+    kv_cache_write(bf(k), bf(v), a, stream());
     prefill_attention(bf(q), a, bf(out), stream());
     return;
   }
   const SplitPlan plan = plan_token_attention(a, num_sms());
   float* ws = impl_->workspace(token_attention_workspace(a, plan));
-  token_attention(bf(q), a, plan, ws, bf(out), stream());
+  int32_t* counters = impl_->counters(token_attention_counters(a, plan));
+  // Decode (one query token per sequence): the attention kernel writes the cache too.
+  const bool fused_write = l.max_query_len == 1;
+  if (!fused_write) kv_cache_write(bf(k), bf(v), a, stream());
+  token_attention(bf(q), a, plan, ws, counters, fused_write ? bf(k) : nullptr,
+                  fused_write ? bf(v) : nullptr, bf(out), stream());
 }
 
 void CudaBackend::act_mul(const Tensor& gate, const Tensor& up, int32_t act, Tensor& out) {

@@ -123,8 +123,17 @@ struct SplitPlan {
 SplitPlan plan_token_attention(const PagedArgs& a, int num_sms);
 /// Bytes of f32 workspace the plan needs (0 when it has one split).
 size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan);
+/// i32 counters the plan needs (0 when it has one split); they must be zero before
+/// the first call and are zero again after each call.
+size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
+/// The splits of one (token, head group) are combined by the last of its blocks to
+/// finish (a counter per pair), in the same kernel. With new_k and new_v (the step's
+/// k, v [T, kv_heads * head_dim]; only when every sequence has one query token), the
+/// kernel also writes them into the caches (no kv_cache_write before it) and reads
+/// each token's own key and value from them.
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
-                     float* workspace, bf16_bits* out, cudaStream_t stream);
+                     float* workspace, int32_t* counters, const bf16_bits* new_k,
+                     const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream);
 
 /// attention_prefill.cu: tensor-core flash attention of query tiles over the paged
 /// cache (causal, windowed, chunked prefill). head_dim 64 or 128.
