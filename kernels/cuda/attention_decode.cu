@@ -62,10 +62,13 @@ __global__ void __launch_bounds__(kThreads)
   if (begin > qr.p) return;
   const int len = min(qr.p + 1, begin + sp.chunk) - begin;
   const int64_t slot_stride = static_cast<int64_t>(a.num_kv_heads) * D;
-  const bool fresh = sp.new_k != nullptr;  // key p comes from new_k / new_v
-  // The token's key and value into the cache: one block per KV head (the first head
-  // group of the split that holds position p). No block of this launch reads them there.
-  if (fresh && h0 % (Hq / a.num_kv_heads) == 0 && qr.p < begin + sp.chunk) {
+  // With new_k, the split that holds position p (always its last row) takes key and
+  // value p from new_k / new_v: its loops run over the cached rows only, then add row
+  // p. The first head group of that split writes them into the cache for later steps
+  // (no block of this launch reads them there).
+  const bool own = sp.new_k != nullptr && qr.p < begin + sp.chunk;
+  const int cached = own ? len - 1 : len;
+  if (own && h0 % (Hq / a.num_kv_heads) == 0) {
     const int64_t slot = a.slot_mapping[t];
     if (slot >= 0)
       for (int i = threadIdx.x; i < 2 * (D / 8); i += kThreads) {
@@ -99,15 +102,12 @@ __global__ void __launch_bounds__(kThreads)
 
   const int64_t head_off = static_cast<int64_t>(g) * D + d0;
   const int step = kWarps * kpw;
-  auto load_rows = [&](const uint16_t* cache, const uint16_t* step_rows, int base,
-                       Bf16x8 (&rows)[kUnroll]) {
+  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[kUnroll]) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + u * step + warp * kpw + kk;
-      if (j < len && active) {
-        rows[u] = fresh && begin + j == qr.p
-                      ? load8(step_rows + t * slot_stride + head_off)
-                      : load8(cache + slot_of(a, qr.table, begin + j) * slot_stride + head_off);
+      if (j < cached && active) {
+        rows[u] = load8(cache + slot_of(a, qr.table, begin + j) * slot_stride + head_off);
       } else {
         rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
       }
@@ -115,9 +115,9 @@ __global__ void __launch_bounds__(kThreads)
   };
 
   // Scores.
-  for (int base = 0; base < len; base += step * kUnroll) {
+  for (int base = 0; base < cached; base += step * kUnroll) {
     Bf16x8 rows[kUnroll];
-    load_rows(a.k_cache, sp.new_k, base, rows);
+    load_rows(a.k_cache, base, rows);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       float dot[GC];
@@ -131,10 +131,26 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int h = 0; h < GC; ++h) dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], o);
       const int j = base + u * step + warp * kpw + kk;
-      if (sub == 0 && j < len)
+      if (sub == 0 && j < cached)
 #pragma unroll
         for (int h = 0; h < GC; ++h) sc[h * sp.chunk + j] = dot[h];
     }
+  }
+  if (own && warp == 0) {  // key p, from the step's k
+    const Bf16x8 row = active ? load8(sp.new_k + t * slot_stride + head_off) : Bf16x8{{0u, 0u, 0u, 0u}};
+    float dot[GC];
+#pragma unroll
+    for (int h = 0; h < GC; ++h) {
+      dot[h] = 0.0f;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) dot[h] += qv[h][j] * row.get(j);
+    }
+    for (int o = lk / 2; o > 0; o >>= 1)
+#pragma unroll
+      for (int h = 0; h < GC; ++h) dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], o);
+    if (lane == 0)
+#pragma unroll
+      for (int h = 0; h < GC; ++h) sc[h * sp.chunk + len - 1] = dot[h];
   }
   __syncthreads();
 
@@ -164,13 +180,13 @@ __global__ void __launch_bounds__(kThreads)
   for (int h = 0; h < GC; ++h)
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[h][j] = 0.0f;
-  for (int base = 0; base < len; base += step * kUnroll) {
+  for (int base = 0; base < cached; base += step * kUnroll) {
     Bf16x8 rows[kUnroll];
-    load_rows(a.v_cache, sp.new_v, base, rows);
+    load_rows(a.v_cache, base, rows);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int j = base + u * step + warp * kpw + kk;
-      if (j < len) {
+      if (j < cached) {
 #pragma unroll
         for (int h = 0; h < GC; ++h) {
           const float w = sc[h * sp.chunk + j];
@@ -178,6 +194,15 @@ __global__ void __launch_bounds__(kThreads)
           for (int e = 0; e < 8; ++e) acc[h][e] += w * rows[u].get(e);
         }
       }
+    }
+  }
+  if (own && warp == 0 && kk == 0 && active) {  // value p, from the step's v
+    const Bf16x8 row = load8(sp.new_v + t * slot_stride + head_off);
+#pragma unroll
+    for (int h = 0; h < GC; ++h) {
+      const float w = sc[h * sp.chunk + len - 1];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) acc[h][e] += w * row.get(e);
     }
   }
   for (int o = lk; o < 32; o <<= 1)
