@@ -2,7 +2,7 @@
 // the CUDA backend, beside the HBM roofline and the peers of BASELINES, as JSON.
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
-//                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab]
+//                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab] [--attn-modes 0,1,2]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
@@ -11,6 +11,8 @@
 // (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
 // --fuse-ab: then the decode steps and prefills again with q/k/v and gate/up as
 // separate products (cases ..._unfused; the default runs them as the runtime does).
+// --attn-modes: then the decode steps with each decode attention mode (bit 0: the
+// kernel writes the cache, bit 1: last-block combine; cases decode_bN_attn_M).
 // --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
 // that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N);
 // --gemv-bulk-prefetch: the same with bytes of one bulk prefetch per block
@@ -44,7 +46,7 @@ struct Options {
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
   bool pdl_ab = false, fuse_ab = false;
-  std::vector<int> gemv_prefetch, gemv_bulk_prefetch;
+  std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -71,6 +73,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = std::stoi(value());
     else if (a == "--pdl-ab") o.pdl_ab = true;
     else if (a == "--fuse-ab") o.fuse_ab = true;
+    else if (a == "--attn-modes") o.attn_modes = int_list(value());
     else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
     else if (a == "--gemv-bulk-prefetch") o.gemv_bulk_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
@@ -338,6 +341,16 @@ int run(int argc, char** argv) {
     }
     h.set_fused(true);
   }
+  const int attn_mode = kernels::cuda::decode_attention_mode();
+  for (int mode : o.attn_modes) {
+    kernels::cuda::set_decode_attention_mode(mode);
+    for (int batch : o.batches) {
+      records.push_back(bench.decode_step(
+          batch, "decode_b" + std::to_string(batch) + "_attn_" + std::to_string(mode)));
+      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+    }
+  }
+  kernels::cuda::set_decode_attention_mode(attn_mode);
   const int prefetch = kernels::cuda::gemv_prefetch();
   for (int n : o.gemv_prefetch) {
     kernels::cuda::gemv_set_prefetch(n);

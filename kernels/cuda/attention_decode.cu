@@ -23,6 +23,7 @@ namespace {
 constexpr int kWarps = 4, kThreads = kWarps * 32, kUnroll = 4;
 constexpr size_t kMaxSmem = 96 * 1024;
 constexpr float kLog2e = 1.4426950408889634f;
+int g_attention_mode = kAttentionWritesCache | kLastBlockCombine;  // set_decode_attention_mode
 
 struct Split {
   int32_t chunk, splits;
@@ -83,10 +84,14 @@ __global__ void __launch_bounds__(kThreads)
   float* sc = q_s + GC * D;               // [GC, chunk]
   float* red = sc + GC * sp.chunk;        // [kWarps, GC, D]
   float* stat = red + kWarps * GC * D;    // [GC, 2]
+  float* kv_s = stat + 2 * GC;            // [2, D]: key and value p (own split)
 
   const float qscale = a.scale * kLog2e;  // scores in log2 units: exp2 below
   for (int i = threadIdx.x; i < GC * D; i += kThreads)
     q_s[i] = bf2f(q[(static_cast<int64_t>(t) * Hq + h0) * D + i]) * qscale;
+  if (own)  // staged with q: no load on the path after the cached rows
+    for (int i = threadIdx.x; i < 2 * D; i += kThreads)
+      kv_s[i] = bf2f((i < D ? sp.new_k : sp.new_v)[t * slot_stride + static_cast<int64_t>(g) * D + i % D]);
   __syncthreads();
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, vecs = D / 8;
@@ -137,13 +142,13 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   if (own && warp == 0) {  // key p, from the step's k
-    const Bf16x8 row = active ? load8(sp.new_k + t * slot_stride + head_off) : Bf16x8{{0u, 0u, 0u, 0u}};
     float dot[GC];
 #pragma unroll
     for (int h = 0; h < GC; ++h) {
       dot[h] = 0.0f;
+      if (active)
 #pragma unroll
-      for (int j = 0; j < 8; ++j) dot[h] += qv[h][j] * row.get(j);
+        for (int j = 0; j < 8; ++j) dot[h] += qv[h][j] * kv_s[d0 + j];
     }
     for (int o = lk / 2; o > 0; o >>= 1)
 #pragma unroll
@@ -197,12 +202,11 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   if (own && warp == 0 && kk == 0 && active) {  // value p, from the step's v
-    const Bf16x8 row = load8(sp.new_v + t * slot_stride + head_off);
 #pragma unroll
     for (int h = 0; h < GC; ++h) {
       const float w = sc[h * sp.chunk + len - 1];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc[h][e] += w * row.get(e);
+      for (int e = 0; e < 8; ++e) acc[h][e] += w * kv_s[D + d0 + e];
     }
   }
   for (int o = lk; o < 32; o <<= 1)
@@ -233,7 +237,7 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  if (sp.splits == 1) return;
+  if (sp.splits == 1 || !sp.counters) return;  // no counters: combine_kernel follows
 
   // The last of the token's splits to finish combines them for its heads:
   // out = sum_i o_i 2^(m_i - M) / sum_i l_i 2^(m_i - M), over the splits that ran.
@@ -262,9 +266,31 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (graph replays)
 }
 
+// Combines the splits of one (token, head) in a kernel of its own (the A/B of the
+// last-block combine, set_decode_attention_mode): the same sums.
+__global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out) {
+  pdl_launch_dependents();
+  pdl_wait();
+  const int t = blockIdx.x, h = blockIdx.y, D = a.head_dim, Hq = a.num_heads;
+  const QueryRange qr = query_range(a, t);
+  const int used = (qr.p - qr.lo + 1 + sp.chunk - 1) / sp.chunk;
+  const int64_t first = (static_cast<int64_t>(t) * Hq + h) * sp.splits;
+  float M = -INFINITY;
+  for (int i = 0; i < used; ++i) M = fmaxf(M, sp.ws_ml[2 * (first + i)]);
+  float L = 0.0f;
+  for (int i = 0; i < used; ++i)
+    L += sp.ws_ml[2 * (first + i) + 1] * exp2f(sp.ws_ml[2 * (first + i)] - M);
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float o = 0.0f;
+    for (int i = 0; i < used; ++i)
+      o += sp.ws_o[(first + i) * D + d] * exp2f(sp.ws_ml[2 * (first + i)] - M);
+    out[(static_cast<int64_t>(t) * Hq + h) * D + d] = f2bf(o / L);
+  }
+}
+
 size_t smem_bytes(int gc, int head_dim, int chunk) {
   return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + kWarps) +
-                          static_cast<size_t>(gc) * chunk + 2 * gc);
+                          static_cast<size_t>(gc) * chunk + 2 * gc + 2 * head_dim);
 }
 
 template <int GC>
@@ -301,7 +327,8 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
   int64_t chunk = ((max_keys + splits - 1) / splits + 31) / 32 * 32;
   // The scores of one split live in shared memory.
   const int64_t room = (static_cast<int64_t>(kMaxSmem) / 4 -
-                        static_cast<int64_t>(p.group) * a.head_dim * (1 + kWarps) - 2 * p.group) /
+                        static_cast<int64_t>(p.group) * a.head_dim * (1 + kWarps) - 2 * p.group -
+                        2 * a.head_dim) /
                        p.group;
   chunk = std::min<int64_t>(chunk, std::min<int64_t>(room / 32 * 32, 2048));
   p.chunk = static_cast<int32_t>(chunk);
@@ -328,7 +355,9 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     throw Error(Code::internal, "token_attention: new_k and new_v go together");
   if (new_k && a.max_query_len != 1)
     throw Error(Code::internal, "token_attention: writes the cache only for one query token per sequence");
-  if (plan.splits > 1 && !counters) throw Error(Code::internal, "token_attention: no split counters");
+  if (plan.splits > 1 && !counters && g_attention_mode & kLastBlockCombine)
+    throw Error(Code::internal, "token_attention: no split counters");
+  if (!(g_attention_mode & kLastBlockCombine)) counters = nullptr;
   Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v};
   if (plan.splits > 1)
     sp.ws_ml = workspace + static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits * a.head_dim;
@@ -338,6 +367,13 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     case 2: launch<2>(q, a, plan, sp, out, stream); break;
     default: launch<1>(q, a, plan, sp, out, stream); break;
   }
+  if (plan.splits > 1 && !counters)
+    launch_chained("token_attention combine", combine_kernel,
+                   dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
+                   128, 0, stream, a, sp, out);
 }
+
+int decode_attention_mode() { return g_attention_mode; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 3; }
 
 }  // namespace banyan::kernels::cuda

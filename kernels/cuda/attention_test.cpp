@@ -3,6 +3,7 @@
 // context, mixed batches, sliding windows, odd head sizes, shuffled block tables.
 // The KV cache after the op must equal the CPU's exactly (a copy of bf16 values).
 #include "kernels/cuda/cuda_test_util.h"
+#include "kernels/cuda/kernels.h"
 
 #include <algorithm>
 #include <numeric>
@@ -117,10 +118,19 @@ class CudaAttention : public ::testing::Test {
 
 TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
   Backends be;
-  run({"decode gqa 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}, {1000, 1}}}, be, 11);
-  run({"decode mqa 8/1 d64, one long sequence", 8, 1, 64, {{2500, 1}}}, be, 12);
-  run({"decode 12/2 d128 (groups of 2)", 12, 2, 128, {{40, 1}, {0, 1}, {257, 1}}}, be, 13);
-  run({"decode 6/2 d80, block 8", 6, 2, 80, {{40, 1}, {0, 1}, {77, 1}}, 0, 8}, be, 14);
+  const int mode = decode_attention_mode();
+  // Every decode attention mode: the kernel writes the cache or kv_cache_write does;
+  // the last split block combines or a kernel of its own does.
+  for (int m : {3, 0, 1, 2}) {
+    SCOPED_TRACE("mode " + std::to_string(m));
+    set_decode_attention_mode(m);
+    run({"decode gqa 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}, {1000, 1}}}, be, 11);
+    run({"decode mqa 8/1 d64, one long sequence", 8, 1, 64, {{2500, 1}}}, be, 12);
+    run({"decode 12/2 d128 (groups of 2)", 12, 2, 128, {{40, 1}, {0, 1}, {257, 1}}}, be, 13);
+    run({"decode 6/2 d80, block 8", 6, 2, 80, {{40, 1}, {0, 1}, {77, 1}}, 0, 8}, be, 14);
+    run({"decode 32/2 d64 (16 heads per KV head)", 32, 2, 64, {{5, 1}, {130, 1}}}, be, 15);
+  }
+  set_decode_attention_mode(mode);
 }
 
 TEST_F(CudaAttention, PrefillOnTensorCores) {

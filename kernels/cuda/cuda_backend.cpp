@@ -310,7 +310,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   float* ws = impl_->workspace(token_attention_workspace(a, plan));
   int32_t* counters = impl_->counters(token_attention_counters(a, plan));
   // Decode (one query token per sequence): the attention kernel writes the cache too.
-  const bool fused_write = l.max_query_len == 1;
+  const bool fused_write =
+      l.max_query_len == 1 && (kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache);
   if (!fused_write) kv_cache_write(bf(k), bf(v), a, stream());
   token_attention(bf(q), a, plan, ws, counters, fused_write ? bf(k) : nullptr,
                   fused_write ? bf(v) : nullptr, bf(out), stream());

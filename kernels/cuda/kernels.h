@@ -131,6 +131,13 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// k, v [T, kv_heads * head_dim]; only when every sequence has one query token), the
 /// kernel also writes them into the caches (no kv_cache_write before it) and reads
 /// each token's own key and value from them.
+/// How decode attention runs (for A/B runs; both on by default): bit 0, the
+/// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
+/// last split block combines (else a combine kernel after it). Captured graphs keep
+/// the mode they were captured with.
+enum DecodeAttentionMode { kAttentionWritesCache = 1, kLastBlockCombine = 2 };
+int decode_attention_mode();
+void set_decode_attention_mode(int mode);
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
                      float* workspace, int32_t* counters, const bf16_bits* new_k,
                      const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream);
