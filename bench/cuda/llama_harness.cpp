@@ -215,8 +215,11 @@ void LlamaHarness::forward(unsigned mask) {
     }
     project(l, kO, at, o);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
-    group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
-    if (other) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
+    // linear_gated: one pass with act-and-multiply in its epilogue where the backend
+    // has it (decode rows), else the group and act_mul.
+    const bool gated = fuse_ && !lora && gemm && other && b_.matmul_gated(x, gate_up_w_[l], BANYAN_ACT_SILU, act);
+    if (!gated) group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
+    if (other && !gated) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
     project(l, kDown, act, down);
     if (other) b_.rms_norm(down, &residual, l + 1 < s_.layers ? ones_ : final_norm_, s_.eps, 0.0f, x);
   }

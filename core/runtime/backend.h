@@ -147,6 +147,13 @@ class Backend {
   /// product over fused weights, LinearRegistry::forward_n). The default copies each
   /// part with copy_2d; backends override it with one pass.
   virtual void split_columns(const Tensor& x, std::span<Tensor> outs);
+  /// out [T, N] = act(x · Wg^T) * (x · Wu^T) for w = [Wg; Wu] ([2N, K], not
+  /// transposed) in one pass, equal to matmul into bf16 followed by act_mul, when the
+  /// backend has such a kernel for this shape (decode rows); false: nothing was done.
+  virtual bool matmul_gated(const Tensor& /*x*/, const Tensor& /*w*/, int32_t /*activation*/,
+                            Tensor& /*out*/) {
+    return false;
+  }
   /// Whether LinearRegistry keeps the weights of linears that a model computes
   /// together (linear_n) side by side and runs them as one product by default.
   virtual bool prefers_fused_linears() const { return false; }

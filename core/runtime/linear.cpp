@@ -141,16 +141,36 @@ bool LinearRegistry::fused(const std::string& module) const {
   return false;
 }
 
+const LinearRegistry::Group& LinearRegistry::group(std::span<const std::string> modules,
+                                                   uint32_t flags) {
+  std::string key = std::to_string(flags);
+  for (const std::string& m : modules) key += "|" + m;
+  auto it = groups_.find(key);
+  if (it == groups_.end()) it = groups_.emplace(key, make_group(modules, flags)).first;
+  return it->second;
+}
+
+void LinearRegistry::forward_gated(const std::string& gate, const std::string& up, uint32_t flags,
+                                   const LinearContext& ctx, const Tensor& x, int32_t act,
+                                   Tensor& out) {
+  const std::string modules[] = {gate, up};
+  const Group& g = group(modules, flags);
+  const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
+  if (g.fused && T > 0 && !(hook_ && ctx.has_adapters) && !g.bias.data && g.parts[0] == g.parts[1] &&
+      x.shape[1] == g.weight.shape[1] && out.ndim == 2 && out.shape[0] == T &&
+      out.shape[1] == g.parts[0] && ctx.backend.matmul_gated(x, g.weight, act, out))
+    return;
+  Tensor outs[2] = {out, out};  // shapes [T, N]; forward_n checks them against the modules
+  forward_n(modules, flags, ctx, x, outs);
+  ctx.backend.act_mul(outs[0], outs[1], act, out);
+}
+
 void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t flags,
                                const LinearContext& ctx, const Tensor& x, std::span<Tensor> outs) {
   if (modules.empty() || modules.size() != outs.size())
     throw Error(Code::invalid_argument, "linear_n: " + std::to_string(modules.size()) +
                                             " modules, " + std::to_string(outs.size()) + " outputs");
-  std::string key = std::to_string(flags);
-  for (const std::string& m : modules) key += "|" + m;
-  auto it = groups_.find(key);
-  if (it == groups_.end()) it = groups_.emplace(key, make_group(modules, flags)).first;
-  const Group& g = it->second;
+  const Group& g = group(modules, flags);
   const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
   const bool one = g.fused && T > 0 && !(hook_ && ctx.has_adapters) &&
                    fused_product_pays(T, g.parts, g.weight.shape[1], dtype_size(x.type()));

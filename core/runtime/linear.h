@@ -127,6 +127,11 @@ class LinearRegistry {
   /// hook overlaps its work with each product). Otherwise: forward() per module.
   void forward_n(std::span<const std::string> modules, uint32_t flags, const LinearContext& ctx,
                  const Tensor& x, std::span<Tensor> outs);
+  /// out = act(gate(x)) * up(x) (the linear_gated op): one pass of the backend's
+  /// matmul_gated over the fused pair when it has one for this shape (and the step has
+  /// no adapters), else forward_n and act_mul.
+  void forward_gated(const std::string& gate, const std::string& up, uint32_t flags,
+                     const LinearContext& ctx, const Tensor& x, int32_t act, Tensor& out);
   /// Fusion for groups seen from now on; the backend's preference by default.
   void set_fusion(bool on) { fusion_ = on; }
   bool fusion() const { return fusion_; }
@@ -147,6 +152,7 @@ class LinearRegistry {
     std::vector<std::string> modules;
   };
   Group make_group(std::span<const std::string> modules, uint32_t flags);
+  const Group& group(std::span<const std::string> modules, uint32_t flags);
 
   WeightStore& weights_;
   Backend& backend_;

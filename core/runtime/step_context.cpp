@@ -157,6 +157,23 @@ void StepContext::linear_n(std::span<const char* const> names, const Tensor& x, 
   res_.linears.forward_n(modules, flags, ctx, x, outs);
 }
 
+void StepContext::linear_gated(const char* gate, const char* up, const Tensor& x, int32_t act,
+                               uint32_t flags, Tensor& out) {
+  if (!gate || !up) fail("linear_gated", "null module name");
+  const std::string op = "linear_gated " + std::string(gate);
+  check_activation(op.c_str(), "x", x);
+  check_activation(op.c_str(), "out", out);
+  if (x.ndim != 2 || x.shape[0] != layout_.num_tokens)
+    fail(op, "x is " + x.shape_string() + ", expected [" + std::to_string(layout_.num_tokens) +
+                 ", in_features] (one row per token of the step)");
+  if (out.ndim != 2 || out.shape[0] != x.shape[0] || out.dtype != x.dtype)
+    fail(op, "out is " + out.shape_string() + ", expected [" + std::to_string(x.shape[0]) + ", N]");
+  if (act < BANYAN_ACT_SILU || act > BANYAN_ACT_RELU) fail(op, "unknown activation " + std::to_string(act));
+  LinearContext ctx{res_.backend, res_.arena, layout_, batch_, layout_.adapter_slots,
+                    layout_.has_adapters};
+  res_.linears.forward_gated(gate, up, flags, ctx, x, act, out);
+}
+
 void StepContext::rotary(Tensor& q, Tensor& k, const BanyanRopeSpec& spec) {
   const std::string op = "rotary";
   const RopeCache::Entry& table = res_.rope.get(spec);  // validates the spec

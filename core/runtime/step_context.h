@@ -80,6 +80,8 @@ class StepContext : public BanyanStepContext {
   /// outs come with dtype and shape [T, N_i]; their data is set here.
   void linear_n(std::span<const char* const> names, const Tensor& x, uint32_t flags,
                 std::span<Tensor> outs);
+  void linear_gated(const char* gate, const char* up, const Tensor& x, int32_t act, uint32_t flags,
+                    Tensor& out);
   void rotary(Tensor& q, Tensor& k, const BanyanRopeSpec& spec);
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const BanyanAttentionSpec& spec,
                  Tensor& out);

@@ -137,6 +137,14 @@ int32_t op_linear_n(BanyanStepContext* c, int32_t n, const char* const* names, c
   });
 }
 
+int32_t op_linear_gated(BanyanStepContext* c, const char* gate, const char* up, const BanyanTensor* x,
+                        int32_t act, uint32_t flags, BanyanTensor* out, BanyanError* e) {
+  return guard(e, [&] {
+    Tensor o = in(out, "out");
+    self(c).linear_gated(gate, up, in(x, "x"), act, flags, o);
+  });
+}
+
 }  // namespace
 
 const BanyanOpsV1& StepContext::ops() {
@@ -144,7 +152,7 @@ const BanyanOpsV1& StepContext::ops() {
       sizeof(BanyanOpsV1), &op_step_input, &op_alloc,     &op_weight,  &op_embedding,
       &op_rms_norm,        &op_layer_norm, &op_linear,    &op_rotary,  &op_attention,
       &op_act_mul,         &op_activation, &op_add,       &op_logits,  &op_slice_columns,
-      &op_sample,          &op_linear_n,
+      &op_sample,          &op_linear_n,   &op_linear_gated,
   };
   return table;
 }

@@ -274,6 +274,16 @@ void CudaBackend::matmul(const Tensor& x, const Tensor& w, bool transposed, cons
   }
 }
 
+bool CudaBackend::matmul_gated(const Tensor& x, const Tensor& w, int32_t act, Tensor& out) {
+  if (x.type() != DType::bf16 || w.type() != DType::bf16 || out.type() != DType::bf16 ||
+      w.ndim != 2 || w.dim(0) % 2 != 0)
+    return false;
+  const int64_t K = x.dim(-1), M = x.numel() / K, N = w.dim(0) / 2;
+  if (w.dim(1) != K || out.numel() != M * N || !gemv_supported(M, K, x.data, w.data)) return false;
+  gemv_gated(bf(x), M, bf(w), bf(out), N, K, act, num_sms(), stream());
+  return true;
+}
+
 void CudaBackend::rotary(Tensor& q, Tensor& k, const RotaryParams& p) {
   need(q, DType::bf16, "rotary", "q");
   need(k, DType::bf16, "rotary", "k");

@@ -69,6 +69,7 @@ class CudaBackend final : public core::Backend {
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
   void split_columns(const Tensor& x, std::span<Tensor> outs) override;
   bool prefers_fused_linears() const override { return true; }
+  bool matmul_gated(const Tensor& x, const Tensor& w, int32_t activation, Tensor& out) override;
   /// On the device (sampling.cu); copies back the results only.
   void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
               std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) override;

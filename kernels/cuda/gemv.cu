@@ -53,6 +53,69 @@ __device__ __forceinline__ void fma_rows(const uint16_t* __restrict__ x, int64_t
   }
 }
 
+// One weight row (its part `part` of ksplit) times the MT rows of x, into acc.
+template <int MT>
+__device__ __forceinline__ void stream_row(const uint16_t* __restrict__ x, const uint16_t* wr,
+                                           int64_t K, int64_t v, int64_t stride, float (&acc)[MT]) {
+  const int64_t vecs = K / 8;
+  for (; v + stride * (kUnroll - 1) < vecs; v += stride * kUnroll) {
+    Bf16x8 wv[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream(wr + (v + stride * u) * 8);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) fma_rows<MT>(x, K, (v + stride * u) * 8, wv[u], acc);
+  }
+#pragma unroll 4
+  for (; v < vecs; v += stride) fma_rows<MT>(x, K, v * 8, load_stream(wr + v * 8), acc);
+}
+
+// The gated MLP's first half in one pass: w holds the gate rows, then the up rows
+// ([2N, K]); each output feature j streams gate row j and up row N + j and writes
+// act(gate) * up with the rounding of a product to bf16 followed by act_mul.
+template <int MT>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_gated_kernel(const uint16_t* __restrict__ x, const uint16_t* __restrict__ w,
+                      uint16_t* __restrict__ out, int64_t N, int64_t K, int act, int ksplit) {
+  __shared__ float partial[kWarps][2][MT];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, part = warp % ksplit;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (kWarps / ksplit) + warp / ksplit;
+  float g[MT], u[MT];
+#pragma unroll
+  for (int m = 0; m < MT; ++m) g[m] = u[m] = 0.0f;
+  pdl_wait();
+  pdl_launch_dependents();
+  if (row < N) {
+    const int64_t v = part * 32 + lane, stride = 32 * ksplit;
+    stream_row<MT>(x, w + row * K, K, v, stride, g);
+    stream_row<MT>(x, w + (N + row) * K, K, v, stride, u);
+  }
+#pragma unroll
+  for (int m = 0; m < MT; ++m) {
+    g[m] = warp_sum(g[m]);
+    u[m] = warp_sum(u[m]);
+  }
+  if (ksplit > 1) {
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        partial[warp][0][m] = g[m];
+        partial[warp][1][m] = u[m];
+      }
+    __syncthreads();
+    if (lane == 0 && part == 0)
+      for (int p = 1; p < ksplit; ++p)
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          g[m] += partial[warp + p][0][m];
+          u[m] += partial[warp + p][1][m];
+        }
+  }
+  if (lane == 0 && part == 0 && row < N)
+#pragma unroll
+    for (int m = 0; m < MT; ++m)
+      out[m * N + row] = f2bf(round_bf(apply_act(round_bf(g[m]), act)) * round_bf(u[m]));
+}
+
 // MT: activation rows (x holds exactly MT rows). A block of 8 warps serves
 // 8 / ksplit output features; the ksplit warps of one feature split its row.
 template <int MT>
@@ -88,15 +151,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (u < prefetch && v + stride * u < vecs) prefetch_l2(wr + (v + stride * u) * 8);
     pdl_wait();
     pdl_launch_dependents();
-    for (; v + stride * (kUnroll - 1) < vecs; v += stride * kUnroll) {
-      Bf16x8 wv[kUnroll];
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) wv[u] = load_stream(wr + (v + stride * u) * 8);
-#pragma unroll
-      for (int u = 0; u < kUnroll; ++u) fma_rows<MT>(x, K, (v + stride * u) * 8, wv[u], acc);
-    }
-#pragma unroll 4
-    for (; v < vecs; v += stride) fma_rows<MT>(x, K, v * 8, load_stream(wr + v * 8), acc);
+    stream_row<MT>(x, wr, K, v, stride, acc);
   } else {
     pdl_wait();
     pdl_launch_dependents();
@@ -128,13 +183,27 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-template <int MT>
-void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int64_t N, int64_t K,
-            bool accumulate, int num_sms, cudaStream_t stream) {
-  // Split rows across warps until the grid has a few blocks per SM to stream with.
+// Split rows across warps until the grid has a few blocks per SM to stream with.
+int ksplit_for(int64_t N, int64_t K, int num_sms) {
   int ksplit = 1;
   while (ksplit < kWarps && N * ksplit / kWarps < 4LL * num_sms && K / 8 >= 64LL * ksplit)
     ksplit *= 2;
+  return ksplit;
+}
+
+template <int MT>
+void launch_gated(const bf16_bits* x, const bf16_bits* w, bf16_bits* out, int64_t N, int64_t K,
+                  int act, int num_sms, cudaStream_t stream) {
+  const int ksplit = ksplit_for(2 * N, K, num_sms);  // the bytes of both halves
+  launch_chained("gemv_gated", gemv_gated_kernel<MT>,
+                 blocks_for(N, kWarps / ksplit, int64_t{1} << 31), kWarps * 32, 0, stream, x, w,
+                 out, N, K, act, ksplit);
+}
+
+template <int MT>
+void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int64_t N, int64_t K,
+            bool accumulate, int num_sms, cudaStream_t stream) {
+  const int ksplit = ksplit_for(N, K, num_sms);
   const int64_t rows_per_block = kWarps / ksplit;
   launch_chained("gemv", gemv_kernel<MT>,
                  blocks_for(N, static_cast<int>(rows_per_block), int64_t{1} << 31), kWarps * 32, 0,
@@ -155,6 +224,17 @@ void gemv_set_bulk_prefetch(int bytes) { g_bulk_bytes = std::clamp(bytes, 0, 1 <
 bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w) {
   const auto a16 = [](const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; };
   return M >= 1 && M <= kGemvMaxRows && K % 8 == 0 && K > 0 && a16(x) && a16(w);
+}
+
+void gemv_gated(const bf16_bits* x, int64_t M, const bf16_bits* w, bf16_bits* out, int64_t N,
+                int64_t K, int32_t act, int num_sms, cudaStream_t stream) {
+  if (N <= 0) return;
+  switch (M) {
+    case 1: launch_gated<1>(x, w, out, N, K, act, num_sms, stream); break;
+    case 2: launch_gated<2>(x, w, out, N, K, act, num_sms, stream); break;
+    case 3: launch_gated<3>(x, w, out, N, K, act, num_sms, stream); break;
+    default: launch_gated<4>(x, w, out, N, K, act, num_sms, stream); break;
+  }
 }
 
 void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,

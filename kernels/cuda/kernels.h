@@ -77,6 +77,10 @@ void gemv_set_prefetch(int vectors_per_lane);
 /// default, at most 1 MiB, rounded down to 16. Not measured yet.
 int gemv_bulk_prefetch();
 void gemv_set_bulk_prefetch(int bytes);
+/// out [M, N] = act(x · Wg^T) * (x · Wu^T) for w = [Wg; Wu] ([2N, K]), with the
+/// roundings of gemv() into bf16 followed by act_mul; the conditions of gemv().
+void gemv_gated(const bf16_bits* x, int64_t M, const bf16_bits* w, bf16_bits* out, int64_t N,
+                int64_t K, int32_t act, int num_sms, cudaStream_t stream);
 void gemv(const bf16_bits* x, int64_t M, const bf16_bits* w, void* out, bool out_f32, int64_t N,
           int64_t K, bool accumulate, int num_sms, cudaStream_t stream);
 
@@ -131,7 +135,7 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// k, v [T, kv_heads * head_dim]; only when every sequence has one query token), the
 /// kernel also writes them into the caches (no kv_cache_write before it) and reads
 /// each token's own key and value from them.
-/// How decode attention runs (for A/B runs; both on by default): bit 0, the
+/// How decode attention runs (for A/B runs; default 1, attention_decode.cu): bit 0, the
 /// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
 /// last split block combines (else a combine kernel after it). Captured graphs keep
 /// the mode they were captured with.

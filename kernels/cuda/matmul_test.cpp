@@ -299,6 +299,38 @@ TEST(CudaGemm, PlansMatchReferenceTunedOrNot) {
   }
 }
 
+// matmul_gated (the gated MLP's first half in one pass) against the matmul of the
+// fused [gate; up] weight followed by act_mul, on the same GPU: equal up to the
+// summation order (one bf16 rounding); refused (false) for the GEMM's row counts.
+TEST(CudaMatmul, GatedEqualsMatmulThenActMul) {
+  BANYAN_REQUIRE_GPU();
+  Backends be;
+  uint32_t seed = 7;
+  struct G { int64_t M, N, K; };
+  for (const G s : {G{1, 14336, 4096}, G{1, 64, 32}, G{3, 1000, 72}, G{4, 512, 4104}, G{2, 40, 1408}}) {
+    for (int act : {BANYAN_ACT_SILU, BANYAN_ACT_GELU_TANH}) {
+      const std::string what = "gated " + std::to_string(s.M) + "x" + std::to_string(s.N) + "x" +
+                               std::to_string(s.K) + " act " + std::to_string(act);
+      auto x = random_bf16(s.M * s.K, ++seed), w = random_bf16(2 * s.N * s.K, ++seed, -0.1f, 0.1f);
+      Dev gx = make(*be.gpu, DType::bf16, {s.M, s.K}), gw = make(*be.gpu, DType::bf16, {2 * s.N, s.K});
+      Dev both = make(*be.gpu, DType::bf16, {s.M, 2 * s.N});
+      Dev gate = make(*be.gpu, DType::bf16, {s.M, s.N}), up = make(*be.gpu, DType::bf16, {s.M, s.N});
+      Dev ref = make(*be.gpu, DType::bf16, {s.M, s.N}), out = make(*be.gpu, DType::bf16, {s.M, s.N});
+      put(*be.gpu, gx.t, x), put(*be.gpu, gw.t, w);
+      be.gpu->matmul(gx.t, gw.t, false, nullptr, both.t);
+      std::vector<Tensor> parts = {gate.t, up.t};
+      be.gpu->split_columns(both.t, parts);
+      be.gpu->act_mul(gate.t, up.t, act, ref.t);
+      poison(*be.gpu, out.t);
+      ASSERT_TRUE(be.gpu->matmul_gated(gx.t, gw.t, act, out.t)) << what;
+      EXPECT_TRUE(close(get(*be.gpu, ref.t), get(*be.gpu, out.t), 2 * kBf16Rel, what));
+    }
+  }
+  Dev x = make(*be.gpu, DType::bf16, {16, 64}), w = make(*be.gpu, DType::bf16, {256, 64});
+  Dev o = make(*be.gpu, DType::bf16, {16, 128});
+  EXPECT_FALSE(be.gpu->matmul_gated(x.t, w.t, BANYAN_ACT_SILU, o.t));  // 16 rows: GEMM's, not the GEMV's
+}
+
 TEST(CudaMatmul, RefusesWhatItCannotMultiply) {
   BANYAN_REQUIRE_GPU();
   Backends be;

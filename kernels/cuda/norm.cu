@@ -1,5 +1,6 @@
 // RMSNorm and LayerNorm over the last dimension with the residual add fused in:
-// one block per row, 16-byte accesses when the row width allows, statistics in f32.
+// one block per row, 16-byte accesses when the row width allows, statistics in f32;
+// RMSNorm rows up to 8192 wide keep their values in registers (one read).
 // Rounding follows the bf16 reference: the residual sum is rounded to bf16 before
 // it is normalized, and Llama's RMSNorm rounds the normalized value before the
 // weight multiplies it.
@@ -97,6 +98,77 @@ __global__ void rms_norm_kernel(const uint16_t* __restrict__ x, uint16_t* residu
   }
 }
 
+// Rows of up to kThreads * 8 * R elements (vectorized): each thread keeps its R
+// vectors, and its weights, in registers across the reduction, so the row is read
+// once and every load is issued before the first wait (decode rows: one block per
+// token, latency-bound).
+template <int R>
+__global__ void __launch_bounds__(kThreads)
+    rms_norm_reg_kernel(const uint16_t* __restrict__ x, uint16_t* residual,
+                        const float* __restrict__ w, float w_offset, float eps, int64_t n,
+                        uint16_t* out) {
+  __shared__ float scratch[32];
+  pdl_launch_dependents();
+  const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
+  float4 wv[R][2];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {  // the weights do not depend on the previous kernel
+    const int64_t i = (threadIdx.x + static_cast<int64_t>(r) * kThreads) * 8;
+    if (i < n) {
+      wv[r][0] = __ldg(reinterpret_cast<const float4*>(w + i));
+      wv[r][1] = __ldg(reinterpret_cast<const float4*>(w + i + 4));
+    }
+  }
+  pdl_wait();
+  Bf16x8 v[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = (threadIdx.x + static_cast<int64_t>(r) * kThreads) * 8;
+    if (i < n) v[r] = load8_rw(x + base + i);
+  }
+  if (residual) {
+    Bf16x8 rv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t i = (threadIdx.x + static_cast<int64_t>(r) * kThreads) * 8;
+      if (i < n) rv[r] = load8_rw(residual + base + i);
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int64_t i = (threadIdx.x + static_cast<int64_t>(r) * kThreads) * 8;
+      if (i < n) {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) rv[r].set(j, rv[r].get(j) + v[r].get(j));
+        store8(residual + base + i, rv[r]);
+        v[r] = rv[r];
+      }
+    }
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = (threadIdx.x + static_cast<int64_t>(r) * kThreads) * 8;
+    if (i < n)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss += v[r].get(j) * v[r].get(j);
+  }
+  const float inv = rsqrtf(block_sum(ss, scratch) / static_cast<float>(n) + eps);
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    const int64_t i = (threadIdx.x + static_cast<int64_t>(r) * kThreads) * 8;
+    if (i >= n) continue;
+    const float wj[8] = {wv[r][0].x, wv[r][0].y, wv[r][0].z, wv[r][0].w,
+                         wv[r][1].x, wv[r][1].y, wv[r][1].z, wv[r][1].w};
+    Bf16x8 o;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const float y = v[r].get(j) * inv;
+      o.set(j, w_offset == 0.0f ? wj[j] * round_bf(y) : (wj[j] + w_offset) * y);
+    }
+    store8(out + base + i, o);
+  }
+}
+
 template <bool V>
 __global__ void layer_norm_kernel(const uint16_t* __restrict__ x, uint16_t* residual,
                                   const float* __restrict__ w, const float* __restrict__ bias,
@@ -144,6 +216,13 @@ void rms_norm(const bf16_bits* x, bf16_bits* residual, const float* w, float w_o
               int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream) {
   if (rows <= 0) return;
   const bool vec = n % 8 == 0 && aligned16(x) && aligned16(out) && (!residual || aligned16(residual));
+  if (vec && aligned16(w) && n <= 4 * kThreads * 8) {
+    const int64_t per = (n + kThreads * 8 - 1) / (kThreads * 8);  // vectors per thread
+    auto kernel = per <= 1 ? rms_norm_reg_kernel<1> : per <= 2 ? rms_norm_reg_kernel<2> : rms_norm_reg_kernel<4>;
+    launch_chained("rms_norm", kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, residual,
+                   w, w_offset, eps, n, out);
+    return;
+  }
   launch_chained("rms_norm", vec ? rms_norm_kernel<true> : rms_norm_kernel<false>,
                  static_cast<unsigned>(rows), kThreads, 0, stream, x, residual, w, w_offset, eps, n,
                  out);

@@ -20,7 +20,7 @@ class CudaOps : public ::testing::Test {
 };
 
 TEST_F(CudaOps, RmsNormWithAndWithoutResidual) {
-  for (int64_t n : {4096, 128, 100}) {  // 100: the unvectorized path
+  for (int64_t n : {4096, 128, 100, 5120, 8200}) {  // 100: unvectorized; 8200: not in registers
     for (bool with_residual : {false, true}) {
       for (float offset : {0.0f, 1.0f}) {
         const int64_t rows = 7;

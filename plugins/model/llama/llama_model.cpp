@@ -2,7 +2,7 @@
 //   h = embed(ids); per layer: x = rmsnorm(h); h += o(attn(rope(q(x)), rope(k(x)), v(x)));
 //   x = rmsnorm(h); h += down(act(gate(x)) * up(x)); logits = lm_head(rmsnorm(h)).
 // The residual adds are fused into the next RMSNorm; q/k/v and gate/up each go
-// through one linear_n (the host may fuse their products). Qwen3 adds an RMSNorm over
+// through one op (linear_n, linear_gated; the host may fuse their products). Qwen3 adds an RMSNorm over
 // each head of q and k before the rotation.
 #include "llama_config.h"
 
@@ -95,10 +95,8 @@ class LlamaModel final : public Model {
       Tensor attn = ops.attention(q, k, v, a);
       Tensor o = ops.linear(p + "self_attn.o_proj", attn, H);
       x = ops.rms_norm(o, &residual, p + "post_attention_layernorm.weight", eps);
-      const std::string gate_up_names[] = {p + "mlp.gate_proj", p + "mlp.up_proj"};
-      const int64_t gate_up_dims[] = {cfg_.intermediate, cfg_.intermediate};
-      std::vector<Tensor> gate_up = ops.linear_n(gate_up_names, x, gate_up_dims);
-      Tensor mlp = ops.linear(p + "mlp.down_proj", ops.act_mul(gate_up[0], gate_up[1], act()), H);
+      Tensor gated = ops.linear_gated(p + "mlp.gate_proj", p + "mlp.up_proj", x, cfg_.intermediate, act());
+      Tensor mlp = ops.linear(p + "mlp.down_proj", gated, H);
       const std::string next =
           l + 1 < cfg_.layers ? layer(l + 1) + "input_layernorm.weight" : "model.norm.weight";
       x = ops.rms_norm(mlp, &residual, next, eps);

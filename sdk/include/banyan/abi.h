@@ -254,6 +254,14 @@ typedef struct BanyanOpsV1 {
    * product (q/k/v, gate/up), so a model should group the linears that share x. */
   int32_t (*linear_n)(BanyanStepContext* ctx, int32_t n, const char* const* names,
                       const BanyanTensor* x, uint32_t flags, BanyanTensor* outs, BanyanError* err);
+  /* Added in ABI 1.3. The gated MLP's first half: out [T, N] = act(x · Wg^T) * (x ·
+   * Wu^T) for the linears gate_name and up_name (N out features each), as linear_n
+   * and act_mul would compute it (bf16 roundings included); out is allocated by the
+   * caller. The host may run one pass over both weights with act-and-multiply in its
+   * epilogue. */
+  int32_t (*linear_gated)(BanyanStepContext* ctx, const char* gate_name, const char* up_name,
+                          const BanyanTensor* x, int32_t activation, uint32_t flags,
+                          BanyanTensor* out, BanyanError* err);
 } BanyanOpsV1;
 
 /* ---------------------------------------------------------------- host ------ */

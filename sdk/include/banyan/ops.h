@@ -101,6 +101,23 @@ class Ops {
                       outs.data(), &err_));
     return outs;
   }
+  /// act(x · Wg^T) * (x · Wu^T) → [T, out_features] (ABI 1.3, BanyanOpsV1.linear_gated):
+  /// the gated MLP's first half, which the host may run as one pass. An older host:
+  /// linear_n and act_mul.
+  Tensor linear_gated(const std::string& gate, const std::string& up, const Tensor& x,
+                      int64_t out_features, Activation act,
+                      uint32_t flags = BANYAN_LINEAR_DEFAULT) const {
+    if (t_->struct_size < offsetof(BanyanOpsV1, linear_gated) + sizeof(t_->linear_gated) ||
+        !t_->linear_gated) {
+      const std::string names[] = {gate, up};
+      const int64_t dims[] = {out_features, out_features};
+      std::vector<Tensor> gu = linear_n(names, x, dims, flags);
+      return act_mul(gu[0], gu[1], act);
+    }
+    Tensor out = alloc(x.type(), {x.shape[0], out_features});
+    call(t_->linear_gated(ctx_, gate.c_str(), up.c_str(), &x, act, flags, &out, &err_));
+    return out;
+  }
   void rotary(Tensor& q, Tensor& k, const RopeSpec& spec) const {
     call(t_->rotary(ctx_, &q, &k, &spec, &err_));
   }
