@@ -6,6 +6,7 @@
 #include <banyan/error.h>
 
 #include <algorithm>
+#include <cstdlib>
 
 namespace banyan::core {
 
@@ -39,8 +40,17 @@ bool fused_product_pays(int64_t rows, std::span<const int64_t> out_features, int
   return false;
 }
 
+namespace {
+// BANYAN_FUSE_LINEARS=0/1 overrides the backend's preference (A/B runs, debugging).
+bool default_fusion(const Backend& backend) {
+  const char* e = std::getenv("BANYAN_FUSE_LINEARS");
+  if (e && (std::string(e) == "0" || std::string(e) == "1")) return e[0] == '1';
+  return backend.prefers_fused_linears();
+}
+}  // namespace
+
 LinearRegistry::LinearRegistry(WeightStore& weights, Backend& backend)
-    : weights_(weights), backend_(backend), fusion_(backend.prefers_fused_linears()) {}
+    : weights_(weights), backend_(backend), fusion_(default_fusion(backend)) {}
 
 LinearProvider& LinearRegistry::resolve(const std::string& module, uint32_t flags) {
   if (auto it = slots_.find(module); it != slots_.end()) {

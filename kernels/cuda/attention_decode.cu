@@ -15,6 +15,7 @@
 #include <banyan/error.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 namespace banyan::kernels::cuda {
@@ -27,7 +28,12 @@ constexpr float kLog2e = 1.4426950408889634f;
 // b1 170.2 / 170.9 / 166.5 / 167.1, b16 2,331 / 2,348 / 2,302 / 2,299: the kernel
 // writes the cache, a combine kernel (chained) follows; the last-block combine (a
 // fence and an atomic per block) cost more than the extra launch.
-int g_attention_mode = kAttentionWritesCache;
+// BANYAN_DECODE_ATTENTION_MODE overrides it (0-3).
+int initial_attention_mode() {
+  const char* e = std::getenv("BANYAN_DECODE_ATTENTION_MODE");
+  return e && *e >= '0' && *e <= '3' && !e[1] ? *e - '0' : kAttentionWritesCache;
+}
+int g_attention_mode = initial_attention_mode();
 
 struct Split {
   int32_t chunk, splits;

@@ -8,6 +8,8 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
 
+#include <cstdlib>
+
 namespace banyan::kernels::cuda {
 namespace {
 
@@ -106,9 +108,9 @@ template <int R>
 __global__ void __launch_bounds__(kThreads)
     rms_norm_reg_kernel(const uint16_t* __restrict__ x, uint16_t* residual,
                         const float* __restrict__ w, float w_offset, float eps, int64_t n,
-                        uint16_t* out) {
+                        uint16_t* out, bool trigger_early) {
   __shared__ float scratch[32];
-  pdl_launch_dependents();
+  if (trigger_early) pdl_launch_dependents();
   const int64_t base = static_cast<int64_t>(blockIdx.x) * n;
   float4 wv[R][2];
 #pragma unroll
@@ -120,6 +122,7 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   pdl_wait();
+  if (!trigger_early) pdl_launch_dependents();
   Bf16x8 v[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -216,11 +219,15 @@ void rms_norm(const bf16_bits* x, bf16_bits* residual, const float* w, float w_o
               int64_t rows, int64_t n, bf16_bits* out, cudaStream_t stream) {
   if (rows <= 0) return;
   const bool vec = n % 8 == 0 && aligned16(x) && aligned16(out) && (!residual || aligned16(residual));
-  if (vec && aligned16(w) && n <= 4 * kThreads * 8) {
+  static const int reg_mode = [] {  // BANYAN_RMS_NORM_REG: 0 off, 2 trigger after the wait
+    const char* e = std::getenv("BANYAN_RMS_NORM_REG");
+    return e ? std::atoi(e) : 1;
+  }();
+  if (reg_mode != 0 && vec && aligned16(w) && n <= 4 * kThreads * 8) {
     const int64_t per = (n + kThreads * 8 - 1) / (kThreads * 8);  // vectors per thread
     auto kernel = per <= 1 ? rms_norm_reg_kernel<1> : per <= 2 ? rms_norm_reg_kernel<2> : rms_norm_reg_kernel<4>;
     launch_chained("rms_norm", kernel, static_cast<unsigned>(rows), kThreads, 0, stream, x, residual,
-                   w, w_offset, eps, n, out);
+                   w, w_offset, eps, n, out, reg_mode != 2);
     return;
   }
   launch_chained("rms_norm", vec ? rms_norm_kernel<true> : rms_norm_kernel<false>,
