@@ -28,6 +28,8 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/lora.h"
 
+#include <cstdlib>
+
 namespace banyan::kernels::cuda {
 namespace {
 
@@ -127,7 +129,8 @@ __device__ __forceinline__ void shrink_tile(const uint16_t* x, int64_t in, const
   }
   __syncthreads();
   // The kernel before (the base product, or the previous module's expand, which
-  // reads t) is complete from here on; x and A needed no wait.
+  // reads t) is complete from here on (x was read after the same wait unless
+  // BANYAN_LORA_SHRINK_WAIT=0).
   grid_dependency_wait();
   // The first warp of each rank sums its parts and stores the tile's rows.
   if (active && part == 0 && lane < count) {
@@ -146,7 +149,7 @@ __global__ void __launch_bounds__(kShrinkWarps * 32)
                   LoraGroups g, int ksplit, int ldt, float* __restrict__ t, bool wait_first) {
   __shared__ float partial[kShrinkWarps][kLoraTileRows];
   __shared__ int rows[kLoraTileRows];
-  // When the kernel just before made the grouping, or wrote x, wait for it first.
+  // Wait for the kernel before first (always by default: g_shrink_wait below).
   if (wait_first) grid_dependency_wait();
   const int num_tiles = *g.num_tiles;
   const LoraTile tile = g.tiles[blockIdx.x];  // within the buffer even past num_tiles
@@ -481,7 +484,19 @@ __global__ void __launch_bounds__(kMergeThreads)
   }
 }
 
-bool g_pdl = true;  // lora_set_pdl (benchmark ablation); BANYAN_PDL=0 turns it off too
+int env_int(const char* name, int fallback) {
+  const char* e = std::getenv(name);
+  return e && *e ? std::atoi(e) : fallback;
+}
+// lora_set_pdl (benchmark ablation); BANYAN_PDL=0 or BANYAN_LORA_PDL=0 turn it off.
+bool g_pdl = env_int("BANYAN_LORA_PDL", 1) != 0;
+// Every shrink waits for the kernel before it (griddepcontrol.wait) before it reads
+// x. Reading x first relied on that kernel having waited for x's producer before it
+// let the shrink start; cuBLASLt's GEMMs (and our element-wise kernels) let
+// dependents start before that, and on the H100 the shrink then read stale rows:
+// peft parity fell to 35 of 80 requests (79 of 80 with the wait, or without PDL).
+// BANYAN_LORA_SHRINK_WAIT=0 restores the early read (benchmark A/B only).
+bool g_shrink_wait = env_int("BANYAN_LORA_SHRINK_WAIT", 1) != 0;
 
 // The shared chained launch (common.cuh), or a plain one.
 template <class... Params, class... Args>
@@ -519,6 +534,7 @@ void lora_shrink(const uint16_t* x, int64_t rows, int64_t in, const LoraEntry* t
                  int32_t max_rank, const LoraGroups& g, int64_t max_tiles, float* t,
                  bool wait_first, cudaStream_t stream, int tile_rows) {
   if (rows <= 0 || max_rank <= 0) return;
+  wait_first = wait_first || g_shrink_wait;
   // Warps per rank: enough that each reads ~1k features (16-byte loads, 4 per lane:
   // one round of loads; the small tiles of a decode step are latency-bound).
   const bool vec = in % 8 == 0 && aligned16(x);  // A rows: 64-byte aligned images, in % 8 == 0
