@@ -10,7 +10,8 @@
 #                 (BENCH_ARGS: more arguments, e.g. "--fuse-ab")
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
-# into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those.
+# into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those;
+# EXTRA_TARGETS are built too (e.g. banyan_bench_lora_gpu).
 # Every step's time is cut to what BUDGET (seconds, default 540) leaves. The top-level configure needs PCRE2 headers, which the GPU
 # machine lacks: carry .deps holding `apt-get download libpcre2-dev libpcre2-8-0`.
 set -uo pipefail
@@ -27,7 +28,7 @@ source scripts/gpu-env.sh  # PCRE2 for the configure
 # The server, every in-tree plugin (target banyan_<kind>_<name>) and the suites below.
 plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
 suites="${SUITES:-kernels_cuda runtime engine adapters quant}"  # SUITES: a subset of these
-targets="${BENCH:+banyan_bench_cuda }banyan $plugins"
+targets="${BENCH:+banyan_bench_cuda }banyan $plugins ${EXTRA_TARGETS:-}"
 for x in $suites; do targets="$targets banyan_${x}_tests"; done
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \

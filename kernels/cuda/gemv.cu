@@ -183,10 +183,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+int g_blocks_per_sm = 4;  // gemv_set_blocks_per_sm
+
 // Split rows across warps until the grid has a few blocks per SM to stream with.
 int ksplit_for(int64_t N, int64_t K, int num_sms) {
   int ksplit = 1;
-  while (ksplit < kWarps && N * ksplit / kWarps < 4LL * num_sms && K / 8 >= 64LL * ksplit)
+  while (ksplit < kWarps && N * ksplit / kWarps < int64_t{g_blocks_per_sm} * num_sms &&
+         K / 8 >= 64LL * ksplit)
     ksplit *= 2;
   return ksplit;
 }
@@ -212,6 +215,9 @@ void launch(const bf16_bits* x, const bf16_bits* w, void* out, bool out_f32, int
 }
 
 }  // namespace
+
+int gemv_blocks_per_sm() { return g_blocks_per_sm; }
+void gemv_set_blocks_per_sm(int blocks) { g_blocks_per_sm = std::clamp(blocks, 1, 64); }
 
 int gemv_prefetch() { return g_prefetch; }
 void gemv_set_prefetch(int vectors_per_lane) {

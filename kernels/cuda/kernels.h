@@ -70,6 +70,10 @@ bool gemv_supported(int64_t M, int64_t K, const void* x, const void* w);
 /// Weight vectors (16 bytes) per lane that gemv() prefetches into L2 before it waits
 /// for the previous kernel (programmatic dependent launch); 0 (none) by default,
 /// at most 32. For experiments: every count measured slower on the H100.
+/// Blocks per SM below which gemv() splits each weight row over more warps (default
+/// 4; for the A/B of the split rule).
+int gemv_blocks_per_sm();
+void gemv_set_blocks_per_sm(int blocks);
 int gemv_prefetch();
 void gemv_set_prefetch(int vectors_per_lane);
 /// Bytes of each block's weight slice that gemv() prefetches into L2 with one bulk
