@@ -207,11 +207,14 @@ void LlamaHarness::forward(unsigned mask) {
   if (other) b_.rms_norm(residual, nullptr, ones_, s_.eps, 0.0f, x);
   for (int64_t l = 0; l < s_.layers; ++l) {
     group(l, {kQ, kK, kV}, qkv_w_[l], qkv_, x, {&q, &k, &v});
-    if (other) b_.rotary(q, k, rp);
-    if (attn) {
-      ap.k_cache = k_cache_[l];
-      ap.v_cache = v_cache_[l];
-      b_.attention(q, k, v, ap, at);
+    ap.k_cache = k_cache_[l];
+    ap.v_cache = v_cache_[l];
+    // Decode: the rotary embedding inside attention where the backend can (the
+    // runtime defers rotary() to the attention op, StepContext).
+    const bool one_pass = fuse_ && other && attn && b_.attention_rotary(q, k, v, rp, ap, at);
+    if (!one_pass) {
+      if (other) b_.rotary(q, k, rp);
+      if (attn) b_.attention(q, k, v, ap, at);
     }
     project(l, kO, at, o);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);

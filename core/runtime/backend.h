@@ -137,6 +137,14 @@ class Backend {
   /// causal (and windowed) attention of q over each sequence's cached positions.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                          const AttentionParams& p, Tensor& out) = 0;
+  /// rotary(q, k, rope) then attention(q, k, v, p, out) in one pass, when the backend
+  /// can for this step (decode: one query token per sequence); q and k are left
+  /// rotated as rotary() leaves them. false: nothing was done (call the two ops).
+  virtual bool attention_rotary(const Tensor& /*q*/, const Tensor& /*k*/, const Tensor& /*v*/,
+                                const RotaryParams& /*rope*/, const AttentionParams& /*p*/,
+                                Tensor& /*out*/) {
+    return false;
+  }
   /// out = act(gate) * up.
   virtual void act_mul(const Tensor& gate, const Tensor& up, int32_t activation, Tensor& out) = 0;
   virtual void activation(const Tensor& x, int32_t activation, Tensor& out) = 0;

@@ -282,6 +282,7 @@ Tensor ModelRunner::execute(const ForwardBatch& batch) {
                                                           &step, &out, &err);
     if (rc != BANYAN_OK)
       throw Error(static_cast<Code>(rc), "model plugin \"" + plugin_name_ + "\": " + err.message);
+    step.finish();
     return check_logits(Tensor(out), b.num_logits_rows());
   };
   const DecodeGraphs::Env env{*m.arena, m.kv->key(0).data, m.kv->num_blocks(), m.kv->block_size(),

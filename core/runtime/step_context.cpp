@@ -80,6 +80,7 @@ Tensor StepContext::weight(const char* name) {
 }
 
 void StepContext::embedding(const char* name, const Tensor& ids, Tensor& out) {
+  flush_rotary();
   const std::string op = "embedding " + str(name);
   const Tensor& table = weight(name);
   if (table.ndim != 2) fail(op, "table is " + table.shape_string() + ", expected [V, H]");
@@ -93,6 +94,7 @@ void StepContext::embedding(const char* name, const Tensor& ids, Tensor& out) {
 
 void StepContext::rms_norm(const Tensor& x, Tensor* residual, const char* weight_name, float eps,
                            float offset, Tensor& out) {
+  flush_rotary();
   const std::string op = "rms_norm " + str(weight_name);
   check_activation(op.c_str(), "x", x);
   same_shape(op.c_str(), "out", out, "x", x);
@@ -105,6 +107,7 @@ void StepContext::rms_norm(const Tensor& x, Tensor* residual, const char* weight
 
 void StepContext::layer_norm(const Tensor& x, Tensor* residual, const char* weight_name,
                              const char* bias_name, float eps, Tensor& out) {
+  flush_rotary();
   const std::string op = "layer_norm " + str(weight_name);
   check_activation(op.c_str(), "x", x);
   same_shape(op.c_str(), "out", out, "x", x);
@@ -121,6 +124,7 @@ void StepContext::layer_norm(const Tensor& x, Tensor* residual, const char* weig
 }
 
 void StepContext::linear(const char* name, const Tensor& x, uint32_t flags, Tensor& out) {
+  flush_rotary();
   if (!name) fail("linear", "null module name");
   const std::string op = "linear " + std::string(name);
   check_activation(op.c_str(), "x", x);
@@ -135,6 +139,7 @@ void StepContext::linear(const char* name, const Tensor& x, uint32_t flags, Tens
 
 void StepContext::linear_n(std::span<const char* const> names, const Tensor& x, uint32_t flags,
                            std::span<Tensor> outs) {
+  flush_rotary();
   if (names.empty() || names.size() > 16)
     fail("linear_n", std::to_string(names.size()) + " modules (1 to 16 expected)");
   std::vector<std::string> modules;
@@ -159,6 +164,7 @@ void StepContext::linear_n(std::span<const char* const> names, const Tensor& x, 
 
 void StepContext::linear_gated(const char* gate, const char* up, const Tensor& x, int32_t act,
                                uint32_t flags, Tensor& out) {
+  flush_rotary();
   if (!gate || !up) fail("linear_gated", "null module name");
   const std::string op = "linear_gated " + std::string(gate);
   check_activation(op.c_str(), "x", x);
@@ -206,7 +212,19 @@ void StepContext::rotary(Tensor& q, Tensor& k, const BanyanRopeSpec& spec) {
     res_.backend.upload(p.inv_freq.data, rows.data(), rows.size() * sizeof(float));
     p.freq_row = layout_.token_seq;
   }
+  flush_rotary();
+  if (layout_.max_query_len == 1) {  // decode: the attention op may apply it
+    pending_rotary_ = PendingRotary{q, k, p};
+    return;
+  }
   res_.backend.rotary(q, k, p);
+}
+
+void StepContext::flush_rotary() {
+  if (!pending_rotary_) return;
+  PendingRotary r = *pending_rotary_;
+  pending_rotary_.reset();
+  res_.backend.rotary(r.q, r.k, r.params);
 }
 
 void StepContext::attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -244,10 +262,19 @@ void StepContext::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   p.head_dim = spec.head_dim;
   p.scale = spec.scale;
   p.sliding_window = spec.sliding_window;
+  if (pending_rotary_ && pending_rotary_->q.data == q.data && pending_rotary_->k.data == k.data &&
+      pending_rotary_->q.nbytes() == q.nbytes() && pending_rotary_->k.nbytes() == k.nbytes()) {
+    PendingRotary r = *pending_rotary_;
+    pending_rotary_.reset();
+    if (res_.backend.attention_rotary(q, k, v, r.params, p, out)) return;
+    res_.backend.rotary(r.q, r.k, r.params);
+  }
+  flush_rotary();
   res_.backend.attention(q, k, v, p, out);
 }
 
 void StepContext::act_mul(const Tensor& gate, const Tensor& up, int32_t act, Tensor& out) {
+  flush_rotary();
   if (!valid_activation(act)) fail("act_mul", "unknown activation " + std::to_string(act));
   check_activation("act_mul", "gate", gate);
   same_shape("act_mul", "up", up, "gate", gate);
@@ -256,6 +283,7 @@ void StepContext::act_mul(const Tensor& gate, const Tensor& up, int32_t act, Ten
 }
 
 void StepContext::activation(const Tensor& x, int32_t act, Tensor& out) {
+  flush_rotary();
   if (!valid_activation(act)) fail("activation", "unknown activation " + std::to_string(act));
   check_activation("activation", "x", x);
   same_shape("activation", "out", out, "x", x);
@@ -263,6 +291,7 @@ void StepContext::activation(const Tensor& x, int32_t act, Tensor& out) {
 }
 
 void StepContext::add(const Tensor& a, const Tensor& b, Tensor& out) {
+  flush_rotary();
   check_activation("add", "a", a);
   same_shape("add", "b", b, "a", a);
   same_shape("add", "out", out, "a", a);
@@ -270,6 +299,7 @@ void StepContext::add(const Tensor& a, const Tensor& b, Tensor& out) {
 }
 
 void StepContext::slice_columns(const Tensor& x, int64_t begin, int64_t count, Tensor& out) {
+  flush_rotary();
   check_activation("slice_columns", "x", x);
   if (x.ndim != 2) fail("slice_columns", "x is " + x.shape_string() + ", expected [T, N]");
   if (begin < 0 || count <= 0 || begin + count > x.shape[1])
@@ -286,6 +316,7 @@ void StepContext::slice_columns(const Tensor& x, int64_t begin, int64_t count, T
 }
 
 Tensor StepContext::logits(const Tensor& hidden, const char* name, uint32_t flags) {
+  flush_rotary();
   if (!name) fail("logits", "null module name");
   const std::string op = "logits " + std::string(name);
   check_activation(op.c_str(), "hidden", hidden);
@@ -305,6 +336,7 @@ Tensor StepContext::logits(const Tensor& hidden, const char* name, uint32_t flag
 
 void StepContext::sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
                          std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) {
+  flush_rotary();
   const char* op = "sample";
   if (!logits.data || logits.type() != DType::f32 || logits.ndim != 2)
     fail(op, "logits must be f32 [R, V], got " + std::string(dtype_name(logits.type())) +

@@ -10,6 +10,7 @@
 
 #include <banyan/abi.h>
 
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -90,12 +91,23 @@ class StepContext : public BanyanStepContext {
   void add(const Tensor& a, const Tensor& b, Tensor& out);
   void slice_columns(const Tensor& x, int64_t begin, int64_t count, Tensor& out);
   Tensor logits(const Tensor& hidden, const char* name, uint32_t flags);
+  /// Runs what an op deferred (a rotary embedding); the runner calls it after the
+  /// model's forward.
+  void finish() { flush_rotary(); }
   /// The sampling op; valid after the step too (ModelRunner::decoding_context).
   void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
               std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out);
 
  private:
   void check_activation(const char* op, const char* what, const Tensor& t) const;
+  // Decode steps defer rotary() to the attention op that follows (the backend may
+  // apply it inside attention: Backend::attention_rotary); any other op runs it first.
+  struct PendingRotary {
+    Tensor q, k;
+    RotaryParams params;
+  };
+  void flush_rotary();
+  std::optional<PendingRotary> pending_rotary_;
   StepResources res_;
   const ForwardBatch& batch_;
   const StepLayout& layout_;

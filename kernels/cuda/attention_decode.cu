@@ -11,6 +11,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/paged.cuh"
+#include "kernels/cuda/rope.cuh"
 
 #include <banyan/error.h>
 
@@ -42,7 +43,25 @@ struct Split {
   int32_t* counters;  // [T, Hq / GC]: splits done, back to 0 by the combining block
   const uint16_t* new_k;  // the step's k and v when the kernel writes the cache
   const uint16_t* new_v;
+  // Rotary embedding applied here (new_k set): q and the new k rotate as they are
+  // staged; the combine kernel then rotates q and k in place (rotary()'s result).
+  bool rotate;
+  RotaryArgs rope;
+  uint16_t* rot_q;
+  uint16_t* rot_k;
 };
+
+// Element d of a head x (bf16), rotated when d < rotary_dim (token t).
+__device__ __forceinline__ float head_value(const Split& sp, const uint16_t* x, int64_t t, int d) {
+  if (!sp.rotate || d >= sp.rope.rotary_dim) return bf2f(x[d]);
+  const int half = sp.rope.rotary_dim / 2;
+  const int i = sp.rope.neox ? (d < half ? d : d - half) : d / 2;
+  int i0, i1;
+  rope_pair(sp.rope, i, i0, i1);
+  float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
+  rope_rotate(sp.rope, t, i, x0, x1);
+  return d == i0 ? x0 : x1;
+}
 
 // The keys [lo, p] a query token attends to.
 struct QueryRange {
@@ -79,16 +98,6 @@ __global__ void __launch_bounds__(kThreads)
   // (no block of this launch reads them there).
   const bool own = sp.new_k != nullptr && qr.p < begin + sp.chunk;
   const int cached = own ? len - 1 : len;
-  if (own && h0 % (Hq / a.num_kv_heads) == 0) {
-    const int64_t slot = a.slot_mapping[t];
-    if (slot >= 0)
-      for (int i = threadIdx.x; i < 2 * (D / 8); i += kThreads) {
-        const bool is_v = i >= D / 8;
-        const int64_t c = static_cast<int64_t>(g) * D + (is_v ? i - D / 8 : i) * 8;
-        store8((is_v ? a.v_cache : a.k_cache) + slot * slot_stride + c,
-               load8((is_v ? sp.new_v : sp.new_k) + t * slot_stride + c));
-      }
-  }
 
   float* q_s = smem;                      // [GC, D]
   float* sc = q_s + GC * D;               // [GC, chunk]
@@ -98,11 +107,22 @@ __global__ void __launch_bounds__(kThreads)
 
   const float qscale = a.scale * kLog2e;  // scores in log2 units: exp2 below
   for (int i = threadIdx.x; i < GC * D; i += kThreads)
-    q_s[i] = bf2f(q[(static_cast<int64_t>(t) * Hq + h0) * D + i]) * qscale;
+    q_s[i] = head_value(sp, q + (static_cast<int64_t>(t) * Hq + h0 + i / D) * D, t, i % D) * qscale;
   if (own)  // staged with q: no load on the path after the cached rows
-    for (int i = threadIdx.x; i < 2 * D; i += kThreads)
-      kv_s[i] = bf2f((i < D ? sp.new_k : sp.new_v)[t * slot_stride + static_cast<int64_t>(g) * D + i % D]);
+    for (int i = threadIdx.x; i < 2 * D; i += kThreads) {
+      const int64_t head = t * slot_stride + static_cast<int64_t>(g) * D;
+      kv_s[i] = i < D ? head_value(sp, sp.new_k + head, t, i) : bf2f(sp.new_v[head + i - D]);
+    }
   __syncthreads();
+  // The token's key (rotated) and value into the cache, by the first head group of
+  // the split that holds position p; no block of this launch reads them there.
+  if (own && h0 % (Hq / a.num_kv_heads) == 0) {
+    const int64_t slot = a.slot_mapping[t];
+    if (slot >= 0)
+      for (int i = threadIdx.x; i < 2 * D; i += kThreads)
+        (i < D ? a.k_cache : a.v_cache)[slot * slot_stride + static_cast<int64_t>(g) * D + i % D] =
+            f2bf(kv_s[i]);
+  }
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, vecs = D / 8;
   int lk = 1;  // lanes per key row: a power of two >= D / 8
@@ -282,6 +302,12 @@ __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out
   pdl_launch_dependents();
   pdl_wait();
   const int t = blockIdx.x, h = blockIdx.y, D = a.head_dim, Hq = a.num_heads;
+  if (sp.rotate) {  // q and k as rotary() leaves them (the attention read them unrotated)
+    rope_head_inplace(sp.rope, t, sp.rot_q + (static_cast<int64_t>(t) * Hq + h) * D);
+    if (h < a.num_kv_heads)
+      rope_head_inplace(sp.rope, t, sp.rot_k + (static_cast<int64_t>(t) * a.num_kv_heads + h) * D);
+  }
+  if (sp.splits <= 1) return;  // the attention kernel wrote out
   const QueryRange qr = query_range(a, t);
   const int used = (qr.p - qr.lo + 1 + sp.chunk - 1) / sp.chunk;
   const int64_t first = (static_cast<int64_t>(t) * Hq + h) * sp.splits;
@@ -359,7 +385,8 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan) {
 
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
                      float* workspace, int32_t* counters, const bf16_bits* new_k,
-                     const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream) {
+                     const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream,
+                     const RotaryArgs* rope) {
   if (a.num_tokens <= 0) return;
   if ((new_k == nullptr) != (new_v == nullptr))
     throw Error(Code::internal, "token_attention: new_k and new_v go together");
@@ -368,7 +395,11 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
   if (plan.splits > 1 && !counters && g_attention_mode & kLastBlockCombine)
     throw Error(Code::internal, "token_attention: no split counters");
   if (!(g_attention_mode & kLastBlockCombine)) counters = nullptr;
-  Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v};
+  if (rope && (!new_k || rope->rotary_dim <= 0 || rope->rotary_dim % 2 || rope->rotary_dim > a.head_dim))
+    throw Error(Code::internal, "token_attention: the rotary embedding needs new_k and an even rotary_dim <= head_dim");
+  if (rope) counters = nullptr;  // the combine kernel runs anyway (it rotates q and k in place)
+  Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v, rope != nullptr,
+           rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};
   if (plan.splits > 1)
     sp.ws_ml = workspace + static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits * a.head_dim;
   switch (plan.group) {
@@ -377,7 +408,7 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     case 2: launch<2>(q, a, plan, sp, out, stream); break;
     default: launch<1>(q, a, plan, sp, out, stream); break;
   }
-  if (plan.splits > 1 && !counters)
+  if ((plan.splits > 1 && !counters) || rope)
     launch_chained("token_attention combine", combine_kernel,
                    dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
                    128, 0, stream, a, sp, out);

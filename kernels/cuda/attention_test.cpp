@@ -21,11 +21,13 @@ struct Scenario {
   std::vector<Seq> seqs;
   int32_t window = 0;
   int32_t block_size = 16;
+  int32_t rotary_dim = 0;  // > 0: a rotary embedding first (the GPU applies it inside decode attention)
+  bool neox = true;
 };
 
 // Everything one backend needs for one attention call.
 struct Side {
-  Dev k_cache, v_cache, q, k, v, out, layout_buf;
+  Dev k_cache, v_cache, q, k, v, out, layout_buf, inv_freq;
   core::StepLayout layout;
 };
 
@@ -104,7 +106,31 @@ void run(const Scenario& s, Backends& be, uint32_t seed) {
     p.head_dim = D;
     p.scale = 1.0f / std::sqrt(static_cast<float>(D));
     p.sliding_window = s.window;
+    if (s.rotary_dim > 0) {
+      const int32_t half = s.rotary_dim / 2;
+      std::vector<float> f(static_cast<size_t>(half));
+      for (int32_t i = 0; i < half; ++i) f[i] = std::pow(10000.0f, -2.0f * i / s.rotary_dim);
+      x.inv_freq = make(b, DType::f32, {1, half});
+      b.upload(x.inv_freq.t.data, f.data(), f.size() * sizeof(float));
+      core::RotaryParams r;
+      r.positions = x.layout.positions;
+      r.inv_freq = x.inv_freq.t;
+      r.attention_scaling = 1.0f;
+      r.head_dim = D;
+      r.rotary_dim = s.rotary_dim;
+      r.neox = s.neox;
+      if (i == 1 && max_q == 1) {
+        ASSERT_TRUE(b.attention_rotary(x.q.t, x.k.t, x.v.t, r, p, x.out.t)) << "decode: one pass";
+        continue;
+      }
+      EXPECT_FALSE(b.attention_rotary(x.q.t, x.k.t, x.v.t, r, p, x.out.t) && i == 1);
+      b.rotary(x.q.t, x.k.t, r);
+    }
     b.attention(x.q.t, x.k.t, x.v.t, p, x.out.t);
+  }
+  if (s.rotary_dim > 0) {  // q and k are left rotated, as rotary() leaves them
+    EXPECT_EQ(get(*bes[0], side[0].q.t), get(*bes[1], side[1].q.t)) << "rotated q";
+    EXPECT_EQ(get(*bes[0], side[0].k.t), get(*bes[1], side[1].k.t)) << "rotated k";
   }
   EXPECT_TRUE(close(get(*bes[0], side[0].out.t), get(*bes[1], side[1].out.t), kBf16Rel, "out"));
   EXPECT_EQ(get(*bes[0], side[0].k_cache.t), get(*bes[1], side[1].k_cache.t)) << "K cache";
@@ -131,6 +157,22 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
     run({"decode 32/2 d64 (16 heads per KV head)", 32, 2, 64, {{5, 1}, {130, 1}}}, be, 15);
   }
   set_decode_attention_mode(mode);
+}
+
+// Decode attention with the rotary embedding applied inside (Backend::attention_rotary)
+// against the CPU's rotary then attention: out, caches, and q and k left rotated.
+TEST_F(CudaAttention, DecodeWithRotaryInside) {
+  Backends be;
+  Scenario a{"decode rope neox 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}}};
+  a.rotary_dim = 128;
+  run(a, be, 61);
+  Scenario b{"decode rope interleaved, partial 64 of d128, 8/2", 8, 2, 128, {{5, 1}, {1000, 1}}};
+  b.rotary_dim = 64;
+  b.neox = false;
+  run(b, be, 62);
+  Scenario c{"decode rope 12/2 d64, one split", 12, 2, 64, {{3, 1}}};
+  c.rotary_dim = 64;
+  run(c, be, 63);
 }
 
 TEST_F(CudaAttention, PrefillOnTensorCores) {

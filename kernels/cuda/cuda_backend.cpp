@@ -297,6 +297,27 @@ void CudaBackend::rotary(Tensor& q, Tensor& k, const RotaryParams& p) {
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
                             const AttentionParams& p, Tensor& out) {
+  attend(q, k, v, p, nullptr, out);
+}
+
+bool CudaBackend::attention_rotary(const Tensor& q, const Tensor& k, const Tensor& v,
+                                   const RotaryParams& rope, const AttentionParams& p, Tensor& out) {
+  // Decode steps only (the token kernel writes the cache), and rotary()'s own checks.
+  const core::StepLayout& l = *p.layout;
+  if (l.max_query_len != 1 || l.max_query_len >= impl_->opts.prefill_min_query_len ||
+      !(kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache) ||
+      rope.head_dim != p.head_dim || rope.rotary_dim <= 0 || rope.rotary_dim % 2 ||
+      rope.rotary_dim > rope.head_dim || rope.inv_freq.type() != DType::f32 ||
+      q.type() != DType::bf16 || k.type() != DType::bf16)
+    return false;
+  const RotaryArgs r{rope.positions.as<int32_t>(), rope.inv_freq.as<float>(), rope.freq_row.as<int32_t>(),
+                     rope.attention_scaling, rope.head_dim, rope.rotary_dim, rope.neox};
+  attend(q, k, v, p, &r, out);
+  return true;
+}
+
+void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
+                         const AttentionParams& p, const RotaryArgs* rope, Tensor& out) {
   for (auto [t, what] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"},
                          {&p.k_cache, "k_cache"}, {&p.v_cache, "v_cache"}})
     need(*t, DType::bf16, "attention", what);
@@ -324,7 +345,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
       l.max_query_len == 1 && (kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache);
   if (!fused_write) kv_cache_write(bf(k), bf(v), a, stream());
   token_attention(bf(q), a, plan, ws, counters, fused_write ? bf(k) : nullptr,
-                  fused_write ? bf(v) : nullptr, bf(out), stream());
+                  fused_write ? bf(v) : nullptr, bf(out), stream(), fused_write ? rope : nullptr);
 }
 
 void CudaBackend::act_mul(const Tensor& gate, const Tensor& up, int32_t act, Tensor& out) {

@@ -16,6 +16,8 @@
 
 namespace banyan::kernels::cuda {
 
+struct RotaryArgs;  // kernels.h
+
 struct CudaBackendOptions {
   int device = 0;
   /// cuBLASLt workspace (split-K reductions and the like).
@@ -70,6 +72,9 @@ class CudaBackend final : public core::Backend {
   void split_columns(const Tensor& x, std::span<Tensor> outs) override;
   bool prefers_fused_linears() const override { return true; }
   bool matmul_gated(const Tensor& x, const Tensor& w, int32_t activation, Tensor& out) override;
+  bool attention_rotary(const Tensor& q, const Tensor& k, const Tensor& v,
+                        const core::RotaryParams& rope, const core::AttentionParams& p,
+                        Tensor& out) override;
   /// On the device (sampling.cu); copies back the results only.
   void sample(const Tensor& logits, std::span<const BanyanSampleRow> rows,
               std::span<const BanyanLogitEdit> edits, std::span<BanyanSampleResult> out) override;
@@ -96,6 +101,8 @@ class CudaBackend final : public core::Backend {
   uint64_t graph_epoch() const;
 
  private:
+  void attend(const Tensor& q, const Tensor& k, const Tensor& v, const core::AttentionParams& p,
+              const RotaryArgs* rope, Tensor& out);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

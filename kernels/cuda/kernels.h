@@ -138,7 +138,9 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// finish (a counter per pair), in the same kernel. With new_k and new_v (the step's
 /// k, v [T, kv_heads * head_dim]; only when every sequence has one query token), the
 /// kernel also writes them into the caches (no kv_cache_write before it) and reads
-/// each token's own key and value from them.
+/// each token's own key and value from them. With rope (and new_k), q and k are not
+/// rotated yet: the kernel rotates them as it reads them, and its combine kernel
+/// leaves them rotated in place, as rotary() would have (one launch less).
 /// How decode attention runs (for A/B runs; default 1, attention_decode.cu): bit 0, the
 /// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
 /// last split block combines (else a combine kernel after it). Captured graphs keep
@@ -148,7 +150,8 @@ int decode_attention_mode();
 void set_decode_attention_mode(int mode);
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
                      float* workspace, int32_t* counters, const bf16_bits* new_k,
-                     const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream);
+                     const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream,
+                     const RotaryArgs* rope = nullptr);
 
 /// attention_prefill.cu: tensor-core flash attention of query tiles over the paged
 /// cache (causal, windowed, chunked prefill). head_dim 64 or 128.

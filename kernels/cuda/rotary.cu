@@ -4,6 +4,7 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
+#include "kernels/cuda/rope.cuh"
 
 #include <banyan/error.h>
 
@@ -26,20 +27,16 @@ __global__ void rotary_kernel(uint16_t* q, int32_t q_heads, uint16_t* k, int32_t
   const int half = a.rotary_dim / 2;
   const int h_first = blockIdx.y * heads_per_block;
   const int h_end = min(q_heads + k_heads, h_first + heads_per_block);
-  const float* f = a.inv_freq + (a.freq_row ? static_cast<int64_t>(a.freq_row[t]) * half : 0);
-  const float pos = static_cast<float>(a.positions[t]);
   for (int p = threadIdx.x; p < (h_end - h_first) * half; p += blockDim.x) {
     const int h = h_first + p / half, i = p % half;
-    float s, c;
-    sincosf(pos * f[i], &s, &c);
-    c = round_bf(c * a.scaling);
-    s = round_bf(s * a.scaling);
     uint16_t* x = h < q_heads ? q + (t * q_heads + h) * a.head_dim
                               : k + (t * k_heads + (h - q_heads)) * a.head_dim;
-    const int i0 = a.neox ? i : 2 * i, i1 = a.neox ? i + half : 2 * i + 1;
-    const float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
-    x[i0] = f2bf(round_bf(x0 * c) - round_bf(x1 * s));
-    x[i1] = f2bf(round_bf(x1 * c) + round_bf(x0 * s));
+    int i0, i1;
+    rope_pair(a, i, i0, i1);
+    float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
+    rope_rotate(a, t, i, x0, x1);
+    x[i0] = f2bf(x0);
+    x[i1] = f2bf(x1);
   }
 }
 
