@@ -183,7 +183,7 @@ TEST(Engine, PromptLogprobsAreCompleteAfterAPrefixCacheHit) {
   ASSERT_GT(prompt.size(), 8u);
   LLM llm(fixture_config("llama", {"engine.block_size", "4"}));
   SamplingParams p = greedy(2);
-  p.prompt_logprobs = 0;
+  p.prompt_logprobs = 2;
   auto first = llm.generate({prompt}, p);
   auto cached = llm.generate({prompt}, greedy(2));  // the prompt's blocks are now cached
   auto second = llm.generate({prompt}, p);
@@ -192,7 +192,15 @@ TEST(Engine, PromptLogprobsAreCompleteAfterAPrefixCacheHit) {
     EXPECT_FALSE(r->prompt_logprobs[0].has_value());
     for (size_t i = 1; i < prompt.size(); ++i) {
       ASSERT_TRUE(r->prompt_logprobs[i].has_value()) << "token " << i;
-      EXPECT_EQ(r->prompt_logprobs[i]->id, prompt[i]);
+      const core::TokenLogprob& t = *r->prompt_logprobs[i];
+      EXPECT_EQ(t.id, prompt[i]);
+      // The 2 most likely, best first, and the prompt token's 1-based rank among all.
+      ASSERT_EQ(t.top.size(), 2u);
+      EXPECT_GE(t.top[0].logprob, t.top[1].logprob);
+      EXPECT_GE(t.rank, 1);
+      EXPECT_EQ(t.rank == 1, t.logprob >= t.top[0].logprob) << "token " << i;
+      if (t.rank <= 2) EXPECT_FLOAT_EQ(t.top[t.rank - 1].logprob, t.logprob);
+      else EXPECT_LT(t.logprob, t.top[1].logprob);
     }
   }
   for (size_t i = 1; i < prompt.size(); ++i)

@@ -66,7 +66,10 @@ struct TopLogprob {
 struct TokenLogprob {
   int32_t id = 0;
   float logprob = 0;
-  std::vector<TopLogprob> top;
+  std::vector<TopLogprob> top;  ///< most likely first (ties: the lower id)
+  /// 1-based rank of `id` in its distribution (1 + the tokens strictly more likely),
+  /// as vLLM counts it; set for prompt logprobs, 0 where not computed.
+  int32_t rank = 0;
 };
 
 /// New output of one completion (index) since the last delta.

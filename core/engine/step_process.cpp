@@ -44,6 +44,8 @@ void EngineImpl::process(const SchedulerOutput& out, const Tensor& logits,
         const float* row = logits.as<float>() + static_cast<size_t>(row_of[i] + r) * V;
         logits::log_softmax(std::span<const float>(row, static_cast<size_t>(V)), lp);
         TokenLogprob t{s.tokens[next], lp[s.tokens[next]], {}};
+        t.rank = 1;
+        for (float v : lp) t.rank += v > t.logprob ? 1 : 0;
         for (auto [id, v] : logits::top_k(lp, *params.prompt_logprobs)) t.top.push_back({id, v});
         g.prompt_logprobs.push_back(std::move(t));
       }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 namespace banyan::core::server {
@@ -68,6 +69,77 @@ TEST(HttpServer, CompletionWholeAndStreamed) {
   EXPECT_EQ(st.headers["content-type"], "text/event-stream");
   EXPECT_EQ(sse_text(st.body), expected_text("xyz", 9));
   EXPECT_NE(st.body.find("data: [DONE]\n\n"), std::string::npos);
+}
+
+// prompt_logprobs over the wire: the fake engine gives each prompt token -1.0, rank
+// k + 1, below k alternatives 'A', 'B', ... at -0.1, -0.2, ...
+TEST(HttpServer, CompletionPromptLogprobs) {
+  TestServer s;
+  auto r = http_request(s.port, "POST", "/v1/completions",
+                        R"({"prompt": ["abc", "de"], "max_tokens": 2, "n": 2, "prompt_logprobs": 2})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  ASSERT_EQ(j["choices"].size(), 4u);
+  const std::string prompts[] = {"abc", "de"};
+  for (size_t c = 0; c < 4; ++c) {
+    const std::string& prompt = prompts[c / 2];
+    const json& plp = j["choices"][c]["prompt_logprobs"];
+    ASSERT_EQ(plp.size(), prompt.size() + 1) << plp;  // BOS + bytes
+    EXPECT_TRUE(plp[0].is_null());
+    for (size_t k = 1; k < plp.size(); ++k) {
+      ASSERT_EQ(plp[k].size(), 3u) << plp[k];
+      std::string tok(1, prompt[k - 1]);
+      EXPECT_EQ(plp[k][std::to_string(ByteCodec::kOffset + prompt[k - 1])],
+                json({{"logprob", -1.0}, {"rank", 3}, {"decoded_token", tok}}));
+      EXPECT_EQ(plp[k][std::to_string(ByteCodec::kOffset + 'A')]["rank"], 1);
+      EXPECT_EQ(plp[k][std::to_string(ByteCodec::kOffset + 'A')]["decoded_token"], "A");
+      EXPECT_EQ(plp[k][std::to_string(ByteCodec::kOffset + 'B')]["rank"], 2);
+      EXPECT_NEAR(plp[k][std::to_string(ByteCodec::kOffset + 'B')]["logprob"].get<double>(), -0.2, 1e-6);
+    }
+  }
+
+  // Streamed: on the first chunk of each choice only.
+  auto st = http_request(s.port, "POST", "/v1/completions",
+                         R"({"prompt": "xyz", "max_tokens": 3, "n": 2, "stream": true, "prompt_logprobs": 0})");
+  ASSERT_EQ(st.status, 200);
+  std::map<int, int> chunks, with_plp;
+  size_t pos = 0;
+  while ((pos = st.body.find("data: ", pos)) != std::string::npos) {
+    size_t end = st.body.find("\n\n", pos);
+    std::string data = st.body.substr(pos + 6, end - pos - 6);
+    pos = end;
+    if (data == "[DONE]") break;
+    json event = json::parse(data);
+    for (const auto& c : event["choices"]) {
+      int idx = c["index"];
+      if (chunks[idx]++ == 0) {
+        ASSERT_TRUE(c.contains("prompt_logprobs")) << data;
+        const json& plp = c["prompt_logprobs"];
+        ASSERT_EQ(plp.size(), 4u);
+        EXPECT_TRUE(plp[0].is_null());
+        EXPECT_EQ(plp[3], json({{std::to_string(ByteCodec::kOffset + 'z'),
+                                 {{"logprob", -1.0}, {"rank", 1}, {"decoded_token", "z"}}}}));
+      }
+      with_plp[idx] += c.contains("prompt_logprobs") ? 1 : 0;
+    }
+  }
+  EXPECT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(with_plp[0], 1);
+  EXPECT_EQ(with_plp[1], 1);
+
+  // Chat: beside the choices.
+  auto ch = http_request(s.port, "POST", "/v1/chat/completions",
+                         R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+                             "prompt_logprobs": 1})");
+  ASSERT_EQ(ch.status, 200) << ch.body;
+  json cj = json::parse(ch.body);
+  std::string prompt = "<|user|>hi\n<|assistant|>";
+  const json& plp = cj["prompt_logprobs"];
+  ASSERT_EQ(plp.size(), prompt.size());  // no BOS in chat
+  EXPECT_TRUE(plp[0].is_null());
+  EXPECT_EQ(plp[1][std::to_string(ByteCodec::kOffset + prompt[1])]["rank"], 2);
+  EXPECT_EQ(plp[1][std::to_string(ByteCodec::kOffset + prompt[1])]["decoded_token"],
+            std::string(1, prompt[1]));
 }
 
 TEST(HttpServer, ChatStreamAndTgiStream) {

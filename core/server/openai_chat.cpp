@@ -97,6 +97,10 @@ class ChatPresenter : public Presenter {
                  {"model", r.job().model}, {"choices", std::move(choices)},
                  {"usage", usage_json(r)}};
     if (opts_.return_token_ids) body["prompt_token_ids"] = r.job().prompts[0].ids;
+    // vLLM's prompt_logprobs: beside the choices, once for the one prompt.
+    if (r.job().params.prompt_logprobs)
+      body["prompt_logprobs"] =
+          prompt_logprobs_json(codec_, r.job().prompts[0].ids, state.prompt_logprobs);
     return dump(body);
   }
 

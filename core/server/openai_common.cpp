@@ -3,6 +3,7 @@
 #include "core/server/text_codec.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace banyan::core::server {
 
@@ -30,6 +31,38 @@ json usage_json(const JobResult& r) {
 std::string token_string(const TextCodec& codec, int32_t id, bool as_ids) {
   if (as_ids) return "token_id:" + std::to_string(id);
   return codec.token_text(id);
+}
+
+namespace {
+json logprob_entry(const TextCodec& codec, int32_t id, float logprob, json rank) {
+  // JSON has no infinities: vLLM's clamp_prompt_logprobs writes -inf as -9999.0.
+  double lp = std::isinf(logprob) && logprob < 0 ? -9999.0 : static_cast<double>(logprob);
+  return {{"logprob", lp}, {"rank", std::move(rank)}, {"decoded_token", codec.token_text(id)}};
+}
+}  // namespace
+
+json prompt_logprobs_json(const TextCodec& codec, const std::vector<int32_t>& prompt_ids,
+                          const std::vector<std::optional<TokenLogprob>>& lps) {
+  if (lps.empty()) return nullptr;
+  json out = json::array();
+  for (size_t k = 0; k < prompt_ids.size(); ++k) {
+    if (k == 0 || k >= lps.size() || !lps[k]) {
+      out.push_back(nullptr);
+      continue;
+    }
+    const TokenLogprob& t = *lps[k];
+    json entry = json::object();
+    // The alternatives rank 1..k in the engine's order (most likely first); the prompt
+    // token, when not among them, keeps the rank the engine computed for it.
+    for (size_t i = 0; i < t.top.size(); ++i)
+      entry[std::to_string(t.top[i].id)] =
+          logprob_entry(codec, t.top[i].id, t.top[i].logprob, static_cast<int64_t>(i + 1));
+    std::string key = std::to_string(t.id);
+    if (!entry.contains(key))
+      entry[key] = logprob_entry(codec, t.id, t.logprob, t.rank > 0 ? json(t.rank) : json());
+    out.push_back(std::move(entry));
+  }
+  return out;
 }
 
 json stop_reason_json(const ChoiceState& c, const SamplingParams& p) {

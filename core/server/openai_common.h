@@ -31,6 +31,15 @@ json usage_json(const JobResult& r);
 /// A token as the logprobs APIs show it.
 std::string token_string(const TextCodec& codec, int32_t id, bool as_ids);
 
+/// vLLM's `prompt_logprobs` of one prompt: one entry per prompt token, the first null
+/// (no logits precede it); each other entry an object keyed by token id (a string)
+/// with {"logprob", "rank", "decoded_token"} for the prompt token and the top
+/// alternatives the engine returned. Logprobs of -inf are written -9999.0 (as vLLM
+/// clamps them); a rank the engine did not compute is null. null when the engine
+/// sent none (the request failed or was aborted before its prefill ended).
+json prompt_logprobs_json(const TextCodec& codec, const std::vector<int32_t>& prompt_ids,
+                          const std::vector<std::optional<TokenLogprob>>& lps);
+
 /// stop_reason: the stop string, the stop token id (as a number), or null.
 json stop_reason_json(const ChoiceState& c, const SamplingParams& p);
 

@@ -20,9 +20,10 @@ class CompletionPresenter : public Presenter {
   std::string stream_begin(const JobResult& r) override {
     init(r);
     echo_sent_.assign(r.prompts().size(), false);
-    // With logprobs the echo waits for the engine's first message, which carries the
-    // prompt's logprobs.
-    if (!opts_.echo || opts_.logprobs) return {};
+    plp_sent_.assign(r.prompts().size() * static_cast<size_t>(r.job().params.n), false);
+    // With logprobs or prompt_logprobs the echo waits for the engine's first message,
+    // which carries the prompt's logprobs.
+    if (!opts_.echo || opts_.logprobs || wants_prompt_logprobs(r)) return {};
     std::string out;
     for (size_t p = 0; p < r.prompts().size(); ++p) out += echo_frames(r, p);
     return out;
@@ -41,6 +42,7 @@ class CompletionPresenter : public Presenter {
                      {"finish_reason", nullptr}, {"stop_reason", nullptr}};
       if (opts_.logprobs) choice["logprobs"] = logprobs_of(d.logprobs, idx);
       if (opts_.return_token_ids) choice["token_ids"] = d.token_ids;
+      add_prompt_logprobs_once(choice, r, p, idx);
       if (d.finish_reason) {
         choice["finish_reason"] = *d.finish_reason;
         choice["stop_reason"] =
@@ -86,6 +88,9 @@ class CompletionPresenter : public Presenter {
           choice["prompt_token_ids"] = r.job().prompts[p].ids;
           choice["token_ids"] = c.token_ids;
         }
+        if (wants_prompt_logprobs(r))
+          choice["prompt_logprobs"] =
+              prompt_logprobs_json(codec_, r.job().prompts[p].ids, state.prompt_logprobs);
         choices.push_back(std::move(choice));
       }
     }
@@ -104,9 +109,24 @@ class CompletionPresenter : public Presenter {
       json choice = {{"index", idx}, {"text", prompt_text(r, p)}, {"logprobs", nullptr},
                      {"finish_reason", nullptr}, {"stop_reason", nullptr}};
       if (opts_.logprobs) choice["logprobs"] = prompt_logprobs(r, p, idx);
+      add_prompt_logprobs_once(choice, r, p, idx);
       out += sse_frame(dump(chunk(r, json::array({choice}))));
     }
     return out;
+  }
+
+  // vLLM's prompt_logprobs were computed for this request (asked for, or implied by
+  // echo with logprobs, as vLLM does): each choice carries them.
+  static bool wants_prompt_logprobs(const JobResult& r) {
+    return r.job().params.prompt_logprobs.has_value();
+  }
+
+  // Streaming: the prompt's logprobs ride on the first chunk of each choice.
+  void add_prompt_logprobs_once(json& choice, const JobResult& r, size_t p, size_t idx) {
+    if (!wants_prompt_logprobs(r) || idx >= plp_sent_.size() || plp_sent_[idx]) return;
+    plp_sent_[idx] = true;
+    choice["prompt_logprobs"] =
+        prompt_logprobs_json(codec_, r.job().prompts[p].ids, r.prompts()[p].prompt_logprobs);
   }
 
   void init(const JobResult& r) {
@@ -195,6 +215,7 @@ class CompletionPresenter : public Presenter {
       json choice = {{"index", idx}, {"text", ""}, {"logprobs", nullptr},
                      {"finish_reason", state.choices[i].finish_reason.value_or("abort")},
                      {"stop_reason", nullptr}};
+      add_prompt_logprobs_once(choice, r, p, idx);
       frames += sse_frame(dump(chunk(r, json::array({choice}))));
     }
     return frames;
@@ -203,7 +224,7 @@ class CompletionPresenter : public Presenter {
   const TextCodec& codec_;
   OutputOptions opts_;
   int64_t created_;
-  std::vector<bool> finish_sent_, echo_sent_;
+  std::vector<bool> finish_sent_, echo_sent_, plp_sent_;
   std::vector<size_t> offset_;
 };
 

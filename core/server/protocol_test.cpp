@@ -12,6 +12,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <limits>
+#include <map>
+
 namespace banyan::core::server {
 namespace {
 
@@ -275,6 +278,176 @@ TEST_F(Protocol, CompletionStreamEchoCarriesPromptLogprobs) {
   EXPECT_EQ(events[1]["choices"][0]["logprobs"]["text_offset"], json({2}));
 }
 
+// The engine's prompt logprobs of "ab" (BOS a b) with 2 alternatives: 'a' ranks 7th,
+// below 'x' and 'y'; 'b' is itself the most likely, and 'z' is impossible (-inf).
+std::vector<std::optional<TokenLogprob>> prompt_lps_ab() {
+  const int32_t a = ByteCodec::kOffset + 'a', b = ByteCodec::kOffset + 'b';
+  const int32_t x = ByteCodec::kOffset + 'x', y = ByteCodec::kOffset + 'y';
+  const int32_t z = ByteCodec::kOffset + 'z';
+  TokenLogprob ta{a, -3.0f, {{x, -0.5f}, {y, -1.0f}}, 7};
+  TokenLogprob tb{b, -0.25f, {{b, -0.25f}, {z, -std::numeric_limits<float>::infinity()}}, 1};
+  return {std::nullopt, ta, tb};
+}
+
+// One engine message for a prompt "ab": its prompt logprobs and one token "c" per
+// choice (with its logprob when `logprobs`), finishing.
+RequestOutput prompt_lps_message(int n, bool logprobs = false) {
+  RequestOutput out;
+  out.prompt_tokens = 3;
+  out.completion_tokens = n;
+  out.prompt_logprobs = prompt_lps_ab();
+  for (int i = 0; i < n; ++i) {
+    CompletionDelta d;
+    d.index = i;
+    d.token_ids = {ByteCodec::kOffset + 'c'};
+    d.text = "c";
+    if (logprobs) d.logprobs = {TokenLogprob{ByteCodec::kOffset + 'c', -0.5f, {}}};
+    d.finish_reason = "length";
+    out.outputs.push_back(d);
+  }
+  out.finished = true;
+  return out;
+}
+
+// vLLM's shape: one entry per prompt token, the first null, each other keyed by token
+// id with {logprob, rank, decoded_token} for the prompt token and the alternatives.
+void expect_prompt_lps_ab(const json& plp) {
+  const std::string a = std::to_string(ByteCodec::kOffset + 'a');
+  const std::string b = std::to_string(ByteCodec::kOffset + 'b');
+  const std::string x = std::to_string(ByteCodec::kOffset + 'x');
+  const std::string y = std::to_string(ByteCodec::kOffset + 'y');
+  const std::string z = std::to_string(ByteCodec::kOffset + 'z');
+  ASSERT_TRUE(plp.is_array()) << plp;
+  ASSERT_EQ(plp.size(), 3u);  // <s> a b
+  EXPECT_TRUE(plp[0].is_null());
+  // 'a': itself (rank 7, not in the top 2) plus the 2 alternatives.
+  ASSERT_TRUE(plp[1].is_object());
+  ASSERT_EQ(plp[1].size(), 3u) << plp[1];
+  EXPECT_EQ(plp[1][a], json({{"logprob", -3.0}, {"rank", 7}, {"decoded_token", "a"}}));
+  EXPECT_EQ(plp[1][x], json({{"logprob", -0.5}, {"rank", 1}, {"decoded_token", "x"}}));
+  EXPECT_EQ(plp[1][y], json({{"logprob", -1.0}, {"rank", 2}, {"decoded_token", "y"}}));
+  // 'b' is the top alternative: listed once; -inf is written -9999.0 (as vLLM).
+  ASSERT_EQ(plp[2].size(), 2u) << plp[2];
+  EXPECT_EQ(plp[2][b], json({{"logprob", -0.25}, {"rank", 1}, {"decoded_token", "b"}}));
+  EXPECT_EQ(plp[2][z], json({{"logprob", -9999.0}, {"rank", 2}, {"decoded_token", "z"}}));
+}
+
+TEST_F(Protocol, CompletionPromptLogprobsPerChoiceOfEachPrompt) {
+  auto r = post("/v1/completions", {{"prompt", {"ab", "ab"}}, {"n", 2}, {"prompt_logprobs", 2}});
+  ASSERT_TRUE(r.job);
+  EXPECT_EQ(r.job->params.prompt_logprobs, 2);
+  Feed f(r);
+  f.send(0, prompt_lps_message(2));
+  f.send(1, prompt_lps_message(2));
+  json body = json::parse(r.presenter->full_body(f.result));
+  ASSERT_EQ(body["choices"].size(), 4u);
+  for (const auto& c : body["choices"]) {
+    EXPECT_EQ(c["text"], "c");
+    EXPECT_TRUE(c["logprobs"].is_null());  // prompt_logprobs alone asks for no output logprobs
+    expect_prompt_lps_ab(c["prompt_logprobs"]);
+  }
+}
+
+TEST_F(Protocol, CompletionPromptLogprobsZeroIsThePromptTokenAlone) {
+  auto r = post("/v1/completions", {{"prompt", "hey"}, {"prompt_logprobs", 0}});
+  ASSERT_TRUE(r.job);
+  EXPECT_EQ(r.job->params.prompt_logprobs, 0);
+  Feed f(r);
+  RequestOutput out;
+  out.prompt_tokens = 4;
+  out.prompt_logprobs = {std::nullopt};
+  for (char ch : std::string("hey"))
+    out.prompt_logprobs.push_back(TokenLogprob{ByteCodec::kOffset + ch, -2.0f, {}, 3});
+  out.finished = true;
+  f.send(0, out);
+  json plp = json::parse(r.presenter->full_body(f.result))["choices"][0]["prompt_logprobs"];
+  ASSERT_EQ(plp.size(), 4u);  // <s> h e y
+  EXPECT_TRUE(plp[0].is_null());
+  for (size_t k = 1; k < 4; ++k) {
+    ASSERT_EQ(plp[k].size(), 1u) << plp[k];
+    std::string ch(1, "hey"[k - 1]);
+    EXPECT_EQ(plp[k][std::to_string(ByteCodec::kOffset + ch[0])],
+              json({{"logprob", -2.0}, {"rank", 3}, {"decoded_token", ch}}));
+  }
+}
+
+TEST_F(Protocol, CompletionWithoutPromptLogprobsHasNone) {
+  auto r = post("/v1/completions", {{"prompt", "ab"}, {"logprobs", 1}});
+  ASSERT_TRUE(r.job);
+  EXPECT_FALSE(r.job->params.prompt_logprobs.has_value());
+  Feed f(r);
+  f.text(0, "c", "length", true);
+  json body = json::parse(r.presenter->full_body(f.result));
+  EXPECT_FALSE(body["choices"][0].contains("prompt_logprobs")) << body;
+}
+
+TEST_F(Protocol, CompletionEchoWithLogprobsAlsoGivesPromptLogprobs) {
+  // As vLLM: echo with logprobs computes the prompt's logprobs, and they are shown.
+  auto r = post("/v1/completions", {{"prompt", "ab"}, {"echo", true}, {"logprobs", 2}});
+  ASSERT_TRUE(r.job);
+  Feed f(r);
+  f.send(0, prompt_lps_message(1, true));
+  json c = json::parse(r.presenter->full_body(f.result))["choices"][0];
+  EXPECT_EQ(c["text"], "abc");
+  EXPECT_EQ(c["logprobs"]["tokens"], json({"<s>", "a", "b", "c"}));
+  expect_prompt_lps_ab(c["prompt_logprobs"]);
+}
+
+TEST_F(Protocol, CompletionStreamPromptLogprobsOnFirstChunkOfEachChoice) {
+  auto r = post("/v1/completions",
+                {{"prompt", {"ab", "ab"}}, {"n", 2}, {"stream", true}, {"prompt_logprobs", 2}});
+  ASSERT_TRUE(r.job);
+  Feed f(r);
+  EXPECT_TRUE(f.frames.empty());
+  for (size_t p = 0; p < 2; ++p) {
+    RequestOutput first = prompt_lps_message(2);
+    for (auto& d : first.outputs) d.finish_reason.reset();
+    first.finished = false;
+    f.send(p, first);
+    f.text(p, "de", "length");
+  }
+  bool done = false;
+  auto events = sse_events(f.end(), done);
+  EXPECT_TRUE(done);
+  std::map<int, int> chunks, with_plp;
+  std::map<int, std::string> text;
+  for (const auto& e : events) {
+    ASSERT_EQ(e["choices"].size(), 1u);
+    const auto& c = e["choices"][0];
+    int idx = c["index"];
+    if (chunks[idx]++ == 0) {
+      ASSERT_TRUE(c.contains("prompt_logprobs")) << "first chunk of choice " << idx << ": " << c;
+      expect_prompt_lps_ab(c["prompt_logprobs"]);
+    }
+    with_plp[idx] += c.contains("prompt_logprobs") ? 1 : 0;
+    text[idx] += c["text"].get<std::string>();
+  }
+  ASSERT_EQ(chunks.size(), 4u);
+  for (int idx = 0; idx < 4; ++idx) {
+    EXPECT_EQ(chunks[idx], 3) << idx;  // "c", "d", "e"
+    EXPECT_EQ(with_plp[idx], 1) << idx;
+    EXPECT_EQ(text[idx], "cde") << idx;
+  }
+}
+
+TEST_F(Protocol, CompletionStreamEchoWaitsForPromptLogprobs) {
+  auto r = post("/v1/completions",
+                {{"prompt", "ab"}, {"stream", true}, {"echo", true}, {"prompt_logprobs", 2}});
+  ASSERT_TRUE(r.job);
+  Feed f(r);
+  EXPECT_TRUE(f.frames.empty());  // the echo waits for the prompt's logprobs
+  f.send(0, prompt_lps_message(1));
+  bool done = false;
+  auto events = sse_events(f.end(), done);
+  ASSERT_EQ(events.size(), 2u);
+  auto echo = events[0]["choices"][0];
+  EXPECT_EQ(echo["text"], "ab");
+  EXPECT_TRUE(echo["logprobs"].is_null());
+  expect_prompt_lps_ab(echo["prompt_logprobs"]);
+  EXPECT_EQ(events[1]["choices"][0]["text"], "c");
+  EXPECT_FALSE(events[1]["choices"][0].contains("prompt_logprobs"));
+}
+
 // --------------------------------------------------------------------- chat ---
 
 TEST_F(Protocol, ChatRendersTemplateAndReadsFields) {
@@ -328,6 +501,44 @@ TEST_F(Protocol, ChatBodyAndStream) {
   EXPECT_EQ(c0, "ab");
   EXPECT_EQ(c1, "ab");
   EXPECT_EQ(events[5]["choices"][0]["finish_reason"], "length");
+}
+
+TEST_F(Protocol, ChatPromptLogprobsBesideChoices) {
+  json msgs = {{{"role", "user"}, {"content", "q"}}};
+  auto r = post("/v1/chat/completions", {{"messages", msgs}, {"n", 2}, {"prompt_logprobs", 1}});
+  ASSERT_TRUE(r.job);
+  EXPECT_EQ(r.job->params.prompt_logprobs, 1);
+  const auto& ids = r.job->prompts[0].ids;  // the rendered template, no BOS
+  ASSERT_GT(ids.size(), 2u);
+  Feed f(r);
+  RequestOutput out;
+  out.prompt_tokens = static_cast<int>(ids.size());
+  out.prompt_logprobs = {std::nullopt};
+  for (size_t k = 1; k < ids.size(); ++k)
+    out.prompt_logprobs.push_back(TokenLogprob{ids[k], -1.5f, {{ByteCodec::kOffset + '!', -0.5f}}, 2});
+  out.finished = true;
+  f.send(0, out);
+  json body = json::parse(r.presenter->full_body(f.result));
+  ASSERT_EQ(body["choices"].size(), 2u);
+  EXPECT_FALSE(body["choices"][0].contains("prompt_logprobs"));
+  const json& plp = body["prompt_logprobs"];
+  ASSERT_EQ(plp.size(), ids.size());
+  EXPECT_TRUE(plp[0].is_null());
+  for (size_t k = 1; k < ids.size(); ++k) {
+    std::string text = codec_.token_text(ids[k]);
+    if (text == "!") continue;  // the alternative itself
+    ASSERT_EQ(plp[k].size(), 2u) << plp[k];
+    EXPECT_EQ(plp[k][std::to_string(ids[k])],
+              json({{"logprob", -1.5}, {"rank", 2}, {"decoded_token", text}}));
+    EXPECT_EQ(plp[k][std::to_string(ByteCodec::kOffset + '!')],
+              json({{"logprob", -0.5}, {"rank", 1}, {"decoded_token", "!"}}));
+  }
+  // Not asked for: not there.
+  auto none = post("/v1/chat/completions", {{"messages", msgs}});
+  ASSERT_TRUE(none.job);
+  Feed g(none);
+  g.text(0, "ok", "stop");
+  EXPECT_FALSE(json::parse(none.presenter->full_body(g.result)).contains("prompt_logprobs"));
 }
 
 TEST_F(Protocol, ChatRejectsBadMessages) {

@@ -92,8 +92,16 @@ bool FakeEngine::step(Running& r, RequestOutput& out) {
   if (p.prompt_logprobs && !r.sent_prompt_logprobs) {
     r.sent_prompt_logprobs = true;
     out.prompt_logprobs.push_back(std::nullopt);
-    for (size_t k = 1; k < r.req.prompt_ids.size(); ++k)
-      out.prompt_logprobs.push_back(TokenLogprob{r.req.prompt_ids[k], -1.0f, {}});
+    // Each prompt token at -1.0, below its prompt_logprobs alternatives 'A', 'B', ...
+    // (at -0.1, -0.2, ...), so ranked after them.
+    const int alts = *p.prompt_logprobs;
+    for (size_t k = 1; k < r.req.prompt_ids.size(); ++k) {
+      TokenLogprob t{r.req.prompt_ids[k], -1.0f, {}};
+      for (int a = 0; a < alts; ++a)
+        t.top.push_back({ByteCodec::kOffset + 'A' + a, -0.1f * static_cast<float>(a + 1)});
+      t.rank = alts + 1;
+      out.prompt_logprobs.push_back(std::move(t));
+    }
   }
   size_t max_stop = 0;
   for (const auto& s : p.stop) max_stop = std::max(max_stop, s.size());
