@@ -29,10 +29,10 @@ constexpr float kLog2e = 1.4426950408889634f;
 // b1 170.2 / 170.9 / 166.5 / 167.1, b16 2,331 / 2,348 / 2,302 / 2,299: the kernel
 // writes the cache, a combine kernel (chained) follows; the last-block combine (a
 // fence and an atomic per block) cost more than the extra launch.
-// BANYAN_DECODE_ATTENTION_MODE overrides it (0-3).
+// BANYAN_DECODE_ATTENTION_MODE overrides it (0-7).
 int initial_attention_mode() {
   const char* e = std::getenv("BANYAN_DECODE_ATTENTION_MODE");
-  return e && *e >= '0' && *e <= '3' && !e[1] ? *e - '0' : kAttentionWritesCache;
+  return e && *e >= '0' && *e <= '7' && !e[1] ? *e - '0' : kAttentionWritesCache | kRopeInAttention;
 }
 int g_attention_mode = initial_attention_mode();
 
@@ -415,6 +415,6 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 }
 
 int decode_attention_mode() { return g_attention_mode; }
-void set_decode_attention_mode(int mode) { g_attention_mode = mode & 3; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 7; }
 
 }  // namespace banyan::kernels::cuda

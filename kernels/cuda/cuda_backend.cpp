@@ -304,8 +304,9 @@ bool CudaBackend::attention_rotary(const Tensor& q, const Tensor& k, const Tenso
                                    const RotaryParams& rope, const AttentionParams& p, Tensor& out) {
   // Decode steps only (the token kernel writes the cache), and rotary()'s own checks.
   const core::StepLayout& l = *p.layout;
+  const int mode = kernels::cuda::decode_attention_mode();
   if (l.max_query_len != 1 || l.max_query_len >= impl_->opts.prefill_min_query_len ||
-      !(kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache) ||
+      !(mode & kernels::cuda::kAttentionWritesCache) || !(mode & kernels::cuda::kRopeInAttention) ||
       rope.head_dim != p.head_dim || rope.rotary_dim <= 0 || rope.rotary_dim % 2 ||
       rope.rotary_dim > rope.head_dim || rope.inv_freq.type() != DType::f32 ||
       q.type() != DType::bf16 || k.type() != DType::bf16)
@@ -344,6 +345,10 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
   const bool fused_write =
       l.max_query_len == 1 && (kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache);
   if (!fused_write) kv_cache_write(bf(k), bf(v), a, stream());
+  if (rope && plan.splits == 1) {  // no combine kernel to leave q/k rotated: rotate first
+    kernels::cuda::rotary(bf(q), p.num_heads, bf(k), p.num_kv_heads, l.num_tokens, *rope, stream());
+    rope = nullptr;
+  }
   token_attention(bf(q), a, plan, ws, counters, fused_write ? bf(k) : nullptr,
                   fused_write ? bf(v) : nullptr, bf(out), stream(), fused_write ? rope : nullptr);
 }

@@ -145,7 +145,9 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
 /// last split block combines (else a combine kernel after it). Captured graphs keep
 /// the mode they were captured with.
-enum DecodeAttentionMode { kAttentionWritesCache = 1, kLastBlockCombine = 2 };
+/// bit 2, the rotary embedding inside decode attention when the plan has splits
+/// (attention_rotary; else the rotary kernel first).
+enum DecodeAttentionMode { kAttentionWritesCache = 1, kLastBlockCombine = 2, kRopeInAttention = 4 };
 int decode_attention_mode();
 void set_decode_attention_mode(int mode);
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
