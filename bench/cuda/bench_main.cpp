@@ -3,7 +3,7 @@
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
 //                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab] [--attn-modes 0,1,2]
-//                     [--gemv-blocks 2,4,8]
+//                     [--gemv-blocks 2,4,8] [--attn-split 2,4,8]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
@@ -16,6 +16,8 @@
 // kernel writes the cache, bit 1: last-block combine; cases decode_bN_attn_M).
 // --gemv-blocks: then the decode steps with each count of blocks per SM below which
 // the GEMV splits rows over warps (cases decode_bN_gemv_blocks_K).
+// --attn-split: then the decode steps with each target of blocks per SM of the
+// decode attention's split-KV plan (cases decode_bN_attn_split_K).
 // --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
 // that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N);
 // --gemv-bulk-prefetch: the same with bytes of one bulk prefetch per block
@@ -49,7 +51,7 @@ struct Options {
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
   bool pdl_ab = false, fuse_ab = false;
-  std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes, gemv_blocks;
+  std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes, gemv_blocks, attn_split;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -78,6 +80,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--fuse-ab") o.fuse_ab = true;
     else if (a == "--attn-modes") o.attn_modes = int_list(value());
     else if (a == "--gemv-blocks") o.gemv_blocks = int_list(value());
+    else if (a == "--attn-split") o.attn_split = int_list(value());
     else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
     else if (a == "--gemv-bulk-prefetch") o.gemv_bulk_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
@@ -355,6 +358,16 @@ int run(int argc, char** argv) {
     }
   }
   kernels::cuda::set_decode_attention_mode(attn_mode);
+  const int split_blocks = kernels::cuda::decode_attention_split_blocks();
+  for (int n : o.attn_split) {
+    kernels::cuda::set_decode_attention_split_blocks(n);
+    for (int batch : o.batches) {
+      records.push_back(bench.decode_step(
+          batch, "decode_b" + std::to_string(batch) + "_attn_split_" + std::to_string(n)));
+      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+    }
+  }
+  kernels::cuda::set_decode_attention_split_blocks(split_blocks);
   const int gemv_blocks = kernels::cuda::gemv_blocks_per_sm();
   for (int n : o.gemv_blocks) {
     kernels::cuda::gemv_set_blocks_per_sm(n);

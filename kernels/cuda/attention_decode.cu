@@ -35,6 +35,8 @@ int initial_attention_mode() {
   return e && *e >= '0' && *e <= '7' && !e[1] ? *e - '0' : kAttentionWritesCache | kRopeInAttention;
 }
 int g_attention_mode = initial_attention_mode();
+// Blocks per SM the split-KV plan aims for (set_decode_attention_split_blocks).
+int g_split_blocks_per_sm = 2;
 
 struct Split {
   int32_t chunk, splits;
@@ -358,7 +360,7 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
   int64_t max_keys = std::max(a.max_context_len, 1);
   if (a.sliding_window > 0) max_keys = std::min<int64_t>(max_keys, a.sliding_window);
   const int64_t base_blocks = static_cast<int64_t>(a.num_tokens) * (a.num_heads / p.group);
-  int64_t splits = (2 * static_cast<int64_t>(num_sms) + base_blocks - 1) / base_blocks;
+  int64_t splits = (int64_t{g_split_blocks_per_sm} * num_sms + base_blocks - 1) / base_blocks;
   splits = std::clamp<int64_t>(splits, 1, (max_keys + 31) / 32);
   int64_t chunk = ((max_keys + splits - 1) / splits + 31) / 32 * 32;
   // The scores of one split live in shared memory.
@@ -415,6 +417,8 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 }
 
 int decode_attention_mode() { return g_attention_mode; }
+int decode_attention_split_blocks() { return g_split_blocks_per_sm; }
+void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
 void set_decode_attention_mode(int mode) { g_attention_mode = mode & 7; }
 
 }  // namespace banyan::kernels::cuda

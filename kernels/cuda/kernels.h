@@ -149,6 +149,10 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// (attention_rotary; else the rotary kernel first).
 enum DecodeAttentionMode { kAttentionWritesCache = 1, kLastBlockCombine = 2, kRopeInAttention = 4 };
 int decode_attention_mode();
+/// Blocks per SM that the token kernel's split-KV plan aims for (default 2): more
+/// splits of fewer keys each (shorter dependent load chains), combined after.
+int decode_attention_split_blocks();
+void set_decode_attention_split_blocks(int blocks);
 void set_decode_attention_mode(int mode);
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
                      float* workspace, int32_t* counters, const bf16_bits* new_k,
