@@ -47,7 +47,9 @@ class StepOps : public ::testing::Test {
                        {"ln.bias", DType::f32, {H}, bytes(lnb)},
                        {"fc.weight", DType::f32, {H, F}, bytes(fcw)},  // Conv1D: [in, out]
                        {"fc.bias", DType::f32, {F}, bytes(fcb)},
-                       {"head.weight", DType::f32, {V, F}, bytes(head)}});
+                       {"head.weight", DType::f32, {V, F}, bytes(head)},
+                       {"g.weight", DType::f32, {F, H}, bytes(gw)},
+                       {"u.weight", DType::f32, {F, H}, bytes(uw)}});
     ckpt.emplace(dir.path());
     weights.emplace(*ckpt, *be);
     linears.emplace(*weights, *be);
@@ -64,7 +66,8 @@ class StepOps : public ::testing::Test {
   test::TempDir dir;
   std::vector<float> emb = random_floats(V * H, 1), lnw = random_floats(H, 2),
                      lnb = random_floats(H, 3), fcw = random_floats(H * F, 4),
-                     fcb = random_floats(F, 5), head = random_floats(V * F, 6);
+                     fcb = random_floats(F, 5), head = random_floats(V * F, 6),
+                     gw = random_floats(F * H, 7), uw = random_floats(F * H, 8);
   std::unique_ptr<Backend> be = make_backend("cpu");
   std::optional<Checkpoint> ckpt;
   std::optional<WeightStore> weights;
@@ -117,6 +120,48 @@ TEST_F(StepOps, LayerNormTransposedLinearActivationAddAndLogitRows) {
     for (int v = 0; v < V; ++v) EXPECT_NEAR(logits.as<float>()[r * V + v], want[v], 1e-4) << r;
   }
   for (int i = 0; i < 5 * H; ++i) EXPECT_EQ(res.as<float>()[i], x.as<float>()[i]);
+}
+
+// linear_n and linear_gated (ABI 1.3) give what linear and act_mul give, fused (one
+// product over the weights loaded side by side) or not, and on a host whose table
+// predates them the SDK falls back to those ops.
+TEST_F(StepOps, GroupedLinearsEqualSingleOnesAndOlderHostsFallBack) {
+  linears->set_fusion(true);
+  Ops o = ops();
+  auto [ids, pos] = o.step_input();
+  Tensor x = o.embedding("emb.weight", ids, DType::f32, H);
+  const std::string names[] = {"g", "u"};
+  const int64_t dims[] = {F, F};
+  std::vector<Tensor> gu = o.linear_n(names, x, dims);
+  Tensor gated = o.linear_gated("g", "u", x, F, BANYAN_ACT_SILU);
+  EXPECT_TRUE(linears->fused("g"));
+  EXPECT_TRUE(linears->fused("u"));
+  BanyanOpsV1 old = StepContext::ops();
+  old.struct_size = offsetof(BanyanOpsV1, linear_n);  // an ABI 1.2 host
+  Ops o12(&old, &*step);
+  std::vector<Tensor> gu12 = o12.linear_n(names, x, dims);
+  Tensor gated12 = o12.linear_gated("g", "u", x, F, BANYAN_ACT_SILU);
+  for (int64_t t = 0; t < 5; ++t)
+    for (int64_t j = 0; j < F; ++j) {
+      double g = 0, u = 0;
+      for (int64_t i = 0; i < H; ++i) {
+        g += x.as<float>()[t * H + i] * gw[j * H + i];
+        u += x.as<float>()[t * H + i] * uw[j * H + i];
+      }
+      const double want = g / (1 + std::exp(-g)) * u;
+      const int64_t at = t * F + j;
+      EXPECT_NEAR(gu[0].as<float>()[at], g, 1e-5);
+      EXPECT_NEAR(gu[1].as<float>()[at], u, 1e-5);
+      EXPECT_NEAR(gu12[0].as<float>()[at], g, 1e-5);
+      EXPECT_NEAR(gu12[1].as<float>()[at], u, 1e-5);
+      EXPECT_NEAR(gated.as<float>()[at], want, 1e-5);
+      EXPECT_NEAR(gated12.as<float>()[at], want, 1e-5);
+    }
+  // Modules that do not exist, or outputs of the wrong width, are named.
+  const std::string bad[] = {"g", "nope"};
+  EXPECT_THROW(o.linear_n(bad, x, dims), Error);
+  const int64_t wrong[] = {F, F + 1};
+  EXPECT_THROW(o.linear_n(names, x, wrong), Error);
 }
 
 TEST_F(StepOps, DynamicNtkUsesEachSequencesLength) {
