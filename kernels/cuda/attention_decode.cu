@@ -2,11 +2,12 @@
 // head_dim the tensor-core kernel does not take). Block (token, head group, split):
 // up to 8 query heads that share one KV head (GQA) read each cached key and value
 // row once; the keys of a long context are split across blocks (split-KV) whose
-// partial results the last block of each (token, head group) to finish combines.
-// Per split: scores into shared memory, softmax statistics, then the weighted sum of
-// V, all in f32. For decode steps (one query token per sequence) the kernel also
-// writes the step's keys and values into the cache (and reads each token's own from
-// the step's k and v), so that one launch does the whole op.
+// partial results a combine kernel merges (or, mode bit 2, the last block of each
+// (token, head group) to finish). Per split: scores into shared memory, softmax
+// statistics, then the weighted sum of V, all in f32. For decode steps (one query
+// token per sequence) the kernel also writes the step's keys and values into the
+// cache, reading each token's own from the step's k and v, and may apply the rotary
+// embedding to q and the new k as it reads them (set_decode_attention_mode).
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
