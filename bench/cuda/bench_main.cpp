@@ -29,6 +29,7 @@
 #include <banyan/error.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -348,37 +349,29 @@ int run(int argc, char** argv) {
     }
     h.set_fused(true);
   }
-  const int attn_mode = kernels::cuda::decode_attention_mode();
-  for (int mode : o.attn_modes) {
-    kernels::cuda::set_decode_attention_mode(mode);
-    for (int batch : o.batches) {
-      records.push_back(bench.decode_step(
-          batch, "decode_b" + std::to_string(batch) + "_attn_" + std::to_string(mode)));
-      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+  // The decode steps of every batch (up to max_batch) with each value of a setting,
+  // restored afterwards: cases decode_bN_<tag>_<value>.
+  auto sweep = [&](const std::vector<int>& values, int (*get)(), void (*set)(int),
+                   const std::string& tag, int64_t max_batch) {
+    const int was = get();
+    for (int v : values) {
+      set(v);
+      for (int batch : o.batches) {
+        if (batch > max_batch) continue;
+        records.push_back(bench.decode_step(
+            batch, "decode_b" + std::to_string(batch) + "_" + tag + "_" + std::to_string(v)));
+        std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+      }
     }
-  }
-  kernels::cuda::set_decode_attention_mode(attn_mode);
-  const int split_blocks = kernels::cuda::decode_attention_split_blocks();
-  for (int n : o.attn_split) {
-    kernels::cuda::set_decode_attention_split_blocks(n);
-    for (int batch : o.batches) {
-      records.push_back(bench.decode_step(
-          batch, "decode_b" + std::to_string(batch) + "_attn_split_" + std::to_string(n)));
-      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
-    }
-  }
-  kernels::cuda::set_decode_attention_split_blocks(split_blocks);
-  const int gemv_blocks = kernels::cuda::gemv_blocks_per_sm();
-  for (int n : o.gemv_blocks) {
-    kernels::cuda::gemv_set_blocks_per_sm(n);
-    for (int batch : o.batches) {
-      if (batch > kernels::cuda::kGemvMaxRows) continue;
-      records.push_back(bench.decode_step(
-          batch, "decode_b" + std::to_string(batch) + "_gemv_blocks_" + std::to_string(n)));
-      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
-    }
-  }
-  kernels::cuda::gemv_set_blocks_per_sm(gemv_blocks);
+    set(was);
+  };
+  constexpr int64_t kAnyBatch = INT64_MAX;
+  sweep(o.attn_modes, kernels::cuda::decode_attention_mode, kernels::cuda::set_decode_attention_mode,
+        "attn", kAnyBatch);
+  sweep(o.attn_split, kernels::cuda::decode_attention_split_blocks,
+        kernels::cuda::set_decode_attention_split_blocks, "attn_split", kAnyBatch);
+  sweep(o.gemv_blocks, kernels::cuda::gemv_blocks_per_sm, kernels::cuda::gemv_set_blocks_per_sm,
+        "gemv_blocks", kernels::cuda::kGemvMaxRows);
   const int prefetch = kernels::cuda::gemv_prefetch();
   for (int n : o.gemv_prefetch) {
     kernels::cuda::gemv_set_prefetch(n);

@@ -30,16 +30,19 @@ __device__ __forceinline__ void rope_rotate(const RotaryArgs& a, int64_t t, int 
   x1 = y1;
 }
 
+/// Rotates pair i of the head x (bf16) in place, for token t.
+__device__ __forceinline__ void rope_pair_inplace(const RotaryArgs& a, int64_t t, int i, uint16_t* x) {
+  int i0, i1;
+  rope_pair(a, i, i0, i1);
+  float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
+  rope_rotate(a, t, i, x0, x1);
+  x[i0] = f2bf(x0);
+  x[i1] = f2bf(x1);
+}
+
 /// Rotates one head of D bf16 values in place, with the threads of a block.
 __device__ __forceinline__ void rope_head_inplace(const RotaryArgs& a, int64_t t, uint16_t* x) {
-  for (int i = threadIdx.x; i < a.rotary_dim / 2; i += blockDim.x) {
-    int i0, i1;
-    rope_pair(a, i, i0, i1);
-    float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
-    rope_rotate(a, t, i, x0, x1);
-    x[i0] = f2bf(x0);
-    x[i1] = f2bf(x1);
-  }
+  for (int i = threadIdx.x; i < a.rotary_dim / 2; i += blockDim.x) rope_pair_inplace(a, t, i, x);
 }
 
 }  // namespace banyan::kernels::cuda

@@ -29,14 +29,9 @@ __global__ void rotary_kernel(uint16_t* q, int32_t q_heads, uint16_t* k, int32_t
   const int h_end = min(q_heads + k_heads, h_first + heads_per_block);
   for (int p = threadIdx.x; p < (h_end - h_first) * half; p += blockDim.x) {
     const int h = h_first + p / half, i = p % half;
-    uint16_t* x = h < q_heads ? q + (t * q_heads + h) * a.head_dim
-                              : k + (t * k_heads + (h - q_heads)) * a.head_dim;
-    int i0, i1;
-    rope_pair(a, i, i0, i1);
-    float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
-    rope_rotate(a, t, i, x0, x1);
-    x[i0] = f2bf(x0);
-    x[i1] = f2bf(x1);
+    rope_pair_inplace(a, t, i,
+                      h < q_heads ? q + (t * q_heads + h) * a.head_dim
+                                  : k + (t * k_heads + (h - q_heads)) * a.head_dim);
   }
 }
 
