@@ -63,6 +63,7 @@ EngineImpl::EngineImpl(const Config& config) : config_(config) {
                                                     config.get_int("quantization.group_size"),
                                                     config.get_mapping_json("quantization.options")});
   opt.linear_factories = quant.factories;
+  opt.linear_group_factories = quant.group_factories;
   opt.prepare_weights = quant.prepare_weights;
   runner_ = std::make_unique<ModelRunner>(plugins_, opt);
   if (config.get_bool("adapters.enabled")) {

@@ -101,7 +101,15 @@ struct State {
   std::shared_ptr<DequantScratch> scratch = std::make_shared<DequantScratch>();
   QuantizedLinearOptions linear;
   std::shared_ptr<QuantizationStats> stats = std::make_shared<QuantizationStats>();
+  bool told_fused = false, told_unfused = false;  // one log line each
 };
+
+void add_stats(State& st, const QuantizedLinear& p, int64_t modules, uint64_t source_bytes, uint64_t params) {
+  st.stats->modules += modules;
+  st.stats->device_bytes += p.device_bytes();
+  st.stats->source_bytes += source_bytes;
+  st.stats->source_params += params;
+}
 
 std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) {
   if (!st.prequantized && !in_decoder_block(s.module)) return nullptr;
@@ -129,11 +137,69 @@ std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) 
   if (st.stats->modules == 0)
     log_info("quantizer \"" + st.quantizer->name() + "\": " + s.module + " [" + std::to_string(m->rows()) +
              ", " + std::to_string(m->cols()) + "] -> " + describe(m->get()) + (st.prequantized ? " (from the checkpoint)" : ""));
-  st.stats->modules += 1;
-  st.stats->device_bytes += p->device_bytes();
-  st.stats->source_bytes += source_bytes;
-  st.stats->source_params += params;
+  add_stats(st, *p, 1, source_bytes, params);
   return p;
+}
+
+// A linear_n group quantized at load as one QuantizedLinear: each module is quantized
+// as make_provider() would, then the parts are stacked by rows (stack_rows), so that
+// the fused product's columns equal the modules' own products bit for bit. Declines
+// (the modules then get their own providers) for pre-quantized checkpoints, modules
+// outside the decoder blocks, layouts that do not stack, and biases on some modules only.
+FusedLinear make_group_provider(State& st, const LinearGroupSource& s) {
+  if (st.prequantized || (s.flags & BANYAN_LINEAR_TRANSPOSED) != 0) return {};
+  const Checkpoint& ckpt = s.weights.checkpoint();
+  std::string name;
+  std::vector<const SafetensorsTensor*> weights;
+  std::vector<BanyanQuantizedWeight> plans;
+  std::vector<std::string> bias_names;
+  for (const std::string& m : s.modules) {
+    const SafetensorsTensor* w = ckpt.find(m + ".weight");
+    if (!in_decoder_block(m) || !w || w->shape.size() != 2) return {};  // per module: as usual
+    weights.push_back(w);
+    plans.push_back(st.quantizer->plan(m, w->shape[0], w->shape[1]));
+    if (s.weights.info(m + ".bias", nullptr)) bias_names.push_back(m + ".bias");
+    name += (name.empty() ? "" : " + ") + m;
+  }
+  std::string why;
+  if (!stackable_rows(plans, &why)) {
+    if (!st.told_unfused)
+      log_info("quantizer \"" + st.quantizer->name() + "\": " + name + " keeps one product per module: " + why);
+    st.told_unfused = true;
+    return {};
+  }
+  std::optional<Tensor> bias;
+  if (!bias_names.empty()) {
+    if (bias_names.size() != s.modules.size()) return {};
+    if (!(bias = s.weights.load_fused(bias_names))) return {};
+  }
+  std::vector<QuantizedMatrix> parts;
+  FusedLinear out;
+  uint64_t source_bytes = 0, params = 0;
+  for (size_t i = 0; i < s.modules.size(); ++i) {
+    std::vector<float> scratch;
+    parts.push_back(st.quantizer->quantize(s.modules[i], weight_view(*weights[i], false, scratch, s.modules[i])));
+    out.parts.push_back(parts.back().rows());
+    source_bytes += weights[i]->nbytes();
+    params += static_cast<uint64_t>(parts.back().rows() * parts.back().cols());
+  }
+  std::optional<QuantizedMatrix> m = stack_rows(parts, name, &why);
+  if (!m) {
+    if (!st.told_unfused)
+      log_info("quantizer \"" + st.quantizer->name() + "\": " + name + " keeps one product per module: " + why);
+    st.told_unfused = true;
+    return {};
+  }
+  parts.clear();
+  auto p = std::make_unique<QuantizedLinear>(s.backend, name, *m, bias ? &*bias : nullptr, st.scratch, st.linear);
+  if (!st.told_fused)
+    log_info("quantizer \"" + st.quantizer->name() + "\": " + name + " quantized as one [" +
+             std::to_string(m->rows()) + ", " + std::to_string(m->cols()) + "] " + describe(m->get()) +
+             " weight, one product");
+  st.told_fused = true;
+  add_stats(st, *p, static_cast<int64_t>(s.modules.size()), source_bytes, params);
+  out.provider = std::move(p);
+  return out;
 }
 
 // Declares "<module>.weight" [rows, cols] for every module the checkpoint stores packed.
@@ -229,6 +295,7 @@ Quantization make_quantization(const PluginHost& plugins, const QuantizationOpti
   out.method = plugin;
   out.stats = state->stats;
   out.factories.push_back([state](const LinearSource& s) { return make_provider(*state, s); });
+  out.group_factories.push_back([state](const LinearGroupSource& s) { return make_group_provider(*state, s); });
   if (state->prequantized) out.prepare_weights = [state](WeightStore& w) { declare_packed(*state, w); };
   return out;
 }

@@ -4,7 +4,8 @@
 // of the decoder blocks a QuantizedLinear. Modules outside the numbered blocks (the
 // output projection, tied embeddings) keep the checkpoint's dtype, as
 // bitsandbytes and vLLM do. A pre-quantized checkpoint is read as stored: every
-// module it keeps packed gets a QuantizedLinear, the others stay dense.
+// module it keeps packed gets a QuantizedLinear, the others stay dense. Groups a model
+// computes together (linear_n) may be quantized as one QuantizedLinear (group_factories).
 //
 // Thread-safety: the factory runs on the engine thread (LinearRegistry's rule).
 #pragma once
@@ -48,6 +49,10 @@ struct Quantization {
   std::string method = "none";  ///< the plugin in use ("none": nothing is quantized)
   std::string checkpoint_method;  ///< quantization_config.quant_method when pre-quantized
   std::vector<LinearFactory> factories;  ///< for ModelRunnerOptions::linear_factories
+  /// For ModelRunnerOptions::linear_group_factories: with fusion on, a q/k/v or
+  /// gate/up group quantized at load whose layout stacks by rows (stackable_rows:
+  /// not per-tensor FP8, not NF4 with double quantization) becomes one QuantizedLinear.
+  std::vector<LinearGroupFactory> group_factories;
   /// For ModelRunnerOptions::prepare_weights: declares the logical [out, in] shape of
   /// each weight a pre-quantized checkpoint stores packed. Empty otherwise.
   std::function<void(WeightStore&)> prepare_weights;

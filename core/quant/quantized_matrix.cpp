@@ -2,6 +2,8 @@
 
 #include <banyan/error.h>
 
+#include <cstring>
+
 namespace banyan::core {
 
 const std::array<const char*, 6> kTensorSlotNames = {"qweight", "scales", "zeros",
@@ -125,6 +127,99 @@ size_t QuantizedMatrix::bytes() const {
   size_t n = 0;
   for (const auto& b : buffers_) n += b.size();
   return n;
+}
+
+bool stackable_rows(std::span<const BanyanQuantizedWeight> parts, std::string* why) {
+  auto no = [&](const std::string& reason) {
+    if (why) *why = reason;
+    return false;
+  };
+  if (parts.empty()) return no("no parts");
+  const BanyanQuantizedWeight& a = parts[0];
+  for (const BanyanQuantizedWeight& p : parts) {
+    const bool last = &p == &parts.back();
+    if (p.layout != a.layout || p.cols != a.cols || p.group_size != a.group_size ||
+        p.group_size2 != a.group_size2)
+      return no("the parts are stored differently (" + describe(a) + " [" + std::to_string(a.rows) + ", " +
+                std::to_string(a.cols) + "], " + describe(p) + " [" + std::to_string(p.rows) + ", " +
+                std::to_string(p.cols) + "])");
+    switch (p.layout) {
+      case BANYAN_QUANT_INT8_ROW:
+      case BANYAN_QUANT_INT4_GROUP: break;
+      case BANYAN_QUANT_LUT4_BLOCK: {
+        if (p.group_size2 > 0) return no(describe(p) + ": double quantization's statistics span the whole weight");
+        const int64_t n = p.rows * p.cols;
+        if (p.group_size <= 0 || (!last && (n % p.group_size != 0 || n % 2 != 0)))
+          return no(describe(p) + ": a block or a byte would straddle two parts ([" + std::to_string(p.rows) +
+                    ", " + std::to_string(p.cols) + "])");
+        break;
+      }
+      case BANYAN_QUANT_FP8:
+        if (numel(p.scales) != p.rows) return no(describe(p) + ": one scale per part");
+        break;
+      default: return no("layout " + std::to_string(p.layout) + " is not known to stack");
+    }
+  }
+  return true;
+}
+
+std::optional<QuantizedMatrix> stack_rows(std::span<const QuantizedMatrix> parts, const std::string& name,
+                                          std::string* why) {
+  std::vector<BanyanQuantizedWeight> plans;
+  for (const QuantizedMatrix& p : parts) plans.push_back(p.get());
+  if (!stackable_rows(plans, why)) return std::nullopt;
+  // Slots 0-2 (qweight, scales, zeros) are per row or block: stacked. Slots 3 and 5
+  // (code, code2) are tables every part must share; 4 (scales2) is never used here.
+  BanyanQuantizedWeight plan = plans[0];
+  plan.rows = 0;
+  for (const auto& p : plans) plan.rows += p.rows;
+  auto slots = tensor_slots(plan);
+  for (size_t i = 0; i < 3; ++i) {
+    BanyanTensor& t = *slots[i];
+    if (t.ndim == 0) continue;
+    bool same_tail = true;  // stack along the first dimension when the others agree
+    int64_t first = 0, total = 0;
+    for (const auto& p : plans) {
+      const BanyanTensor& u = *tensor_slots(p)[i];
+      same_tail = same_tail && u.ndim == t.ndim;
+      for (int d = 1; same_tail && d < t.ndim; ++d) same_tail = u.shape[d] == t.shape[d];
+      first += u.shape[0];
+      total += numel(u);
+    }
+    if (!same_tail) {
+      t.ndim = 1;
+      t.shape[0] = total;
+    } else {
+      t.shape[0] = first;
+    }
+  }
+  for (size_t i = 3; i < slots.size(); ++i) {
+    const BanyanTensor& t = *slots[i];
+    if (t.ndim == 0) continue;
+    const size_t bytes = Tensor(t).nbytes();
+    for (const auto& p : plans)
+      if (std::memcmp(tensor_slots(p)[i]->data, t.data, bytes) != 0) {
+        if (why) *why = std::string("the parts' ") + kTensorSlotNames[i] + " tables differ";
+        return std::nullopt;
+      }
+  }
+  QuantizedMatrix out(plan, name);
+  auto dst = tensor_slots(out.get());
+  for (size_t i = 0; i < dst.size(); ++i) {
+    if (dst[i]->ndim == 0) continue;
+    auto* d = static_cast<std::byte*>(dst[i]->data);
+    if (i >= 3) {  // a shared table
+      std::memcpy(d, slots[i]->data, Tensor(*dst[i]).nbytes());
+      continue;
+    }
+    for (const auto& p : plans) {
+      const Tensor src(*tensor_slots(p)[i]);
+      std::memcpy(d, src.data, src.nbytes());
+      d += src.nbytes();
+    }
+  }
+  validate(out.get(), name);
+  return out;
 }
 
 std::string describe(const BanyanQuantizedWeight& w) {

@@ -12,6 +12,8 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,19 @@ extern const std::array<const char*, 6> kTensorSlotNames;
 /// defines (abi.h), and that the others are empty. Throws Error(internal) naming the
 /// module and the slot: a plugin broke its contract.
 void validate(const BanyanQuantizedWeight& w, const std::string& module);
+
+/// Whether weights stack by rows into one weight of their layout whose rows are
+/// theirs bit for bit (stack_rows), judged from their plans: same layout, cols and
+/// group sizes; INT8_ROW, INT4_GROUP and per-row FP8 stack; LUT4_BLOCK when every part
+/// but the last holds whole blocks of an even element count and none has double
+/// quantization (its offset and nested scales are statistics of the whole part);
+/// per-tensor FP8 does not (one scale per part). Else false with the reason in `why`.
+bool stackable_rows(std::span<const BanyanQuantizedWeight> parts, std::string* why);
+
+/// The parts (filled) stacked by rows as weight `name` [ΣN, K]; nullopt, with the
+/// reason in `why`, when !stackable_rows() or their code tables differ.
+std::optional<QuantizedMatrix> stack_rows(std::span<const QuantizedMatrix> parts,
+                                          const std::string& name, std::string* why);
 
 /// "int8 per row", "int4 g128", "lut4 b64 (double)", "fp8 per tensor", ...
 std::string describe(const BanyanQuantizedWeight& w);

@@ -59,18 +59,24 @@ Quantizer::Quantizer(const PluginHost& plugins, const std::string& name,
 
 bool Quantizer::reads_checkpoints() const { return iface().plan_checkpoint != nullptr; }
 
-QuantizedMatrix Quantizer::quantize(const std::string& module, const Tensor& weight) {
-  if (weight.ndim != 2)
-    throw Error(module + ": weight is " + weight.shape_string() + ", expected 2 dimensions");
+BanyanQuantizedWeight Quantizer::plan(const std::string& module, int64_t rows, int64_t cols) {
   BanyanQuantizedWeight plan{};
   plan.struct_size = sizeof(plan);
   BanyanError err{};
-  check(iface().plan(obj_.get(), module.c_str(), weight.shape[0], weight.shape[1], &plan, &err), err);
-  if (plan.rows != weight.shape[0] || plan.cols != weight.shape[1])
+  check(iface().plan(obj_.get(), module.c_str(), rows, cols, &plan, &err), err);
+  if (plan.rows != rows || plan.cols != cols)
     throw Error(Code::internal, "quantizer \"" + name_ + "\" planned " + module + " as [" +
                                     std::to_string(plan.rows) + ", " + std::to_string(plan.cols) +
-                                    "], the weight is " + weight.shape_string());
-  QuantizedMatrix m(plan, module);
+                                    "], the weight is [" + std::to_string(rows) + ", " +
+                                    std::to_string(cols) + "]");
+  return plan;
+}
+
+QuantizedMatrix Quantizer::quantize(const std::string& module, const Tensor& weight) {
+  if (weight.ndim != 2)
+    throw Error(module + ": weight is " + weight.shape_string() + ", expected 2 dimensions");
+  QuantizedMatrix m(plan(module, weight.shape[0], weight.shape[1]), module);
+  BanyanError err{};
   check(iface().quantize(obj_.get(), module.c_str(), &weight, &m.get(), &err), err);
   validate(m.get(), module);
   return m;

@@ -27,6 +27,9 @@ class Quantizer {
   const std::string& name() const { return name_; }
   bool reads_checkpoints() const;
 
+  /// How the plugin will store a [rows, cols] weight of `module` (layout, sizes, each
+  /// tensor's dtype and shape; no data). Throws Error naming the module.
+  BanyanQuantizedWeight plan(const std::string& module, int64_t rows, int64_t cols);
   /// Quantizes `weight` (host memory, BF16/F16/F32 [rows, cols]) of `module`.
   QuantizedMatrix quantize(const std::string& module, const Tensor& weight);
   /// F32 [rows, cols], row-major.

@@ -77,6 +77,10 @@ void LinearRegistry::add_factory(LinearFactory factory) {
   factories_.push_back(std::move(factory));
 }
 
+void LinearRegistry::add_group_factory(LinearGroupFactory factory) {
+  group_factories_.push_back(std::move(factory));
+}
+
 void LinearRegistry::forward(const std::string& module, uint32_t flags, const LinearContext& ctx,
                              const Tensor& x, Tensor& out) {
   LinearProvider& p = resolve(module, flags);
@@ -101,6 +105,22 @@ LinearRegistry::Group LinearRegistry::make_group(std::span<const std::string> mo
   for (size_t i = 0; i < modules.size(); ++i)
     if (slots_.count(modules[i]) || std::count(modules.begin(), modules.end(), modules[i]) > 1)
       return g;
+  // A group factory (a quantizer) may stand for the whole group with one provider.
+  const LinearGroupSource gsrc{modules, flags, weights_, backend_};
+  for (auto f = group_factories_.rbegin(); f != group_factories_.rend(); ++f) {
+    FusedLinear fl = (*f)(gsrc);
+    if (!fl.provider) continue;
+    int64_t sum = 0;
+    for (int64_t n : fl.parts) sum += n;
+    if (fl.parts.size() != modules.size() || sum != fl.provider->out_features())
+      throw Error(Code::internal, "linear group of " + modules[0] + ": the group factory's provider has " +
+                                      std::to_string(fl.provider->out_features()) + " outputs, its " +
+                                      std::to_string(fl.parts.size()) + " parts sum to " + std::to_string(sum));
+    g.provider = std::move(fl.provider);
+    g.parts = std::move(fl.parts);
+    g.fused = true;
+    return g;
+  }
   // Quantizers and other factories claim their modules first, as resolve() would;
   // then the modules are resolved here (each factory is asked once per module).
   std::vector<std::unique_ptr<LinearProvider>> claimed(modules.size());
@@ -166,7 +186,7 @@ void LinearRegistry::forward_gated(const std::string& gate, const std::string& u
   const std::string modules[] = {gate, up};
   const Group& g = group(modules, flags);
   const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
-  if (g.fused && T > 0 && !(hook_ && ctx.has_adapters) && !g.bias.data && g.parts[0] == g.parts[1] &&
+  if (g.fused && !g.provider && T > 0 && !(hook_ && ctx.has_adapters) && !g.bias.data && g.parts[0] == g.parts[1] &&
       x.shape[1] == g.weight.shape[1] && out.ndim == 2 && out.shape[0] == T &&
       out.shape[1] == g.parts[0] && ctx.backend.matmul_gated(x, g.weight, act, out))
     return;
@@ -182,8 +202,11 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
                                             " modules, " + std::to_string(outs.size()) + " outputs");
   const Group& g = group(modules, flags);
   const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
-  const bool one = g.fused && T > 0 && !(hook_ && ctx.has_adapters) &&
-                   fused_product_pays(T, g.parts, g.weight.shape[1], dtype_size(x.type()));
+  const bool adapters = hook_ && ctx.has_adapters;
+  // A group factory's provider is the only one its modules have: it runs on every call.
+  const bool own = g.fused && g.provider && x.ndim == 2;
+  const bool one = own || (g.fused && T > 0 && !adapters &&
+                           fused_product_pays(T, g.parts, g.weight.shape[1], dtype_size(x.type())));
   if (!one) {
     for (size_t i = 0; i < modules.size(); ++i) {
       Tensor& o = outs[i];
@@ -194,7 +217,7 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
     }
     return;
   }
-  const int64_t K = g.weight.shape[1];
+  const int64_t K = g.provider ? g.provider->in_features() : g.weight.shape[1];
   if (x.shape[1] != K)
     throw Error("linear " + modules[0] + ": input is " + x.shape_string() + ", expected [T, " +
                 std::to_string(K) + "]");
@@ -205,7 +228,10 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
                   std::string(dtype_name(o.type())) + ", expected [" + std::to_string(T) + ", " +
                   std::to_string(g.parts[i]) + "] " + std::string(dtype_name(x.type())));
   }
-  Tensor all = ctx.arena.tensor(x.type(), {T, g.weight.shape[0]});
+  if (T == 0) {
+    for (Tensor& o : outs) o = ctx.arena.tensor(o.type(), {0, o.shape[1]});
+    return;
+  }
   const size_t es = dtype_size(x.type());
   bool views = T == 1;  // one row: each part is a contiguous slice of it
   int64_t begin = 0;
@@ -213,17 +239,28 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
     views = views && (static_cast<size_t>(begin) * es) % 16 == 0;
     begin += n;
   }
-  ctx.backend.matmul(x, g.weight, false, g.bias.data ? &g.bias : nullptr, all);
+  Tensor all = ctx.arena.tensor(x.type(), {T, begin});
+  if (g.provider)
+    g.provider->forward(ctx, x, all);
+  else
+    ctx.backend.matmul(x, g.weight, false, g.bias.data ? &g.bias : nullptr, all);
   if (views) {
     int64_t off = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
       outs[i].data = static_cast<char*>(all.data) + static_cast<size_t>(off) * es;
       off += g.parts[i];
     }
-    return;
+  } else {
+    for (Tensor& o : outs) o = ctx.arena.tensor(o.type(), {T, o.shape[1]});
+    ctx.backend.split_columns(all, outs);
   }
-  for (Tensor& o : outs) o = ctx.arena.tensor(o.type(), {T, o.shape[1]});
-  ctx.backend.split_columns(all, outs);
+  // Only a group factory's group gets here on a step with adapters: the hook's pair
+  // per module, on its part of the output (before() then sees it written already).
+  if (adapters)
+    for (size_t i = 0; i < modules.size(); ++i) {
+      hook_->before(modules[i], ctx, x, outs[i]);
+      hook_->apply(modules[i], ctx, x, outs[i]);
+    }
 }
 
 }  // namespace banyan::core

@@ -3,7 +3,8 @@
 // that name to a LinearProvider, which owns how the weight is stored and
 // multiplied. The default provider is dense (name.weight, optional name.bias).
 // Quantizers register a LinearFactory that builds their own provider from the
-// checkpoint; adapters (LoRA) register a LinearAdapterHook that adds each token's
+// checkpoint (and may register a LinearGroupFactory that fuses a linear_n group into
+// one provider); adapters (LoRA) register a LinearAdapterHook that adds each token's
 // delta after the base product. Neither needs model code.
 //
 // Thread-safety: used by the engine thread only.
@@ -53,7 +54,8 @@ class LinearAdapterHook {
   virtual ~LinearAdapterHook() = default;
   /// Runs just before the base product (out is allocated, not yet written): a device
   /// implementation may start the work that needs only x, to overlap the product.
-  /// apply() follows for the same module.
+  /// apply() follows for the same module. For a module of a group a group factory
+  /// fused (LinearRegistry::add_group_factory), both run after the group's product.
   virtual void before(const std::string& /*module*/, const LinearContext& /*ctx*/,
                       const Tensor& /*x*/, const Tensor& /*out*/) {}
   virtual void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
@@ -76,6 +78,26 @@ struct LinearSource {
 
 /// Returns a provider for the module, or null to leave it to the next factory.
 using LinearFactory = std::function<std::unique_ptr<LinearProvider>(const LinearSource&)>;
+
+/// Where a group factory finds what it needs to fuse the modules of one linear_n group.
+struct LinearGroupSource {
+  std::span<const std::string> modules;  ///< e.g. q_proj, k_proj, v_proj of one layer
+  uint32_t flags;                        ///< BanyanLinearFlags (BANYAN_LINEAR_DEFAULT)
+  WeightStore& weights;
+  Backend& backend;
+};
+
+/// One provider standing for a group: its weight is the modules' weights stacked by
+/// rows ([ΣN_i, K]), so that columns [ΣN_<i, ΣN_<=i) of its output are module i's.
+struct FusedLinear {
+  std::unique_ptr<LinearProvider> provider;  ///< null: declined
+  std::vector<int64_t> parts;                ///< N_i, summing to provider->out_features()
+};
+
+/// Returns a FusedLinear for the group, or one with a null provider to leave the group
+/// to the next group factory and then to the per-module factories. A factory must
+/// decline unless the fused product equals the modules' own products bit for bit.
+using LinearGroupFactory = std::function<FusedLinear(const LinearGroupSource&)>;
 
 /// The default: a dense weight on the device.
 class DenseLinear final : public LinearProvider {
@@ -111,6 +133,13 @@ class LinearRegistry {
   /// Replaces (or installs) the provider of one module.
   void set(const std::string& module, std::unique_ptr<LinearProvider> provider);
   void add_factory(LinearFactory factory);
+  /// Tried (latest added first) when a group is first seen with fusion on, before the
+  /// per-module factories and the dense fusion. A group it fuses always runs its one
+  /// product (its modules have no providers of their own), also on steps with
+  /// adapters: the hook's before() and apply() then run per module on that module's
+  /// part of the output. A later forward() or set() of one of its modules alone makes
+  /// that module its own provider through the per-module factories.
+  void add_group_factory(LinearGroupFactory factory);
   /// Non-owning; null removes it. The hook runs on steps that have adapters.
   void set_adapter_hook(LinearAdapterHook* hook) { hook_ = hook; }
   LinearAdapterHook* adapter_hook() const { return hook_; }
@@ -124,12 +153,14 @@ class LinearRegistry {
   /// loaded yet, same dtype and in_features, no transposed flag), the first call loads
   /// the weights side by side (WeightStore::load_fused) and calls run one product when
   /// fused_product_pays(); steps with adapters run the modules one by one (the adapter
-  /// hook overlaps its work with each product). Otherwise: forward() per module.
+  /// hook overlaps its work with each product). A group a group factory fused runs
+  /// its provider's product on every call. Otherwise: forward() per module. A fused
+  /// product's outputs are views of its one row (T == 1) or split_columns of it.
   void forward_n(std::span<const std::string> modules, uint32_t flags, const LinearContext& ctx,
                  const Tensor& x, std::span<Tensor> outs);
   /// out = act(gate(x)) * up(x) (the linear_gated op): one pass of the backend's
-  /// matmul_gated over the fused pair when it has one for this shape (and the step has
-  /// no adapters), else forward_n and act_mul.
+  /// matmul_gated over the dense fused pair when it has one for this shape (and the
+  /// step has no adapters), else forward_n and act_mul.
   void forward_gated(const std::string& gate, const std::string& up, uint32_t flags,
                      const LinearContext& ctx, const Tensor& x, int32_t act, Tensor& out);
   /// Fusion for groups seen from now on; the backend's preference by default.
@@ -144,10 +175,12 @@ class LinearRegistry {
     uint32_t flags;
     bool explicit_provider;  // set(): flags are the provider's business
   };
-  // A linear_n group: its modules' weights side by side when fused.
+  // A linear_n group: its modules' weights side by side when fused, dense (weight,
+  // bias) or behind a group factory's provider.
   struct Group {
     bool fused = false;
     Tensor weight, bias;         // [ΣN, K] and [ΣN] (bias.data null: none)
+    std::unique_ptr<LinearProvider> provider;  // a group factory's (weight unused)
     std::vector<int64_t> parts;  // N_i
     std::vector<std::string> modules;
   };
@@ -160,6 +193,7 @@ class LinearRegistry {
   std::unordered_map<std::string, Group> groups_;  // key: flags and module names
   std::unordered_map<std::string, Slot> slots_;
   std::vector<LinearFactory> factories_;
+  std::vector<LinearGroupFactory> group_factories_;
   LinearAdapterHook* hook_ = nullptr;
 };
 

@@ -148,6 +148,7 @@ ModelRunner::ModelRunner(const PluginHost& plugins, const ModelRunnerOptions& o)
   m.linears.emplace(*m.weights, *m.backend);
   if (o.fuse_linears) m.linears->set_fusion(*o.fuse_linears);
   for (const auto& f : o.linear_factories) m.linears->add_factory(f);
+  for (const auto& f : o.linear_group_factories) m.linears->add_group_factory(f);
 
   plugin_name_ = o.plugin.empty() ? pick_plugin(plugins, model_type_, config_path) : o.plugin;
   const PluginInfo* info = plugins.find("model", plugin_name_);

@@ -28,6 +28,8 @@ class LinearRegistry;
 class LinearProvider;
 class WeightStore;
 struct LinearSource;
+struct LinearGroupSource;
+struct FusedLinear;
 
 struct ModelRunnerOptions {
   /// A Hugging Face model directory: config.json, model.safetensors (or shards with
@@ -69,6 +71,9 @@ struct ModelRunnerOptions {
   /// Linear factories (quantizers) installed before the warm-up step, so that the
   /// modules they take never get a dense device copy. See linear.h (LinearFactory).
   std::vector<std::function<std::unique_ptr<LinearProvider>(const LinearSource&)>> linear_factories;
+  /// Group factories (a quantizer's, fusing q/k/v or gate/up), installed with them.
+  /// See linear.h (LinearGroupFactory).
+  std::vector<std::function<FusedLinear(const LinearGroupSource&)>> linear_group_factories;
   /// Runs once the checkpoint is open, before the model plugin is created: e.g. a
   /// pre-quantized checkpoint declares the logical shapes of its packed weights
   /// (WeightStore::declare), so that the model checks them as usual.
