@@ -16,6 +16,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <cstdlib>
+#include <optional>
 #include <mutex>
 
 namespace banyan::core {
@@ -102,7 +104,30 @@ void expect_matches(const RequestResult& r, const json& c, const std::string& wh
   }
 }
 
-TEST(QuantEngine, QloraMatchesPeftOverTheDequantizedBase) {
+// BANYAN_FUSE_LINEARS for the engines made in one scope (the registry reads it).
+class FuseLinearsEnv {
+ public:
+  explicit FuseLinearsEnv(const char* value) {
+    if (const char* e = std::getenv("BANYAN_FUSE_LINEARS")) old_ = e;
+    if (value) setenv("BANYAN_FUSE_LINEARS", value, 1);
+    else unsetenv("BANYAN_FUSE_LINEARS");
+  }
+  ~FuseLinearsEnv() {
+    if (old_) setenv("BANYAN_FUSE_LINEARS", old_->c_str(), 1);
+    else unsetenv("BANYAN_FUSE_LINEARS");
+  }
+
+ private:
+  std::optional<std::string> old_;
+};
+
+// With fusion (BANYAN_FUSE_LINEARS=1; the CPU default is off) q/k/v and gate/up of
+// the nf4 base are one QuantizedLinear each, and the LoRA hook runs on each module's
+// part of the fused output (quant_fusion_test.cpp checks that these groups fuse).
+class QloraFusion : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(QloraFusion, QloraMatchesPeftOverTheDequantizedBase) {
+  FuseLinearsEnv env(GetParam());
   const json qlora = test::read_json(test::quant_fixtures() / "qlora" / "golden.json");
   const json nf4 = test::read_json(test::quant_fixtures() / "nf4" / "golden.json");
   const fs::path model = test::model_fixture("llama");
@@ -125,6 +150,9 @@ TEST(QuantEngine, QloraMatchesPeftOverTheDequantizedBase) {
   results.wait(wants.size());
   for (size_t i = 0; i < wants.size(); ++i) expect_matches(results.get(i), wants[i].first, wants[i].second);
 }
+
+INSTANTIATE_TEST_SUITE_P(QuantEngine, QloraFusion, ::testing::Values("0", "1"),
+                         [](const auto& info) { return std::string(info.param) == "1" ? "Fused" : "Unfused"; });
 
 TEST(QuantEngine, AGroupSizeThatDoesNotDivideALayerIsRefusedNamingIt) {
   // llama's down_proj has 352 inputs: 128 (the default) does not divide it.

@@ -251,6 +251,23 @@ TEST_P(QuantFusion, GreedyTokensMatchWithFusionOff) {
 INSTANTIATE_TEST_SUITE_P(Quantizers, QuantFusion, ::testing::ValuesIn(kVariants),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// The QLoRA fixture's base (quant_engine_test.cpp runs QLoRA with fusion on): under
+// nf4, its q/k/v and gate/up groups fuse.
+TEST(QuantFusionFixture, TheQloraBaseFusesUnderNf4) {
+  const fs::path dir = test::model_fixture("llama");
+  Quantization q = quantization(dir, kVariants[3]);
+  ModelRunnerOptions o;
+  o.model_dir = dir;
+  o.num_blocks = 16;
+  o.linear_factories = q.factories;
+  o.linear_group_factories = q.group_factories;
+  o.fuse_linears = true;
+  ModelRunner runner(test::plugins(), o);
+  for (const char* m : {"self_attn.q_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"})
+    EXPECT_TRUE(runner.linears().fused(std::string("model.layers.0.") + m)) << m;
+  EXPECT_FALSE(runner.linears().fused("model.layers.0.mlp.down_proj"));
+}
+
 // stackable_rows() judges from plans alone; the reasons name what straddles.
 TEST(StackRows, RefusesWhatDoesNotStack) {
   auto plan = [](int32_t layout, int64_t rows, int64_t cols, int32_t g = 0, int32_t g2 = 0, int64_t scales = 0) {
