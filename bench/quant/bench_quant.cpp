@@ -322,6 +322,7 @@ int main(int argc, char** argv) {
       o.num_blocks = 128;
       o.cpu.threads = a.threads;
       o.linear_factories = q.factories;
+      o.linear_group_factories = q.group_factories;
       auto t0 = Clock::now();
       ModelRunner runner(plugins, o);
       const double load_s = seconds_since(t0);

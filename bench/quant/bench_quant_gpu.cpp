@@ -8,26 +8,45 @@
 //
 // fp8_w8a8: the fp8 plugin's w8a8 option (activations quantized to e4m3, cuBLASLt).
 //
+// runtime_layer (per batch; --layer 0 skips it): the same seven projections as the
+// runtime runs them, through a LinearRegistry over a one-layer checkpoint of the same
+// shapes (random, written to a temporary directory) with the method's factories:
+// linear_n over q/k/v, linear o, linear_gated over gate/up (act-and-multiply
+// included), linear down. With fusion on (the CUDA default; BANYAN_FUSE_LINEARS=0
+// turns it off for an A/B run) q/k/v and gate/up run as one product each where the
+// registry fuses them: bf16 as LinearRegistry decides (fused_product_pays,
+// matmul_gated); a quantized group when its layout stacks by rows (not fp8 per
+// tensor, not nf4_double). The JSON says which groups were fused.
+//
 // --variants 0,1,2 also times each batch-1 GEMV variant (kernels/cuda/quant_gemm.h).
 //
 //   banyan_bench_quant_gpu [--batches 1,64] [--methods none,int8,int4,nf4,nf4_double,fp8,fp8_w8a8]
-//                          [--variants 0,1,2] [--reps 5] [--iters 20] [--out FILE.json]
+//                          [--variants 0,1,2] [--layer 1] [--reps 5] [--iters 20] [--out FILE.json]
 #include "core/common/logging.h"
 #include "core/plugin_host/plugin_host.h"
+#include "core/quant/quantization.h"
 #include "core/quant/quantized_linear.h"
 #include "core/quant/quantizer.h"
+#include "core/runtime/checkpoint.h"
+#include "core/runtime/random_checkpoint.h"
 #include "core/runtime/step_arena.h"
+#include "core/runtime/weight_store.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cuda/cuda_backend.h"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
+
+#include <unistd.h>
 
 using namespace banyan;
 using namespace banyan::core;
@@ -45,6 +64,85 @@ const std::map<std::string, std::pair<std::string, std::string>> kVariants = {
     {"fp8_w8a8", {"fp8", "{\"w8a8\": true}"}},
 };
 
+/// The fastest of `reps` runs of `iters` calls of `fn`, in milliseconds per call.
+double best_ms(kernels::cuda::CudaBackend& cuda, int reps, int iters, const std::function<void()>& fn) {
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
+    start.record(cuda.stream());
+    for (int it = 0; it < iters; ++it) fn();
+    stop.record(cuda.stream());
+    stop.synchronize();
+    best = std::min(best, static_cast<double>(stop.since(start)) / iters);
+  }
+  return best;
+}
+
+/// A one-layer Llama-3-8B-shaped checkpoint in a temporary directory, removed after.
+struct LayerCheckpoint {
+  LayerCheckpoint() {
+    dir = std::filesystem::temp_directory_path() / ("banyan_bench_quant_gpu_" + std::to_string(getpid()));
+    RandomLlamaSpec s;
+    s.hidden = 4096;
+    s.intermediate = 14336;
+    s.layers = 1;
+    s.heads = 32;
+    s.kv_heads = 8;
+    s.vocab = 256;
+    s.fast = true;
+    write_random_llama(dir, s);
+  }
+  ~LayerCheckpoint() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  LayerCheckpoint(const LayerCheckpoint&) = delete;
+  LayerCheckpoint& operator=(const LayerCheckpoint&) = delete;
+  std::filesystem::path dir;
+};
+
+/// The projections of layer 0 as the runtime runs them (LinearRegistry and the
+/// method's factories; fusion as the registry's default).
+class RuntimeLayer {
+ public:
+  RuntimeLayer(const PluginHost& plugins, Backend& backend, const std::filesystem::path& dir,
+               const std::string& method, const std::string& options)
+      : ckpt_(dir), weights_(ckpt_, backend), linears_(weights_, backend) {
+    QuantizationOptions qo;
+    qo.model_dir = dir;
+    qo.method = method;
+    qo.options_json = options;
+    quant_ = make_quantization(plugins, qo);
+    for (const auto& f : quant_.factories) linears_.add_factory(f);
+    for (const auto& f : quant_.group_factories) linears_.add_group_factory(f);
+  }
+  /// One layer's projections for x [M, 4096] (bf16); ctx.arena is reset first.
+  void run(const LinearContext& ctx, const Tensor& x) {
+    ctx.arena.reset();
+    const int64_t M = x.shape[0];
+    const std::string qkv[] = {p_ + "self_attn.q_proj", p_ + "self_attn.k_proj", p_ + "self_attn.v_proj"};
+    Tensor outs[3] = {Tensor(nullptr, DType::bf16, {M, 4096}), Tensor(nullptr, DType::bf16, {M, 1024}),
+                      Tensor(nullptr, DType::bf16, {M, 1024})};
+    linears_.forward_n(qkv, BANYAN_LINEAR_DEFAULT, ctx, x, outs);
+    Tensor o = ctx.arena.tensor(DType::bf16, {M, 4096});
+    linears_.forward(p_ + "self_attn.o_proj", BANYAN_LINEAR_DEFAULT, ctx, outs[0], o);
+    Tensor act = ctx.arena.tensor(DType::bf16, {M, 14336});
+    linears_.forward_gated(p_ + "mlp.gate_proj", p_ + "mlp.up_proj", BANYAN_LINEAR_DEFAULT, ctx, x, BANYAN_ACT_SILU,
+                           act);
+    Tensor down = ctx.arena.tensor(DType::bf16, {M, 4096});
+    linears_.forward(p_ + "mlp.down_proj", BANYAN_LINEAR_DEFAULT, ctx, act, down);
+  }
+  bool fused(const std::string& module) const { return linears_.fused(p_ + module); }
+  bool fusion() const { return linears_.fusion(); }
+
+ private:
+  const std::string p_ = "model.layers.0.";
+  Checkpoint ckpt_;
+  WeightStore weights_;
+  LinearRegistry linears_;
+  Quantization quant_;
+};
+
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -58,6 +156,7 @@ std::vector<std::string> split(const std::string& s) {
 int main(int argc, char** argv) {
   std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel,fp8_w8a8", batches = "1,64", out_file, variants;
   int reps = 5, iters = 20;
+  bool layer_case = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--methods") methods = v;
@@ -65,6 +164,7 @@ int main(int argc, char** argv) {
     else if (k == "--variants") variants = v;
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--iters") iters = std::stoi(v);
+    else if (k == "--layer") layer_case = v != "0";
     else if (k == "--out") out_file = v;
     else {
       std::cerr << "unknown flag " << k << "\n";
@@ -105,13 +205,15 @@ int main(int argc, char** argv) {
       for (auto& e : x) e = kernels::cpu::f32_to_bf16(nd(rng));
       backend->upload(xbuf.data(), x.data(), x.size() * 2);
     }
+    std::optional<LayerCheckpoint> layer_ckpt;
+    if (layer_case) layer_ckpt.emplace();
     StepArena arena(*backend);
     StepLayout layout;
     ForwardBatch batch;
     const LinearContext ctx{*backend, arena, layout, batch, Tensor(), false};
     auto scratch = std::make_shared<DequantScratch>();
     nlohmann::json results = nlohmann::json::object();
-    std::map<std::string, double> base_ms;
+    std::map<std::string, double> base_ms, base_rt_ms;
     for (const auto& variant : split(methods)) {
       try {
         const auto& [plugin, opts] = kVariants.at(variant);
@@ -131,6 +233,9 @@ int main(int argc, char** argv) {
             bytes += lins.back()->device_bytes();
           }
         }
+        // The runtime's layer: the registry over the checkpoint, with this method's factories.
+        std::optional<RuntimeLayer> rt;
+        if (layer_ckpt) rt.emplace(plugins, *backend, layer_ckpt->dir, plugin, opts);
         nlohmann::json per = nlohmann::json::object();
         for (const auto& b : bl) {
           const int64_t M = std::stoll(b);
@@ -145,15 +250,7 @@ int main(int argc, char** argv) {
           };
           layer();  // warm-up: GEMM plans, scratch
           backend->synchronize();
-          double best = 1e30;
-          for (int r = 0; r < reps; ++r) {
-            auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
-            start.record(cuda.stream());
-            for (int it = 0; it < iters; ++it) layer();
-            stop.record(cuda.stream());
-            stop.synchronize();
-            best = std::min(best, static_cast<double>(stop.since(start)) / iters);
-          }
+          const double best = best_ms(cuda, reps, iters, layer);
           // Where the time goes: each projection between events, inside the layer loop
           // (so that every weight streams from memory as in a real step), mean of iters.
           // One synchronization after all iterations: the host stays ahead of the device
@@ -200,6 +297,27 @@ int main(int argc, char** argv) {
                     << (base_ms.count(b) ? base_ms[b] / best : 0.0) << "x bf16), " << tok_s
                     << " tok/s for 32 layers of projections, " << static_cast<double>(bytes) / (best * 1e-3) / 1e9
                     << " GB/s of weights\n";
+          if (rt) {
+            const Tensor x = xbuf.view(DType::bf16, {M, 4096});
+            auto layer_rt = [&] { rt->run(ctx, x); };
+            layer_rt();  // warm-up: the groups are made (weights loaded, quantized) on first use
+            backend->synchronize();
+            const double rt_ms = best_ms(cuda, reps, iters, layer_rt);
+            if (plugin == "none") base_rt_ms[b] = rt_ms;
+            per["batch_" + b]["runtime_layer"] = {
+                {"ms_per_layer", rt_ms},
+                {"fusion", rt->fusion()},
+                {"fused_qkv", rt->fused("self_attn.q_proj")},
+                {"fused_gate_up", rt->fused("mlp.gate_proj")},
+                {"speedup_vs_projections", best / rt_ms},
+                {"speedup_vs_bf16", base_rt_ms.count(b) ? base_rt_ms[b] / rt_ms : 0.0},
+                {"projection_tok_s_32_layers", static_cast<double>(M) / (32.0 * rt_ms * 1e-3)}};
+            std::cout << variant << " batch " << M << ", runtime layer (fusion "
+                      << (rt->fusion() ? "on" : "off") << ", q/k/v " << (rt->fused("self_attn.q_proj") ? "fused" : "apart")
+                      << ", gate/up " << (rt->fused("mlp.gate_proj") ? "fused" : "apart") << "): " << rt_ms
+                      << " ms per layer (" << best / rt_ms << "x the projections apart, "
+                      << (base_rt_ms.count(b) ? base_rt_ms[b] / rt_ms : 0.0) << "x bf16's runtime layer)\n";
+          }
         }
         // The batch-1 GEMV variants (weight-only methods).
         for (const auto& vs : split(variants)) {
@@ -219,15 +337,7 @@ int main(int argc, char** argv) {
           };
           layer();
           backend->synchronize();
-          double best = 1e30;
-          for (int r = 0; r < reps; ++r) {
-            auto start = kernels::cuda::Event::create(true), stop = kernels::cuda::Event::create(true);
-            start.record(cuda.stream());
-            for (int it = 0; it < iters; ++it) layer();
-            stop.record(cuda.stream());
-            stop.synchronize();
-            best = std::min(best, static_cast<double>(stop.since(start)) / iters);
-          }
+          const double best = best_ms(cuda, reps, iters, layer);
           per["batch_1_variant_" + vs] = {{"ms_per_layer", best},
                                           {"speedup_vs_bf16", base_ms["1"] / best},
                                           {"weight_gb_per_s", static_cast<double>(bytes) / (best * 1e-3) / 1e9}};

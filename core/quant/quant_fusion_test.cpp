@@ -17,6 +17,11 @@
 #include "core/runtime/weight_store.h"
 #include "kernels/cpu/kernels.h"
 
+#ifdef BANYAN_WITH_CUDA
+#include "kernels/cpu/convert.h"
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
 #include <banyan/quantizer.h>
 
 #include <gtest/gtest.h>
@@ -66,7 +71,8 @@ class MarkHook final : public LinearAdapterHook {
 
 /// One registry over a random checkpoint, with the variant's factories.
 struct Registry {
-  Registry(const fs::path& dir, const Quantization& q, bool fuse) : ckpt(dir), weights(ckpt, *be) {
+  Registry(const fs::path& dir, const Quantization& q, bool fuse, const std::string& device = "cpu")
+      : be(make_backend(device)), ckpt(dir), weights(ckpt, *be) {
     linears.emplace(weights, *be);
     linears->set_fusion(fuse);
     for (const auto& f : q.factories) linears->add_factory(f);
@@ -75,7 +81,7 @@ struct Registry {
   LinearContext ctx(bool adapters = false) {
     return LinearContext{*be, arena, layout, batch, Tensor{}, adapters};
   }
-  std::unique_ptr<Backend> be = make_backend("cpu");
+  std::unique_ptr<Backend> be;
   Checkpoint ckpt;
   WeightStore weights;
   std::optional<LinearRegistry> linears;
@@ -267,6 +273,70 @@ TEST(QuantFusionFixture, TheQloraBaseFusesUnderNf4) {
     EXPECT_TRUE(runner.linears().fused(std::string("model.layers.0.") + m)) << m;
   EXPECT_FALSE(runner.linears().fused("model.layers.0.mlp.down_proj"));
 }
+
+#ifdef BANYAN_WITH_CUDA
+// On the GPU the fused group's kernels see other shapes than the parts' (the GEMV's
+// split over warps, the GEMM's tiles), so the sums may round differently: bf16
+// outputs within 2^-7 of each other (plus 1e-3 of the largest magnitude).
+std::vector<float> download_bf16(Backend& be, const Tensor& t) {
+  std::vector<uint16_t> h(static_cast<size_t>(t.numel()));
+  be.download(h.data(), t.data, h.size() * 2);
+  std::vector<float> out(h.size());
+  for (size_t i = 0; i < h.size(); ++i) out[i] = kernels::cpu::bf16_to_f32(h[i]);
+  return out;
+}
+
+void expect_near_bf16(Backend& be, const Tensor& a, const Tensor& b, const std::string& what) {
+  const auto va = download_bf16(be, a), vb = download_bf16(be, b);
+  ASSERT_EQ(va.size(), vb.size()) << what;
+  float scale = 0;
+  for (float v : vb) scale = std::max(scale, std::fabs(v));
+  ASSERT_GT(scale, 0.0f) << what;
+  for (size_t i = 0; i < va.size(); ++i)
+    ASSERT_NEAR(va[i], vb[i], std::max(std::fabs(va[i]), std::fabs(vb[i])) / 128 + 1e-3f * scale)
+        << what << " at " << i;
+}
+
+TEST_P(QuantFusion, CudaGroupsMatchPerModuleProducts) {
+  std::string why;
+  if (!kernels::cuda::cuda_available(&why)) GTEST_SKIP() << "no CUDA device: " << why;
+  const Variant& v = GetParam();
+  test::TempDir dir;
+  write_model(dir.path());
+  Quantization q = quantization(dir.path(), v);
+  Registry fused(dir.path(), q, true, "cuda"), plain(dir.path(), q, false, "cuda");
+  const std::string p = "model.layers.0.";
+  const std::string qkv[] = {p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"};
+  const int64_t widths[] = {kHidden, kHidden / 2, kHidden / 2};
+  for (int64_t rows : {1, 3, 64}) {  // the GEMV (1-4 rows), dequantize + GEMM beyond
+    SCOPED_TRACE(std::to_string(rows) + " rows");
+    const auto host = test::random_floats(static_cast<size_t>(rows * kHidden), static_cast<uint32_t>(rows));
+    std::vector<uint16_t> xb(host.size());
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] = kernels::cpu::f32_to_bf16(host[i]);
+    Tensor x = fused.arena.tensor(DType::bf16, {rows, kHidden}), xp = plain.arena.tensor(DType::bf16, {rows, kHidden});
+    fused.be->upload(x.data, xb.data(), xb.size() * 2);
+    plain.be->upload(xp.data, xb.data(), xb.size() * 2);
+    Tensor of[3], op[3];
+    for (int i = 0; i < 3; ++i) of[i] = op[i] = Tensor(nullptr, DType::bf16, {rows, widths[i]});
+    fused.linears->forward_n(qkv, BANYAN_LINEAR_DEFAULT, fused.ctx(), x, of);
+    plain.linears->forward_n(qkv, BANYAN_LINEAR_DEFAULT, plain.ctx(), xp, op);
+    const std::string gate = p + "mlp.gate_proj", up = p + "mlp.up_proj";
+    Tensor gf = fused.arena.tensor(DType::bf16, {rows, kInter});
+    fused.linears->forward_gated(gate, up, BANYAN_LINEAR_DEFAULT, fused.ctx(), x, BANYAN_ACT_SILU, gf);
+    Tensor g = plain.arena.tensor(DType::bf16, {rows, kInter}), u = plain.arena.tensor(DType::bf16, {rows, kInter});
+    plain.linears->forward(gate, BANYAN_LINEAR_DEFAULT, plain.ctx(), xp, g);
+    plain.linears->forward(up, BANYAN_LINEAR_DEFAULT, plain.ctx(), xp, u);
+    Tensor gp = plain.arena.tensor(DType::bf16, {rows, kInter});
+    plain.be->act_mul(g, u, BANYAN_ACT_SILU, gp);
+    fused.be->synchronize();
+    plain.be->synchronize();
+    for (int i = 0; i < 3; ++i) expect_near_bf16(*fused.be, of[i], op[i], qkv[i]);
+    expect_near_bf16(*fused.be, gf, gp, "gate/up");
+  }
+  EXPECT_EQ(fused.linears->fused(qkv[1]), v.fuses);
+  EXPECT_EQ(fused.linears->fused(p + "mlp.up_proj"), v.fuses);
+}
+#endif
 
 // stackable_rows() judges from plans alone; the reasons name what straddles.
 TEST(StackRows, RefusesWhatDoesNotStack) {

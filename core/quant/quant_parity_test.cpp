@@ -107,6 +107,7 @@ TEST_P(QuantParity, GreedyMatchesTransformersOnDequantizedWeights) {
     o.model_dir = dir;
     o.num_blocks = blocks_for(cases);
     o.linear_factories = q.factories;
+    o.linear_group_factories = q.group_factories;
     ModelRunner runner(test::plugins(), o);
     EXPECT_EQ(q.stats->modules, static_cast<int64_t>(entry.at("weight_sums").size()))
         << "every linear layer of the decoder blocks is quantized, nothing else";

@@ -204,7 +204,7 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
   const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
   const bool adapters = hook_ && ctx.has_adapters;
   // A group factory's provider is the only one its modules have: it runs on every call.
-  const bool own = g.fused && g.provider && x.ndim == 2;
+  const bool own = g.fused && g.provider;
   const bool one = own || (g.fused && T > 0 && !adapters &&
                            fused_product_pays(T, g.parts, g.weight.shape[1], dtype_size(x.type())));
   if (!one) {
@@ -218,7 +218,7 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
     return;
   }
   const int64_t K = g.provider ? g.provider->in_features() : g.weight.shape[1];
-  if (x.shape[1] != K)
+  if (x.ndim != 2 || x.shape[1] != K)
     throw Error("linear " + modules[0] + ": input is " + x.shape_string() + ", expected [T, " +
                 std::to_string(K) + "]");
   for (size_t i = 0; i < modules.size(); ++i) {
