@@ -143,7 +143,7 @@ std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) 
 
 // A linear_n group quantized at load as one QuantizedLinear: each module is quantized
 // as make_provider() would, then the parts are stacked by rows (stack_rows), so that
-// the fused product's columns equal the modules' own products bit for bit. Declines
+// each module's rows are the bits it would have alone. Declines
 // (the modules then get their own providers) for pre-quantized checkpoints, modules
 // outside the decoder blocks, layouts that do not stack, and biases on some modules only.
 FusedLinear make_group_provider(State& st, const LinearGroupSource& s) {

@@ -96,7 +96,8 @@ struct FusedLinear {
 
 /// Returns a FusedLinear for the group, or one with a null provider to leave the group
 /// to the next group factory and then to the per-module factories. A factory must
-/// decline unless the fused product equals the modules' own products bit for bit.
+/// decline unless each module's rows of the fused weight hold the values its own
+/// provider would (kernels may still round the fused product's sums differently).
 using LinearGroupFactory = std::function<FusedLinear(const LinearGroupSource&)>;
 
 /// The default: a dense weight on the device.
