@@ -7,7 +7,11 @@
 // statistics, then the weighted sum of V, all in f32. For decode steps (one query
 // token per sequence) the kernel also writes the step's keys and values into the
 // cache, reading each token's own from the step's k and v, and may apply the rotary
-// embedding to q and the new k as it reads them (set_decode_attention_mode).
+// embedding to q and the new k as it reads them (set_decode_attention_mode). With
+// pipelined loads (mode bit 3) the block first resolves the cache slots of its keys
+// into shared memory (one round trip for the whole block table instead of one ahead
+// of every batch of rows), reads eight rows per lane per batch, and issues its first
+// value rows before the softmax statistics, so that they arrive while it computes.
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/kernels.h"
@@ -33,7 +37,12 @@ constexpr float kLog2e = 1.4426950408889634f;
 // BANYAN_DECODE_ATTENTION_MODE overrides it (0-7).
 int initial_attention_mode() {
   const char* e = std::getenv("BANYAN_DECODE_ATTENTION_MODE");
-  return e && *e >= '0' && *e <= '7' && !e[1] ? *e - '0' : kAttentionWritesCache | kRopeInAttention;
+  if (e && *e) {
+    char* end = nullptr;
+    const long m = std::strtol(e, &end, 10);
+    if (*end == '\0' && m >= 0 && m <= 15) return static_cast<int>(m);
+  }
+  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads;
 }
 int g_attention_mode = initial_attention_mode();
 // Blocks per SM the split-KV plan aims for (set_decode_attention_split_blocks).
@@ -81,7 +90,7 @@ __device__ __forceinline__ QueryRange query_range(const PagedArgs& a, int t) {
   return r;
 }
 
-template <int GC>
+template <int GC, bool PIPE>
 __global__ void __launch_bounds__(kThreads)
     token_attention_kernel(const uint16_t* __restrict__ q, PagedArgs a, Split sp,
                            uint16_t* __restrict__ out) {
@@ -107,6 +116,10 @@ __global__ void __launch_bounds__(kThreads)
   float* red = sc + GC * sp.chunk;        // [kWarps, GC, D]
   float* stat = red + kWarps * GC * D;    // [GC, 2]
   float* kv_s = stat + 2 * GC;            // [2, D]: key and value p (own split)
+  // [chunk]: the cache slot of each cached key (PIPE); 8-byte aligned (every size
+  // above is even).
+  int64_t* slot_s = reinterpret_cast<int64_t*>(kv_s + 2 * D);
+  constexpr int U = PIPE ? 8 : kUnroll;  // rows per lane per batch
 
   const float qscale = a.scale * kLog2e;  // scores in log2 units: exp2 below
   for (int i = threadIdx.x; i < GC * D; i += kThreads)
@@ -116,6 +129,8 @@ __global__ void __launch_bounds__(kThreads)
       const int64_t head = t * slot_stride + static_cast<int64_t>(g) * D;
       kv_s[i] = i < D ? head_value(sp, sp.new_k + head, t, i) : bf2f(sp.new_v[head + i - D]);
     }
+  if (PIPE)
+    for (int j = threadIdx.x; j < cached; j += kThreads) slot_s[j] = slot_of(a, qr.table, begin + j);
   __syncthreads();
   // The token's key (rotated) and value into the cache, by the first head group of
   // the split that holds position p; no block of this launch reads them there.
@@ -140,12 +155,13 @@ __global__ void __launch_bounds__(kThreads)
 
   const int64_t head_off = static_cast<int64_t>(g) * D + d0;
   const int step = kWarps * kpw;
-  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[kUnroll]) {
+  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[U]) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int j = base + u * step + warp * kpw + kk;
       if (j < cached && active) {
-        rows[u] = load8(cache + slot_of(a, qr.table, begin + j) * slot_stride + head_off);
+        const int64_t slot = PIPE ? slot_s[j] : slot_of(a, qr.table, begin + j);
+        rows[u] = load8(cache + slot * slot_stride + head_off);
       } else {
         rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
       }
@@ -153,11 +169,11 @@ __global__ void __launch_bounds__(kThreads)
   };
 
   // Scores.
-  for (int base = 0; base < cached; base += step * kUnroll) {
-    Bf16x8 rows[kUnroll];
+  for (int base = 0; base < cached; base += step * U) {
+    Bf16x8 rows[U];
     load_rows(a.k_cache, base, rows);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       float dot[GC];
 #pragma unroll
       for (int h = 0; h < GC; ++h) {
@@ -190,6 +206,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int h = 0; h < GC; ++h) sc[h * sp.chunk + len - 1] = dot[h];
   }
+  // PIPE: the first batch of value rows is in flight during the softmax statistics.
+  Bf16x8 vrows[U];
+  if (PIPE) load_rows(a.v_cache, 0, vrows);
   __syncthreads();
 
   // Softmax statistics of this split, one warp per head.
@@ -218,18 +237,17 @@ __global__ void __launch_bounds__(kThreads)
   for (int h = 0; h < GC; ++h)
 #pragma unroll
     for (int j = 0; j < 8; ++j) acc[h][j] = 0.0f;
-  for (int base = 0; base < cached; base += step * kUnroll) {
-    Bf16x8 rows[kUnroll];
-    load_rows(a.v_cache, base, rows);
+  for (int base = 0; base < cached; base += step * U) {
+    if (!PIPE || base > 0) load_rows(a.v_cache, base, vrows);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
+    for (int u = 0; u < U; ++u) {
       const int j = base + u * step + warp * kpw + kk;
       if (j < cached) {
 #pragma unroll
         for (int h = 0; h < GC; ++h) {
           const float w = sc[h * sp.chunk + j];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc[h][e] += w * rows[u].get(e);
+          for (int e = 0; e < 8; ++e) acc[h][e] += w * vrows[u].get(e);
         }
       }
     }
@@ -327,25 +345,37 @@ __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out
   }
 }
 
-size_t smem_bytes(int gc, int head_dim, int chunk) {
+// Shared memory of one block: q, scores, the cross-warp sums, statistics, key and
+// value p, and (pipelined loads) the slots of the cached keys.
+size_t smem_bytes(int gc, int head_dim, int chunk, bool pipelined) {
   return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + kWarps) +
-                          static_cast<size_t>(gc) * chunk + 2 * gc + 2 * head_dim);
+                          static_cast<size_t>(gc) * chunk + 2 * gc + 2 * head_dim) +
+         (pipelined ? sizeof(int64_t) * static_cast<size_t>(chunk) : 0);
 }
 
-template <int GC>
+template <int GC, bool PIPE>
 void launch(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan, Split sp,
             bf16_bits* out, cudaStream_t stream) {
   static bool configured = false;
   if (!configured) {
-    BANYAN_CUDA_CHECK(cudaFuncSetAttribute(token_attention_kernel<GC>,
+    BANYAN_CUDA_CHECK(cudaFuncSetAttribute(token_attention_kernel<GC, PIPE>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(kMaxSmem)));
     configured = true;
   }
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads / GC),
                   static_cast<unsigned>(plan.splits));
-  launch_chained("token_attention", token_attention_kernel<GC>, grid, kThreads,
-                 smem_bytes(GC, a.head_dim, plan.chunk), stream, q, a, sp, out);
+  launch_chained("token_attention", token_attention_kernel<GC, PIPE>, grid, kThreads,
+                 smem_bytes(GC, a.head_dim, plan.chunk, PIPE), stream, q, a, sp, out);
+}
+
+template <int GC>
+void launch(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan, Split sp,
+            bf16_bits* out, cudaStream_t stream) {
+  if (g_attention_mode & kPipelinedLoads)
+    launch<GC, true>(q, a, plan, sp, out, stream);
+  else
+    launch<GC, false>(q, a, plan, sp, out, stream);
 }
 
 }  // namespace
@@ -364,11 +394,12 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
   int64_t splits = (int64_t{g_split_blocks_per_sm} * num_sms + base_blocks - 1) / base_blocks;
   splits = std::clamp<int64_t>(splits, 1, (max_keys + 31) / 32);
   int64_t chunk = ((max_keys + splits - 1) / splits + 31) / 32 * 32;
-  // The scores of one split live in shared memory.
+  // The scores of one split (and with pipelined loads its keys' slots, two floats'
+  // worth each) live in shared memory.
   const int64_t room = (static_cast<int64_t>(kMaxSmem) / 4 -
                         static_cast<int64_t>(p.group) * a.head_dim * (1 + kWarps) - 2 * p.group -
                         2 * a.head_dim) /
-                       p.group;
+                       (p.group + 2);
   chunk = std::min<int64_t>(chunk, std::min<int64_t>(room / 32 * 32, 2048));
   p.chunk = static_cast<int32_t>(chunk);
   p.splits = static_cast<int32_t>((max_keys + chunk - 1) / chunk);
@@ -420,6 +451,6 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 int decode_attention_mode() { return g_attention_mode; }
 int decode_attention_split_blocks() { return g_split_blocks_per_sm; }
 void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
-void set_decode_attention_mode(int mode) { g_attention_mode = mode & 7; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 15; }
 
 }  // namespace banyan::kernels::cuda

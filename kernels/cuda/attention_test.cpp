@@ -156,8 +156,8 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
   Backends be;
   const int mode = decode_attention_mode();
   // Every decode attention mode: the kernel writes the cache or kv_cache_write does;
-  // the last split block combines or a kernel of its own does.
-  for (int m : {3, 0, 1, 2}) {
+  // the last split block combines or a kernel of its own does; loads pipelined or not.
+  for (int m : {3, 0, 1, 2, 8, 9, 11}) {
     SCOPED_TRACE("mode " + std::to_string(m));
     set_decode_attention_mode(m);
     run({"decode gqa 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}, {1000, 1}}}, be, 11);
@@ -173,16 +173,22 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
 // against the CPU's rotary then attention: out, caches, and q and k left rotated.
 TEST_F(CudaAttention, DecodeWithRotaryInside) {
   Backends be;
-  Scenario a{"decode rope neox 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}}};
-  a.rotary_dim = 128;
-  run(a, be, 61);
-  Scenario b{"decode rope interleaved, partial 64 of d128, 8/2", 8, 2, 128, {{5, 1}, {1000, 1}}};
-  b.rotary_dim = 64;
-  b.neox = false;
-  run(b, be, 62);
-  Scenario c{"decode rope 12/2 d64, one split", 12, 2, 64, {{3, 1}}};
-  c.rotary_dim = 64;
-  run(c, be, 63);
+  const int mode = decode_attention_mode();
+  for (int m : {5, 13}) {  // loads pipelined or not
+    SCOPED_TRACE("mode " + std::to_string(m));
+    set_decode_attention_mode(m);
+    Scenario a{"decode rope neox 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}}};
+    a.rotary_dim = 128;
+    run(a, be, 61);
+    Scenario b{"decode rope interleaved, partial 64 of d128, 8/2", 8, 2, 128, {{5, 1}, {1000, 1}}};
+    b.rotary_dim = 64;
+    b.neox = false;
+    run(b, be, 62);
+    Scenario c{"decode rope 12/2 d64, one split", 12, 2, 64, {{3, 1}}};
+    c.rotary_dim = 64;
+    run(c, be, 63);
+  }
+  set_decode_attention_mode(mode);
 }
 
 TEST_F(CudaAttention, PrefillOnTensorCores) {
