@@ -69,10 +69,19 @@ class MarkHook final : public LinearAdapterHook {
   std::vector<std::string> seen;
 };
 
-/// One registry over a random checkpoint, with the variant's factories.
+Quantization quantization(const fs::path& dir, const Variant& v) {
+  QuantizationOptions o;
+  o.model_dir = dir;
+  o.method = v.method;
+  o.options_json = v.options;
+  return make_quantization(test::plugins(), o);
+}
+
+/// One registry over a random checkpoint, with its own quantization of the variant
+/// (destroyed before the backend: on CUDA it holds device scratch).
 struct Registry {
-  Registry(const fs::path& dir, const Quantization& q, bool fuse, const std::string& device = "cpu")
-      : be(make_backend(device)), ckpt(dir), weights(ckpt, *be) {
+  Registry(const fs::path& dir, const Variant& v, bool fuse, const std::string& device = "cpu")
+      : be(make_backend(device)), q(quantization(dir, v)), ckpt(dir), weights(ckpt, *be) {
     linears.emplace(weights, *be);
     linears->set_fusion(fuse);
     for (const auto& f : q.factories) linears->add_factory(f);
@@ -82,6 +91,7 @@ struct Registry {
     return LinearContext{*be, arena, layout, batch, Tensor{}, adapters};
   }
   std::unique_ptr<Backend> be;
+  Quantization q;
   Checkpoint ckpt;
   WeightStore weights;
   std::optional<LinearRegistry> linears;
@@ -125,19 +135,11 @@ void write_model(const fs::path& dir, const std::string& type = "llama") {
   write_random_llama(dir, s);
 }
 
-Quantization quantization(const fs::path& dir, const Variant& v) {
-  QuantizationOptions o;
-  o.model_dir = dir;
-  o.method = v.method;
-  o.options_json = v.options;
-  return make_quantization(test::plugins(), o);
-}
 
 class QuantFusion : public ::testing::TestWithParam<Variant> {};
 
 void compare_groups(const fs::path& dir, const Variant& v, bool with_hook) {
-  Quantization q = quantization(dir, v);
-  Registry fused(dir, q, true), plain(dir, q, false);
+  Registry fused(dir, v, true), plain(dir, v, false);
   MarkHook hook_f, hook_p;
   if (with_hook) {
     fused.linears->set_adapter_hook(&hook_f);
@@ -303,8 +305,7 @@ TEST_P(QuantFusion, CudaGroupsMatchPerModuleProducts) {
   const Variant& v = GetParam();
   test::TempDir dir;
   write_model(dir.path());
-  Quantization q = quantization(dir.path(), v);
-  Registry fused(dir.path(), q, true, "cuda"), plain(dir.path(), q, false, "cuda");
+  Registry fused(dir.path(), v, true, "cuda"), plain(dir.path(), v, false, "cuda");
   const std::string p = "model.layers.0.";
   const std::string qkv[] = {p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"};
   const int64_t widths[] = {kHidden, kHidden / 2, kHidden / 2};
