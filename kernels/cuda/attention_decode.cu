@@ -27,7 +27,12 @@
 namespace banyan::kernels::cuda {
 namespace {
 
-constexpr int kWarps = 4, kThreads = kWarps * 32, kUnroll = 4;
+constexpr int kWarps = 4, kUnroll = 4;
+// Wide blocks (mode bit 4): one block of 16 warps per (token, head group) reads the
+// whole context in one batch of rows, where the grid would otherwise have fewer
+// blocks than SMs and split the keys (decode of a few sequences): no combine kernel.
+// Head groups up to 4 (the registers of 512 threads).
+constexpr int kWideWarps = 16, kWideMaxGroup = 4;
 constexpr size_t kMaxSmem = 96 * 1024;
 constexpr float kLog2e = 1.4426950408889634f;
 // set_decode_attention_mode. H100, Llama-3-8B decode, same run (tok/s, modes 0/1/2/3):
@@ -40,9 +45,9 @@ int initial_attention_mode() {
   if (e && *e) {
     char* end = nullptr;
     const long m = std::strtol(e, &end, 10);
-    if (*end == '\0' && m >= 0 && m <= 15) return static_cast<int>(m);
+    if (*end == '\0' && m >= 0 && m <= 31) return static_cast<int>(m);
   }
-  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads;
+  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads | kWideBlocks;
 }
 int g_attention_mode = initial_attention_mode();
 // Blocks per SM the split-KV plan aims for (set_decode_attention_split_blocks).
@@ -90,10 +95,11 @@ __device__ __forceinline__ QueryRange query_range(const PagedArgs& a, int t) {
   return r;
 }
 
-template <int GC, bool PIPE>
-__global__ void __launch_bounds__(kThreads)
+template <int GC, bool PIPE, int W>
+__global__ void __launch_bounds__(W * 32)
     token_attention_kernel(const uint16_t* __restrict__ q, PagedArgs a, Split sp,
                            uint16_t* __restrict__ out) {
+  constexpr int kT = W * 32;
   extern __shared__ float smem[];
   pdl_launch_dependents();
   pdl_wait();
@@ -113,8 +119,8 @@ __global__ void __launch_bounds__(kThreads)
 
   float* q_s = smem;                      // [GC, D]
   float* sc = q_s + GC * D;               // [GC, chunk]
-  float* red = sc + GC * sp.chunk;        // [kWarps, GC, D]
-  float* stat = red + kWarps * GC * D;    // [GC, 2]
+  float* red = sc + GC * sp.chunk;        // [W, GC, D]
+  float* stat = red + W * GC * D;    // [GC, 2]
   float* kv_s = stat + 2 * GC;            // [2, D]: key and value p (own split)
   // [chunk]: the cache slot of each cached key (PIPE); 8-byte aligned (every size
   // above is even).
@@ -122,24 +128,35 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int U = PIPE ? 8 : kUnroll;  // rows per lane per batch
 
   const float qscale = a.scale * kLog2e;  // scores in log2 units: exp2 below
-  for (int i = threadIdx.x; i < GC * D; i += kThreads)
-    q_s[i] = head_value(sp, q + (static_cast<int64_t>(t) * Hq + h0 + i / D) * D, t, i % D) * qscale;
+  for (int i = threadIdx.x; i < GC * D; i += kT)
+    q_s[i] = head_value(sp, q + (static_cast<int64_t>(t) * Hq + h0 + i / D) * D, t, i % D);
   if (own)  // staged with q: no load on the path after the cached rows
-    for (int i = threadIdx.x; i < 2 * D; i += kThreads) {
+    for (int i = threadIdx.x; i < 2 * D; i += kT) {
       const int64_t head = t * slot_stride + static_cast<int64_t>(g) * D;
       kv_s[i] = i < D ? head_value(sp, sp.new_k + head, t, i) : bf2f(sp.new_v[head + i - D]);
     }
   if (PIPE)
-    for (int j = threadIdx.x; j < cached; j += kThreads) slot_s[j] = slot_of(a, qr.table, begin + j);
+    for (int j = threadIdx.x; j < cached; j += kT) slot_s[j] = slot_of(a, qr.table, begin + j);
   __syncthreads();
+  // One split with the rotary embedding: no combine kernel follows, so this block
+  // leaves its q heads rotated in place, as rotary() would (it alone reads them; the
+  // host plans such a launch only with one block per KV head, which then alone reads
+  // that head of the new k: rotated in place below).
+  const bool write_back = sp.rotate && sp.splits == 1;
+  if (write_back)
+    for (int i = threadIdx.x; i < GC * D; i += kT)
+      sp.rot_q[(static_cast<int64_t>(t) * Hq + h0 + i / D) * D + i % D] = f2bf(q_s[i]);
   // The token's key (rotated) and value into the cache, by the first head group of
   // the split that holds position p; no block of this launch reads them there.
   if (own && h0 % (Hq / a.num_kv_heads) == 0) {
     const int64_t slot = a.slot_mapping[t];
     if (slot >= 0)
-      for (int i = threadIdx.x; i < 2 * D; i += kThreads)
+      for (int i = threadIdx.x; i < 2 * D; i += kT)
         (i < D ? a.k_cache : a.v_cache)[slot * slot_stride + static_cast<int64_t>(g) * D + i % D] =
             f2bf(kv_s[i]);
+    if (write_back)
+      for (int i = threadIdx.x; i < D; i += kT)
+        sp.rot_k[t * slot_stride + static_cast<int64_t>(g) * D + i] = f2bf(kv_s[i]);
   }
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, vecs = D / 8;
@@ -151,10 +168,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int h = 0; h < GC; ++h)
 #pragma unroll
-    for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] : 0.0f;
+    for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] * qscale : 0.0f;
 
   const int64_t head_off = static_cast<int64_t>(g) * D + d0;
-  const int step = kWarps * kpw;
+  const int step = W * kpw;
   auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[U]) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -212,7 +229,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
 
   // Softmax statistics of this split, one warp per head.
-  for (int h = warp; h < GC; h += kWarps) {
+  for (int h = warp; h < GC; h += W) {
     float* s = sc + h * sp.chunk;
     float m = -INFINITY;
     for (int j = lane; j < len; j += 32) m = fmaxf(m, s[j]);
@@ -272,11 +289,11 @@ __global__ void __launch_bounds__(kThreads)
       for (int e = 0; e < 8; ++e) red[(warp * GC + h) * D + d0 + e] = acc[h][e];
   __syncthreads();
 
-  for (int i = threadIdx.x; i < GC * D; i += kThreads) {
+  for (int i = threadIdx.x; i < GC * D; i += kT) {
     const int h = i / D, d = i % D;
     float o = 0.0f;
 #pragma unroll
-    for (int w = 0; w < kWarps; ++w) o += red[(w * GC + h) * D + d];
+    for (int w = 0; w < W; ++w) o += red[(w * GC + h) * D + d];
     if (sp.splits == 1) {
       out[(static_cast<int64_t>(t) * Hq + h0 + h) * D + d] = f2bf(o / stat[2 * h + 1]);
     } else {
@@ -301,7 +318,7 @@ __global__ void __launch_bounds__(kThreads)
   __syncthreads();
   if (!last) return;
   __threadfence();
-  for (int i = threadIdx.x; i < GC * D; i += kThreads) {
+  for (int i = threadIdx.x; i < GC * D; i += kT) {
     const int h = i / D, d = i % D;
     const int64_t first = (static_cast<int64_t>(t) * Hq + h0 + h) * sp.splits;
     float M = -INFINITY;
@@ -347,35 +364,37 @@ __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out
 
 // Shared memory of one block: q, scores, the cross-warp sums, statistics, key and
 // value p, and (pipelined loads) the slots of the cached keys.
-size_t smem_bytes(int gc, int head_dim, int chunk, bool pipelined) {
-  return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + kWarps) +
+size_t smem_bytes(int gc, int head_dim, int chunk, bool pipelined, int warps) {
+  return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + warps) +
                           static_cast<size_t>(gc) * chunk + 2 * gc + 2 * head_dim) +
          (pipelined ? sizeof(int64_t) * static_cast<size_t>(chunk) : 0);
 }
 
-template <int GC, bool PIPE>
+template <int GC, bool PIPE, int W>
 void launch(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan, Split sp,
             bf16_bits* out, cudaStream_t stream) {
   static bool configured = false;
   if (!configured) {
-    BANYAN_CUDA_CHECK(cudaFuncSetAttribute(token_attention_kernel<GC, PIPE>,
+    BANYAN_CUDA_CHECK(cudaFuncSetAttribute(token_attention_kernel<GC, PIPE, W>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(kMaxSmem)));
     configured = true;
   }
   const dim3 grid(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads / GC),
                   static_cast<unsigned>(plan.splits));
-  launch_chained("token_attention", token_attention_kernel<GC, PIPE>, grid, kThreads,
-                 smem_bytes(GC, a.head_dim, plan.chunk, PIPE), stream, q, a, sp, out);
+  launch_chained("token_attention", token_attention_kernel<GC, PIPE, W>, grid, W * 32,
+                 smem_bytes(GC, a.head_dim, plan.chunk, PIPE, W), stream, q, a, sp, out);
 }
 
 template <int GC>
 void launch(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan, Split sp,
             bf16_bits* out, cudaStream_t stream) {
+  if constexpr (GC <= kWideMaxGroup)
+    if (plan.warps == kWideWarps) return launch<GC, true, kWideWarps>(q, a, plan, sp, out, stream);
   if (g_attention_mode & kPipelinedLoads)
-    launch<GC, true>(q, a, plan, sp, out, stream);
+    launch<GC, true, kWarps>(q, a, plan, sp, out, stream);
   else
-    launch<GC, false>(q, a, plan, sp, out, stream);
+    launch<GC, false, kWarps>(q, a, plan, sp, out, stream);
 }
 
 }  // namespace
@@ -403,6 +422,16 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
   chunk = std::min<int64_t>(chunk, std::min<int64_t>(room / 32 * 32, 2048));
   p.chunk = static_cast<int32_t>(chunk);
   p.splits = static_cast<int32_t>((max_keys + chunk - 1) / chunk);
+  // Wide blocks: one batch of 8 rows per lane over 16 warps covers the context.
+  int lk = 1;
+  while (lk < a.head_dim / 8) lk <<= 1;
+  const int64_t wide_keys = int64_t{kWideWarps} * (32 / lk) * 8;
+  if ((g_attention_mode & kWideBlocks) && p.splits > 1 && p.group <= kWideMaxGroup &&
+      base_blocks <= num_sms && max_keys <= wide_keys) {
+    p.warps = kWideWarps;
+    p.splits = 1;
+    p.chunk = static_cast<int32_t>((max_keys + 31) / 32 * 32);
+  }
   return p;
 }
 
@@ -442,7 +471,9 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     case 2: launch<2>(q, a, plan, sp, out, stream); break;
     default: launch<1>(q, a, plan, sp, out, stream); break;
   }
-  if ((plan.splits > 1 && !counters) || rope)
+  if (rope && plan.splits == 1 && plan.group != a.num_heads / a.num_kv_heads)
+    throw Error(Code::internal, "token_attention: one split rotates in place only with one block per KV head");
+  if ((plan.splits > 1 && !counters) || (rope && plan.splits > 1))
     launch_chained("token_attention combine", combine_kernel,
                    dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
                    128, 0, stream, a, sp, out);
@@ -451,6 +482,6 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 int decode_attention_mode() { return g_attention_mode; }
 int decode_attention_split_blocks() { return g_split_blocks_per_sm; }
 void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
-void set_decode_attention_mode(int mode) { g_attention_mode = mode & 15; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 31; }
 
 }  // namespace banyan::kernels::cuda

@@ -157,10 +157,12 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
   const int mode = decode_attention_mode();
   // Every decode attention mode: the kernel writes the cache or kv_cache_write does;
   // the last split block combines or a kernel of its own does; loads pipelined or not.
-  for (int m : {3, 0, 1, 2, 8, 9, 11}) {
+  // wide blocks or not (short contexts of a few sequences).
+  for (int m : {3, 0, 1, 2, 8, 9, 11, 25, 27}) {
     SCOPED_TRACE("mode " + std::to_string(m));
     set_decode_attention_mode(m);
     run({"decode gqa 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}, {1000, 1}}}, be, 11);
+    run({"decode gqa 32/8 d128, short contexts", 32, 8, 128, {{0, 1}, {70, 1}, {255, 1}}}, be, 16);
     run({"decode mqa 8/1 d64, one long sequence", 8, 1, 64, {{2500, 1}}}, be, 12);
     run({"decode 12/2 d128 (groups of 2)", 12, 2, 128, {{40, 1}, {0, 1}, {257, 1}}}, be, 13);
     run({"decode 6/2 d80, block 8", 6, 2, 80, {{40, 1}, {0, 1}, {77, 1}}, 0, 8}, be, 14);
@@ -174,7 +176,7 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
 TEST_F(CudaAttention, DecodeWithRotaryInside) {
   Backends be;
   const int mode = decode_attention_mode();
-  for (int m : {5, 13}) {  // loads pipelined or not
+  for (int m : {5, 13, 29}) {  // loads pipelined or not, wide blocks or not
     SCOPED_TRACE("mode " + std::to_string(m));
     set_decode_attention_mode(m);
     Scenario a{"decode rope neox 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}}};
@@ -187,6 +189,15 @@ TEST_F(CudaAttention, DecodeWithRotaryInside) {
     Scenario c{"decode rope 12/2 d64, one split", 12, 2, 64, {{3, 1}}};
     c.rotary_dim = 64;
     run(c, be, 63);
+    // One split and one block per KV head: the attention kernel leaves q and k rotated
+    // itself (wide blocks for a few short sequences; many sequences: no split at all).
+    Scenario d{"decode rope 32/8 d128, short contexts", 32, 8, 128, {{7, 1}, {150, 1}, {60, 1}}};
+    d.rotary_dim = 128;
+    run(d, be, 64);
+    Scenario e{"decode rope 32/8 d128, 40 sequences", 32, 8, 128, {}};
+    for (int i = 0; i < 40; ++i) e.seqs.push_back({3 * i, 1});
+    e.rotary_dim = 128;
+    run(e, be, 65);
   }
   set_decode_attention_mode(mode);
 }

@@ -127,6 +127,7 @@ struct SplitPlan {
   int32_t group;   ///< query heads per block
   int32_t chunk;   ///< keys per split
   int32_t splits;  ///< splits per query (grid z)
+  int32_t warps = 4;  ///< warps per block (16: wide blocks, one split)
 };
 SplitPlan plan_token_attention(const PagedArgs& a, int num_sms);
 /// Bytes of f32 workspace the plan needs (0 when it has one split).
@@ -141,19 +142,22 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// each token's own key and value from them. With rope (and new_k), q and k are not
 /// rotated yet: the kernel rotates them as it reads them, and its combine kernel
 /// leaves them rotated in place, as rotary() would have (one launch less).
-/// How decode attention runs (for A/B runs; default 13, attention_decode.cu): bit 0, the
+/// How decode attention runs (for A/B runs; default 29, attention_decode.cu): bit 0, the
 /// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
 /// last split block combines (else a combine kernel after it). Captured graphs keep
 /// the mode they were captured with.
 /// bit 2, the rotary embedding inside decode attention when the plan has splits
 /// (attention_rotary; else the rotary kernel first); bit 3, pipelined loads (the
 /// block's cache slots resolved into shared memory first, eight rows per lane per
-/// batch, the first value rows issued before the softmax).
+/// batch, the first value rows issued before the softmax); bit 4, wide blocks (16
+/// warps reading a short context in one split where the grid has fewer blocks than
+/// SMs: no combine kernel).
 enum DecodeAttentionMode {
   kAttentionWritesCache = 1,
   kLastBlockCombine = 2,
   kRopeInAttention = 4,
-  kPipelinedLoads = 8
+  kPipelinedLoads = 8,
+  kWideBlocks = 16
 };
 int decode_attention_mode();
 /// Blocks per SM that the token kernel's split-KV plan aims for (default 2): more
