@@ -45,9 +45,9 @@ int initial_attention_mode() {
   if (e && *e) {
     char* end = nullptr;
     const long m = std::strtol(e, &end, 10);
-    if (*end == '\0' && m >= 0 && m <= 31) return static_cast<int>(m);
+    if (*end == '\0' && m >= 0 && m <= 63) return static_cast<int>(m);
   }
-  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads | kWideBlocks;
+  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads | kWideBlocks | kHalvingSums;
 }
 int g_attention_mode = initial_attention_mode();
 // Blocks per SM the split-KV plan aims for (set_decode_attention_split_blocks).
@@ -63,6 +63,7 @@ struct Split {
   // Rotary embedding applied here (new_k set): q and the new k rotate as they are
   // staged; the combine kernel then rotates q and k in place (rotary()'s result).
   bool rotate;
+  bool halving;  // sum_heads_halving for the scores (mode bit 5, pipelined loads)
   RotaryArgs rope;
   uint16_t* rot_q;
   uint16_t* rot_k;
@@ -78,6 +79,31 @@ __device__ __forceinline__ float head_value(const Split& sp, const uint16_t* x, 
   float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
   rope_rotate(sp.rope, t, i, x0, x1);
   return d == i0 ? x0 : x1;
+}
+
+// Sums the lanes' partial dot products dot[GC] over the lk lanes of one key row
+// (GC <= lk, both powers of two) by halving: at each of the first log2(GC) levels a
+// lane keeps half of its heads and sends the other half to its partner, so that
+// GC - 1 + log2(lk / GC) shuffles do the work of GC * log2(lk). Returns the sum of
+// head `head` (set here; the lk / GC lanes of one head hold the same value).
+template <int GC>
+__device__ __forceinline__ float sum_heads_halving(float (&dot)[GC], int lk, int sub, int& head) {
+  head = 0;
+  int o = lk / 2;
+#pragma unroll
+  for (int n = GC; n > 1; n >>= 1, o >>= 1) {
+    const bool up = sub & o;
+#pragma unroll
+    for (int k = 0; k < n / 2; ++k) {
+      const float send = up ? dot[k] : dot[k + n / 2];
+      const float keep = up ? dot[k + n / 2] : dot[k];
+      dot[k] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+    }
+    if (up) head += n / 2;
+  }
+  float r = dot[0];
+  for (; o > 0; o >>= 1) r += __shfl_xor_sync(0xffffffffu, r, o);
+  return r;
 }
 
 // The keys [lo, p] a query token attends to.
@@ -171,6 +197,7 @@ __global__ void __launch_bounds__(W * 32)
     for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] * qscale : 0.0f;
 
   const int64_t head_off = static_cast<int64_t>(g) * D + d0;
+  const bool halving = sp.halving && GC <= lk;
   const int step = W * kpw;
   auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[U]) {
 #pragma unroll
@@ -198,10 +225,16 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
         for (int j = 0; j < 8; ++j) dot[h] += qv[h][j] * rows[u].get(j);
       }
+      const int j = base + u * step + warp * kpw + kk;
+      if (PIPE && halving) {  // (shuffles: a quarter of the loop's issue slots at GC 4)
+        int head;
+        const float r = sum_heads_halving<GC>(dot, lk, sub, head);
+        if ((sub & (lk / GC - 1)) == 0 && j < cached) sc[head * sp.chunk + j] = r;
+        continue;
+      }
       for (int o = lk / 2; o > 0; o >>= 1)
 #pragma unroll
         for (int h = 0; h < GC; ++h) dot[h] += __shfl_xor_sync(0xffffffffu, dot[h], o);
-      const int j = base + u * step + warp * kpw + kk;
       if (sub == 0 && j < cached)
 #pragma unroll
         for (int h = 0; h < GC; ++h) sc[h * sp.chunk + j] = dot[h];
@@ -462,7 +495,7 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     throw Error(Code::internal, "token_attention: the rotary embedding needs new_k and an even rotary_dim <= head_dim");
   if (rope) counters = nullptr;  // the combine kernel runs anyway (it rotates q and k in place)
   Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v, rope != nullptr,
-           rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};
+           (g_attention_mode & kHalvingSums) != 0, rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};
   if (plan.splits > 1)
     sp.ws_ml = workspace + static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits * a.head_dim;
   switch (plan.group) {
@@ -482,6 +515,6 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 int decode_attention_mode() { return g_attention_mode; }
 int decode_attention_split_blocks() { return g_split_blocks_per_sm; }
 void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
-void set_decode_attention_mode(int mode) { g_attention_mode = mode & 31; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 63; }
 
 }  // namespace banyan::kernels::cuda

@@ -142,7 +142,7 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// each token's own key and value from them. With rope (and new_k), q and k are not
 /// rotated yet: the kernel rotates them as it reads them, and its combine kernel
 /// leaves them rotated in place, as rotary() would have (one launch less).
-/// How decode attention runs (for A/B runs; default 29, attention_decode.cu): bit 0, the
+/// How decode attention runs (for A/B runs; default 61, attention_decode.cu): bit 0, the
 /// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
 /// last split block combines (else a combine kernel after it). Captured graphs keep
 /// the mode they were captured with.
@@ -151,13 +151,15 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// block's cache slots resolved into shared memory first, eight rows per lane per
 /// batch, the first value rows issued before the softmax); bit 4, wide blocks (16
 /// warps reading a short context in one split where the grid has fewer blocks than
-/// SMs: no combine kernel).
+/// SMs: no combine kernel); bit 5, the scores' lane sums by halving (with bit 3:
+/// sum_heads_halving in attention_decode.cu).
 enum DecodeAttentionMode {
   kAttentionWritesCache = 1,
   kLastBlockCombine = 2,
   kRopeInAttention = 4,
   kPipelinedLoads = 8,
-  kWideBlocks = 16
+  kWideBlocks = 16,
+  kHalvingSums = 32
 };
 int decode_attention_mode();
 /// Blocks per SM that the token kernel's split-KV plan aims for (default 2): more
