@@ -45,9 +45,10 @@ int initial_attention_mode() {
   if (e && *e) {
     char* end = nullptr;
     const long m = std::strtol(e, &end, 10);
-    if (*end == '\0' && m >= 0 && m <= 63) return static_cast<int>(m);
+    if (*end == '\0' && m >= 0 && m <= 127) return static_cast<int>(m);
   }
-  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads | kWideBlocks | kHalvingSums;
+  return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads | kWideBlocks | kHalvingSums |
+         kEarlyLayout;
 }
 int g_attention_mode = initial_attention_mode();
 // Blocks per SM the split-KV plan aims for (set_decode_attention_split_blocks).
@@ -64,20 +65,26 @@ struct Split {
   // staged; the combine kernel then rotates q and k in place (rotary()'s result).
   bool rotate;
   bool halving;  // sum_heads_halving for the scores (mode bit 5, pipelined loads)
+  bool early_layout;  // layout reads before pdl_wait (mode bit 6, pipelined loads)
   RotaryArgs rope;
   uint16_t* rot_q;
   uint16_t* rot_k;
 };
 
-// Element d of a head x (bf16), rotated when d < rotary_dim (token t).
-__device__ __forceinline__ float head_value(const Split& sp, const uint16_t* x, int64_t t, int d) {
+// Element d of a head x (bf16), rotated when d < rotary_dim (token t). cs: the
+// pairs' cos and sin (rope_cos_sin) staged in shared memory, or null.
+__device__ __forceinline__ float head_value(const Split& sp, const uint16_t* x, int64_t t, int d,
+                                            const float* cs) {
   if (!sp.rotate || d >= sp.rope.rotary_dim) return bf2f(x[d]);
   const int half = sp.rope.rotary_dim / 2;
   const int i = sp.rope.neox ? (d < half ? d : d - half) : d / 2;
   int i0, i1;
   rope_pair(sp.rope, i, i0, i1);
   float x0 = bf2f(x[i0]), x1 = bf2f(x[i1]);
-  rope_rotate(sp.rope, t, i, x0, x1);
+  if (cs)
+    rope_apply(cs[2 * i], cs[2 * i + 1], x0, x1);
+  else
+    rope_rotate(sp.rope, t, i, x0, x1);
   return d == i0 ? x0 : x1;
 }
 
@@ -128,12 +135,19 @@ __global__ void __launch_bounds__(W * 32)
   constexpr int kT = W * 32;
   extern __shared__ float smem[];
   pdl_launch_dependents();
-  pdl_wait();
+  // PIPE with early_layout: what depends on the step's layout only (the keys'
+  // slots, the rotary cos/sin) is read before the wait, while the kernel before still
+  // runs; the layout is uploaded before the step's first kernel.
+  const bool early = PIPE && sp.early_layout;
+  if (!early) pdl_wait();
   const int t = blockIdx.x, h0 = blockIdx.y * GC, split = blockIdx.z;
   const int D = a.head_dim, Hq = a.num_heads, g = h0 / (Hq / a.num_kv_heads);
   const QueryRange qr = query_range(a, t);
   const int begin = qr.lo + split * sp.chunk;
-  if (begin > qr.p) return;
+  if (begin > qr.p) {
+    if (early) pdl_wait();
+    return;
+  }
   const int len = min(qr.p + 1, begin + sp.chunk) - begin;
   const int64_t slot_stride = static_cast<int64_t>(a.num_kv_heads) * D;
   // With new_k, the split that holds position p (always its last row) takes key and
@@ -151,18 +165,29 @@ __global__ void __launch_bounds__(W * 32)
   // [chunk]: the cache slot of each cached key (PIPE); 8-byte aligned (every size
   // above is even).
   int64_t* slot_s = reinterpret_cast<int64_t*>(kv_s + 2 * D);
+  // [rotary_dim / 2, 2] (PIPE): cos and sin of each rotary pair for token t.
+  float* cs_s = reinterpret_cast<float*>(slot_s + sp.chunk);
   constexpr int U = PIPE ? 8 : kUnroll;  // rows per lane per batch
+  const float* cs = nullptr;
+  if (PIPE) {
+    for (int j = threadIdx.x; j < cached; j += kT) slot_s[j] = slot_of(a, qr.table, begin + j);
+    if (sp.rotate) {
+      for (int i = threadIdx.x; i < sp.rope.rotary_dim / 2; i += kT)
+        rope_cos_sin(sp.rope, t, i, cs_s[2 * i], cs_s[2 * i + 1]);
+      cs = cs_s;
+    }
+    __syncthreads();
+    if (early) pdl_wait();
+  }
 
   const float qscale = a.scale * kLog2e;  // scores in log2 units: exp2 below
   for (int i = threadIdx.x; i < GC * D; i += kT)
-    q_s[i] = head_value(sp, q + (static_cast<int64_t>(t) * Hq + h0 + i / D) * D, t, i % D);
+    q_s[i] = head_value(sp, q + (static_cast<int64_t>(t) * Hq + h0 + i / D) * D, t, i % D, cs);
   if (own)  // staged with q: no load on the path after the cached rows
     for (int i = threadIdx.x; i < 2 * D; i += kT) {
       const int64_t head = t * slot_stride + static_cast<int64_t>(g) * D;
-      kv_s[i] = i < D ? head_value(sp, sp.new_k + head, t, i) : bf2f(sp.new_v[head + i - D]);
+      kv_s[i] = i < D ? head_value(sp, sp.new_k + head, t, i, cs) : bf2f(sp.new_v[head + i - D]);
     }
-  if (PIPE)
-    for (int j = threadIdx.x; j < cached; j += kT) slot_s[j] = slot_of(a, qr.table, begin + j);
   __syncthreads();
   // One split with the rotary embedding: no combine kernel follows, so this block
   // leaves its q heads rotated in place, as rotary() would (it alone reads them; the
@@ -400,7 +425,7 @@ __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out
 size_t smem_bytes(int gc, int head_dim, int chunk, bool pipelined, int warps) {
   return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + warps) +
                           static_cast<size_t>(gc) * chunk + 2 * gc + 2 * head_dim) +
-         (pipelined ? sizeof(int64_t) * static_cast<size_t>(chunk) : 0);
+         (pipelined ? sizeof(int64_t) * static_cast<size_t>(chunk) + sizeof(float) * head_dim : 0);
 }
 
 template <int GC, bool PIPE, int W>
@@ -447,10 +472,10 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
   splits = std::clamp<int64_t>(splits, 1, (max_keys + 31) / 32);
   int64_t chunk = ((max_keys + splits - 1) / splits + 31) / 32 * 32;
   // The scores of one split (and with pipelined loads its keys' slots, two floats'
-  // worth each) live in shared memory.
+  // worth each, and the rotary cos/sin) live in shared memory.
   const int64_t room = (static_cast<int64_t>(kMaxSmem) / 4 -
                         static_cast<int64_t>(p.group) * a.head_dim * (1 + kWarps) - 2 * p.group -
-                        2 * a.head_dim) /
+                        3 * a.head_dim) /
                        (p.group + 2);
   chunk = std::min<int64_t>(chunk, std::min<int64_t>(room / 32 * 32, 2048));
   p.chunk = static_cast<int32_t>(chunk);
@@ -495,7 +520,8 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     throw Error(Code::internal, "token_attention: the rotary embedding needs new_k and an even rotary_dim <= head_dim");
   if (rope) counters = nullptr;  // the combine kernel runs anyway (it rotates q and k in place)
   Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v, rope != nullptr,
-           (g_attention_mode & kHalvingSums) != 0, rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};
+           (g_attention_mode & kHalvingSums) != 0, (g_attention_mode & kEarlyLayout) != 0,
+           rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};
   if (plan.splits > 1)
     sp.ws_ml = workspace + static_cast<size_t>(a.num_tokens) * a.num_heads * plan.splits * a.head_dim;
   switch (plan.group) {
@@ -515,6 +541,6 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 int decode_attention_mode() { return g_attention_mode; }
 int decode_attention_split_blocks() { return g_split_blocks_per_sm; }
 void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
-void set_decode_attention_mode(int mode) { g_attention_mode = mode & 63; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 127; }
 
 }  // namespace banyan::kernels::cuda

@@ -158,7 +158,7 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
   // Every decode attention mode: the kernel writes the cache or kv_cache_write does;
   // the last split block combines or a kernel of its own does; loads pipelined or not.
   // wide blocks or not (short contexts of a few sequences).
-  for (int m : {3, 0, 1, 2, 8, 9, 11, 25, 27, 41, 59}) {
+  for (int m : {3, 0, 1, 2, 8, 9, 11, 25, 27, 41, 59, 105, 123}) {
     SCOPED_TRACE("mode " + std::to_string(m));
     set_decode_attention_mode(m);
     run({"decode gqa 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}, {1000, 1}}}, be, 11);
@@ -176,7 +176,7 @@ TEST_F(CudaAttention, DecodeBatchGqaWithSplitKv) {
 TEST_F(CudaAttention, DecodeWithRotaryInside) {
   Backends be;
   const int mode = decode_attention_mode();
-  for (int m : {5, 13, 29, 61}) {  // loads pipelined or not, wide blocks, halving sums
+  for (int m : {5, 13, 29, 61, 125}) {  // pipelined loads, wide blocks, halving sums, early layout
     SCOPED_TRACE("mode " + std::to_string(m));
     set_decode_attention_mode(m);
     Scenario a{"decode rope neox 32/8 d128", 32, 8, 128, {{0, 1}, {16, 1}, {99, 1}, {300, 1}}};

@@ -142,7 +142,7 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// each token's own key and value from them. With rope (and new_k), q and k are not
 /// rotated yet: the kernel rotates them as it reads them, and its combine kernel
 /// leaves them rotated in place, as rotary() would have (one launch less).
-/// How decode attention runs (for A/B runs; default 61, attention_decode.cu): bit 0, the
+/// How decode attention runs (for A/B runs; default 125, attention_decode.cu): bit 0, the
 /// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
 /// last split block combines (else a combine kernel after it). Captured graphs keep
 /// the mode they were captured with.
@@ -152,14 +152,16 @@ size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
 /// batch, the first value rows issued before the softmax); bit 4, wide blocks (16
 /// warps reading a short context in one split where the grid has fewer blocks than
 /// SMs: no combine kernel); bit 5, the scores' lane sums by halving (with bit 3:
-/// sum_heads_halving in attention_decode.cu).
+/// sum_heads_halving in attention_decode.cu); bit 6, the keys' slots and the rotary
+/// cos/sin read before waiting for the previous kernel (with bit 3).
 enum DecodeAttentionMode {
   kAttentionWritesCache = 1,
   kLastBlockCombine = 2,
   kRopeInAttention = 4,
   kPipelinedLoads = 8,
   kWideBlocks = 16,
-  kHalvingSums = 32
+  kHalvingSums = 32,
+  kEarlyLayout = 64
 };
 int decode_attention_mode();
 /// Blocks per SM that the token kernel's split-KV plan aims for (default 2): more

@@ -16,18 +16,27 @@ __device__ __forceinline__ void rope_pair(const RotaryArgs& a, int i, int& i0, i
   i1 = a.neox ? i + half : 2 * i + 1;
 }
 
-/// Rotates (x0, x1), the values at rope_pair(i), for token t; results are bf16-exact.
-__device__ __forceinline__ void rope_rotate(const RotaryArgs& a, int64_t t, int i, float& x0, float& x1) {
+/// cos and sin of pair i for token t, scaled and rounded to bf16 (they depend on the
+/// step's positions and frequencies only).
+__device__ __forceinline__ void rope_cos_sin(const RotaryArgs& a, int64_t t, int i, float& c, float& s) {
   const int half = a.rotary_dim / 2;
   const float* f = a.inv_freq + (a.freq_row ? static_cast<int64_t>(a.freq_row[t]) * half : 0);
-  float s, c;
   sincosf(static_cast<float>(a.positions[t]) * f[i], &s, &c);
   c = round_bf(c * a.scaling);
   s = round_bf(s * a.scaling);
+}
+/// Rotates (x0, x1) by rope_cos_sin's (c, s); results are bf16-exact.
+__device__ __forceinline__ void rope_apply(float c, float s, float& x0, float& x1) {
   const float y0 = round_bf(round_bf(x0 * c) - round_bf(x1 * s));
   const float y1 = round_bf(round_bf(x1 * c) + round_bf(x0 * s));
   x0 = y0;
   x1 = y1;
+}
+/// Rotates (x0, x1), the values at rope_pair(i), for token t; results are bf16-exact.
+__device__ __forceinline__ void rope_rotate(const RotaryArgs& a, int64_t t, int i, float& x0, float& x1) {
+  float c, s;
+  rope_cos_sin(a, t, i, c, s);
+  rope_apply(c, s, x0, x1);
 }
 
 /// Rotates pair i of the head x (bf16) in place, for token t.
