@@ -18,6 +18,8 @@
 // the GEMV splits rows over warps (cases decode_bN_gemv_blocks_K).
 // --attn-split: then the decode steps with each target of blocks per SM of the
 // decode attention's split-KV plan (cases decode_bN_attn_split_K).
+// --attn-group: then the decode steps with each cap on the query heads per block of
+// the decode attention (cases decode_bN_attn_group_G).
 // --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
 // that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N);
 // --gemv-bulk-prefetch: the same with bytes of one bulk prefetch per block
@@ -52,7 +54,7 @@ struct Options {
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
   bool pdl_ab = false, fuse_ab = false;
-  std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes, gemv_blocks, attn_split;
+  std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes, gemv_blocks, attn_split, attn_group;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -82,6 +84,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--attn-modes") o.attn_modes = int_list(value());
     else if (a == "--gemv-blocks") o.gemv_blocks = int_list(value());
     else if (a == "--attn-split") o.attn_split = int_list(value());
+    else if (a == "--attn-group") o.attn_group = int_list(value());
     else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
     else if (a == "--gemv-bulk-prefetch") o.gemv_bulk_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
@@ -370,6 +373,8 @@ int run(int argc, char** argv) {
         "attn", kAnyBatch);
   sweep(o.attn_split, kernels::cuda::decode_attention_split_blocks,
         kernels::cuda::set_decode_attention_split_blocks, "attn_split", kAnyBatch);
+  sweep(o.attn_group, kernels::cuda::decode_attention_max_group,
+        kernels::cuda::set_decode_attention_max_group, "attn_group", kAnyBatch);
   sweep(o.gemv_blocks, kernels::cuda::gemv_blocks_per_sm, kernels::cuda::gemv_set_blocks_per_sm,
         "gemv_blocks", kernels::cuda::kGemvMaxRows);
   const int prefetch = kernels::cuda::gemv_prefetch();

@@ -53,6 +53,8 @@ int initial_attention_mode() {
 int g_attention_mode = initial_attention_mode();
 // Blocks per SM the split-KV plan aims for (set_decode_attention_split_blocks).
 int g_split_blocks_per_sm = 2;
+// The cap on query heads per block (set_decode_attention_max_group).
+int g_max_group = 8;
 
 struct Split {
   int32_t chunk, splits;
@@ -463,7 +465,7 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
                                        " is not supported (a multiple of 8, at most 256)");
   SplitPlan p{};
   const int G = a.num_heads / a.num_kv_heads;
-  p.group = 8;
+  p.group = g_max_group;
   while (G % p.group) p.group >>= 1;
   int64_t max_keys = std::max(a.max_context_len, 1);
   if (a.sliding_window > 0) max_keys = std::min<int64_t>(max_keys, a.sliding_window);
@@ -489,6 +491,11 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
     p.warps = kWideWarps;
     p.splits = 1;
     p.chunk = static_cast<int32_t>((max_keys + 31) / 32 * 32);
+    // Still under a quarter of the SMs (one to four sequences of Llama-3-8B): one
+    // query head per block, G times the blocks; q and k then rotate first (more than
+    // one block per KV head). H100, b1: 180.1 -> 182.0 tok/s (bench/cuda/NOTES.md).
+    // Not with a cap set below 8 (set_decode_attention_max_group: the A/B).
+    if (g_max_group == 8 && base_blocks * 4 < num_sms) p.group = 1;
   }
   return p;
 }
@@ -540,6 +547,10 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
 
 int decode_attention_mode() { return g_attention_mode; }
 int decode_attention_split_blocks() { return g_split_blocks_per_sm; }
+int decode_attention_max_group() { return g_max_group; }
+void set_decode_attention_max_group(int heads) {
+  g_max_group = heads >= 8 ? 8 : heads >= 4 ? 4 : heads >= 2 ? 2 : 1;
+}
 void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
 void set_decode_attention_mode(int mode) { g_attention_mode = mode & 127; }
 

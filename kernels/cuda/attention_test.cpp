@@ -194,6 +194,12 @@ TEST_F(CudaAttention, DecodeWithRotaryInside) {
     Scenario d{"decode rope 32/8 d128, short contexts", 32, 8, 128, {{7, 1}, {150, 1}, {60, 1}}};
     d.rotary_dim = 128;
     run(d, be, 64);
+    // Eight sequences: wide blocks of four query heads (with fewer sequences the plan
+    // takes one query head per block, and the rotary kernel runs first).
+    Scenario w{"decode rope 32/8 d128, 8 short contexts", 32, 8, 128, {}};
+    for (int i = 0; i < 8; ++i) w.seqs.push_back({30 * i + 5, 1});
+    w.rotary_dim = 128;
+    run(w, be, 66);
     Scenario e{"decode rope 32/8 d128, 40 sequences", 32, 8, 128, {}};
     for (int i = 0; i < 40; ++i) e.seqs.push_back({3 * i, 1});
     e.rotary_dim = 128;

@@ -168,6 +168,10 @@ int decode_attention_mode();
 /// splits of fewer keys each (shorter dependent load chains), combined after.
 int decode_attention_split_blocks();
 void set_decode_attention_split_blocks(int blocks);
+/// The most query heads (sharing one KV head) one block serves (default 8; 1, 2, 4
+/// or 8): fewer heads per block, more blocks (each reads the KV head's rows).
+int decode_attention_max_group();
+void set_decode_attention_max_group(int heads);
 void set_decode_attention_mode(int mode);
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
                      float* workspace, int32_t* counters, const bf16_bits* new_k,
