@@ -170,6 +170,34 @@ __global__ void __launch_bounds__(W * 32)
   // [rotary_dim / 2, 2] (PIPE): cos and sin of each rotary pair for token t.
   float* cs_s = reinterpret_cast<float*>(slot_s + sp.chunk);
   constexpr int U = PIPE ? 8 : kUnroll;  // rows per lane per batch
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, vecs = D / 8;
+  int lk = 1;  // lanes per key row: a power of two >= D / 8
+  while (lk < vecs) lk <<= 1;
+  const int kpw = 32 / lk, sub = lane % lk, kk = lane / lk, d0 = sub * 8;
+  const bool active = sub < vecs;
+  const int64_t head_off = static_cast<int64_t>(g) * D + d0;
+  const bool halving = sp.halving && GC <= lk;
+  const int step = W * kpw;
+  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[U]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int j = base + u * step + warp * kpw + kk;
+      if (j < cached && active) {
+        const int64_t slot = PIPE ? slot_s[j] : slot_of(a, qr.table, begin + j);
+        rows[u] = load8(cache + slot * slot_stride + head_off);
+      } else {
+        rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
+      }
+    }
+  };
+
+  // The first batch of key rows, read before the wait where no kernel of this step
+  // writes the cache before this one (it writes the step's keys itself): the cached
+  // rows were written by earlier steps, before this step's layout was uploaded. Wide
+  // blocks only (a few sequences): H100 b1 +0.3%, while b16-b256 lost 0.2-0.4% with
+  // every block reading early (bench/cuda/NOTES.md, run g8).
+  const bool early_keys = early && sp.new_k != nullptr && W == kWideWarps;
+  Bf16x8 krows[U];
   const float* cs = nullptr;
   if (PIPE) {
     for (int j = threadIdx.x; j < cached; j += kT) slot_s[j] = slot_of(a, qr.table, begin + j);
@@ -179,6 +207,7 @@ __global__ void __launch_bounds__(W * 32)
       cs = cs_s;
     }
     __syncthreads();
+    if (early_keys) load_rows(a.k_cache, 0, krows);
     if (early) pdl_wait();
   }
 
@@ -212,37 +241,17 @@ __global__ void __launch_bounds__(W * 32)
         sp.rot_k[t * slot_stride + static_cast<int64_t>(g) * D + i] = f2bf(kv_s[i]);
   }
 
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, vecs = D / 8;
-  int lk = 1;  // lanes per key row: a power of two >= D / 8
-  while (lk < vecs) lk <<= 1;
-  const int kpw = 32 / lk, sub = lane % lk, kk = lane / lk, d0 = sub * 8;
-  const bool active = sub < vecs;
   float qv[GC][8];
 #pragma unroll
   for (int h = 0; h < GC; ++h)
 #pragma unroll
     for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] * qscale : 0.0f;
 
-  const int64_t head_off = static_cast<int64_t>(g) * D + d0;
-  const bool halving = sp.halving && GC <= lk;
-  const int step = W * kpw;
-  auto load_rows = [&](const uint16_t* cache, int base, Bf16x8 (&rows)[U]) {
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int j = base + u * step + warp * kpw + kk;
-      if (j < cached && active) {
-        const int64_t slot = PIPE ? slot_s[j] : slot_of(a, qr.table, begin + j);
-        rows[u] = load8(cache + slot * slot_stride + head_off);
-      } else {
-        rows[u] = Bf16x8{{0u, 0u, 0u, 0u}};
-      }
-    }
-  };
 
   // Scores.
   for (int base = 0; base < cached; base += step * U) {
-    Bf16x8 rows[U];
-    load_rows(a.k_cache, base, rows);
+    Bf16x8 (&rows)[U] = krows;
+    if (!early_keys || base > 0) load_rows(a.k_cache, base, rows);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       float dot[GC];
