@@ -12,8 +12,8 @@
 // (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
 // --fuse-ab: then the decode steps and prefills again with q/k/v and gate/up as
 // separate products (cases ..._unfused; the default runs them as the runtime does).
-// --attn-modes: then the decode steps with each decode attention mode (bit 0: the
-// kernel writes the cache, bit 1: last-block combine; cases decode_bN_attn_M).
+// --attn-modes: then the decode steps with each decode attention mode (the bits of
+// kernels::cuda::DecodeAttentionMode; cases decode_bN_attn_M).
 // --gemv-blocks: then the decode steps with each count of blocks per SM below which
 // the GEMV splits rows over warps (cases decode_bN_gemv_blocks_K).
 // --attn-split: then the decode steps with each target of blocks per SM of the

@@ -2,8 +2,8 @@
 // head_dim the tensor-core kernel does not take). Block (token, head group, split):
 // up to 8 query heads that share one KV head (GQA) read each cached key and value
 // row once; the keys of a long context are split across blocks (split-KV) whose
-// partial results a combine kernel merges (or, mode bit 2, the last block of each
-// (token, head group) to finish). Per split: scores into shared memory, softmax
+// partial results a combine kernel merges; a few short contexts take wide blocks of
+// 16 warps and one split instead (mode bit 4). Per split: scores into shared memory, softmax
 // statistics, then the weighted sum of V, all in f32. For decode steps (one query
 // token per sequence) the kernel also writes the step's keys and values into the
 // cache, reading each token's own from the step's k and v, and may apply the rotary
@@ -45,7 +45,7 @@ int initial_attention_mode() {
   if (e && *e) {
     char* end = nullptr;
     const long m = std::strtol(e, &end, 10);
-    if (*end == '\0' && m >= 0 && m <= 127) return static_cast<int>(m);
+    if (*end == '\0' && m >= 0 && m <= 127) return static_cast<int>(m) & ~2;
   }
   return kAttentionWritesCache | kRopeInAttention | kPipelinedLoads | kWideBlocks | kHalvingSums |
          kEarlyLayout;
@@ -60,7 +60,6 @@ struct Split {
   int32_t chunk, splits;
   float* ws_o;        // [T, Hq, splits, D]
   float* ws_ml;       // [T, Hq, splits, 2]
-  int32_t* counters;  // [T, Hq / GC]: splits done, back to 0 by the combining block
   const uint16_t* new_k;  // the step's k and v when the kernel writes the cache
   const uint16_t* new_v;
   // Rotary embedding applied here (new_k set): q and the new k rotate as they are
@@ -374,37 +373,11 @@ __global__ void __launch_bounds__(W * 32)
       }
     }
   }
-  if (sp.splits == 1 || !sp.counters) return;  // no counters: combine_kernel follows
-
-  // The last of the token's splits to finish combines them for its heads:
-  // out = sum_i o_i 2^(m_i - M) / sum_i l_i 2^(m_i - M), over the splits that ran.
-  __shared__ bool last;
-  __threadfence();  // this block's partials are visible before it counts itself
-  __syncthreads();
-  const int used = (qr.p - qr.lo + 1 + sp.chunk - 1) / sp.chunk;
-  int32_t* counter = sp.counters + static_cast<int64_t>(t) * (Hq / GC) + blockIdx.y;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == used - 1;
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < GC * D; i += kT) {
-    const int h = i / D, d = i % D;
-    const int64_t first = (static_cast<int64_t>(t) * Hq + h0 + h) * sp.splits;
-    float M = -INFINITY;
-    for (int s = 0; s < used; ++s) M = fmaxf(M, __ldcg(sp.ws_ml + 2 * (first + s)));
-    float L = 0.0f, o = 0.0f;
-    for (int s = 0; s < used; ++s) {
-      const float w = exp2f(__ldcg(sp.ws_ml + 2 * (first + s)) - M);
-      L += __ldcg(sp.ws_ml + 2 * (first + s) + 1) * w;
-      o += __ldcg(sp.ws_o + (first + s) * D + d) * w;
-    }
-    out[(static_cast<int64_t>(t) * Hq + h0 + h) * D + d] = f2bf(o / L);
-  }
-  if (threadIdx.x == 0) *counter = 0;  // ready for the next launch (graph replays)
 }
 
-// Combines the splits of one (token, head) in a kernel of its own (the A/B of the
-// last-block combine, set_decode_attention_mode): the same sums.
+// Combines the splits of one (token, head): out = sum_i o_i 2^(m_i - M) /
+// sum_i l_i 2^(m_i - M) over the splits that ran (a last-block combine inside the
+// attention kernel, a fence and an atomic per block, measured slower: NOTES).
 __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out) {
   pdl_launch_dependents();
   pdl_wait();
@@ -515,13 +488,8 @@ size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan) {
          (a.head_dim + 2);
 }
 
-size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan) {
-  if (plan.splits <= 1) return 0;
-  return static_cast<size_t>(a.num_tokens) * static_cast<size_t>(a.num_heads / plan.group);
-}
-
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
-                     float* workspace, int32_t* counters, const bf16_bits* new_k,
+                     float* workspace, const bf16_bits* new_k,
                      const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream,
                      const RotaryArgs* rope) {
   if (a.num_tokens <= 0) return;
@@ -529,13 +497,11 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     throw Error(Code::internal, "token_attention: new_k and new_v go together");
   if (new_k && a.max_query_len != 1)
     throw Error(Code::internal, "token_attention: writes the cache only for one query token per sequence");
-  if (plan.splits > 1 && !counters && g_attention_mode & kLastBlockCombine)
-    throw Error(Code::internal, "token_attention: no split counters");
-  if (!(g_attention_mode & kLastBlockCombine)) counters = nullptr;
   if (rope && (!new_k || rope->rotary_dim <= 0 || rope->rotary_dim % 2 || rope->rotary_dim > a.head_dim))
     throw Error(Code::internal, "token_attention: the rotary embedding needs new_k and an even rotary_dim <= head_dim");
-  if (rope) counters = nullptr;  // the combine kernel runs anyway (it rotates q and k in place)
-  Split sp{plan.chunk, plan.splits, workspace, nullptr, counters, new_k, new_v, rope != nullptr,
+  if (rope && plan.splits == 1 && plan.group != a.num_heads / a.num_kv_heads)
+    throw Error(Code::internal, "token_attention: one split rotates in place only with one block per KV head");
+  Split sp{plan.chunk, plan.splits, workspace, nullptr, new_k, new_v, rope != nullptr,
            (g_attention_mode & kHalvingSums) != 0, (g_attention_mode & kEarlyLayout) != 0,
            rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};
   if (plan.splits > 1)
@@ -546,9 +512,7 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     case 2: launch<2>(q, a, plan, sp, out, stream); break;
     default: launch<1>(q, a, plan, sp, out, stream); break;
   }
-  if (rope && plan.splits == 1 && plan.group != a.num_heads / a.num_kv_heads)
-    throw Error(Code::internal, "token_attention: one split rotates in place only with one block per KV head");
-  if ((plan.splits > 1 && !counters) || (rope && plan.splits > 1))
+  if (plan.splits > 1)  // (which also leaves q and k rotated, with rope)
     launch_chained("token_attention combine", combine_kernel,
                    dim3(static_cast<unsigned>(a.num_tokens), static_cast<unsigned>(a.num_heads)),
                    128, 0, stream, a, sp, out);
@@ -561,6 +525,6 @@ void set_decode_attention_max_group(int heads) {
   g_max_group = heads >= 8 ? 8 : heads >= 4 ? 4 : heads >= 2 ? 2 : 1;
 }
 void set_decode_attention_split_blocks(int blocks) { g_split_blocks_per_sm = std::clamp(blocks, 1, 64); }
-void set_decode_attention_mode(int mode) { g_attention_mode = mode & 127; }
+void set_decode_attention_mode(int mode) { g_attention_mode = mode & 127 & ~2; }
 
 }  // namespace banyan::kernels::cuda

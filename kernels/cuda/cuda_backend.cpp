@@ -50,7 +50,6 @@ struct CudaBackend::Impl {
   size_t staging_used = 0;
   Event staging_done;       // recorded after the latest staged copy
   DeviceMemory attn_ws;     // split-KV partial results
-  DeviceMemory attn_counters;  // split-KV counters (zero between launches)
   DeviceMemory convert_ws;  // raw checkpoint bytes awaiting conversion
   SamplingOp sampling;      // the sampling op's scratch
   bool capturing = false;
@@ -69,17 +68,6 @@ struct CudaBackend::Impl {
       ++graph_epoch;
     }
     return attn_ws.as<float>();
-  }
-  int32_t* counters(size_t count) {
-    const size_t bytes = count * sizeof(int32_t);
-    if (bytes > attn_counters.size()) {
-      not_capturing("growing the attention counters");
-      BANYAN_CUDA_CHECK(cudaStreamSynchronize(stream.get()));
-      attn_counters = DeviceMemory(std::max(bytes, attn_counters.size() * 2));
-      BANYAN_CUDA_CHECK(cudaMemset(attn_counters.get(), 0, attn_counters.size()));
-      ++graph_epoch;
-    }
-    return attn_counters.as<int32_t>();
   }
 };
 
@@ -340,7 +328,6 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
   }
   const SplitPlan plan = plan_token_attention(a, num_sms());
   float* ws = impl_->workspace(token_attention_workspace(a, plan));
-  int32_t* counters = impl_->counters(token_attention_counters(a, plan));
   // Decode (one query token per sequence): the attention kernel writes the cache too.
   const bool fused_write =
       l.max_query_len == 1 && (kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache);
@@ -351,7 +338,7 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
     kernels::cuda::rotary(bf(q), p.num_heads, bf(k), p.num_kv_heads, l.num_tokens, *rope, stream());
     rope = nullptr;
   }
-  token_attention(bf(q), a, plan, ws, counters, fused_write ? bf(k) : nullptr,
+  token_attention(bf(q), a, plan, ws, fused_write ? bf(k) : nullptr,
                   fused_write ? bf(v) : nullptr, bf(out), stream(), fused_write ? rope : nullptr);
 }
 

@@ -132,31 +132,27 @@ struct SplitPlan {
 SplitPlan plan_token_attention(const PagedArgs& a, int num_sms);
 /// Bytes of f32 workspace the plan needs (0 when it has one split).
 size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan);
-/// i32 counters the plan needs (0 when it has one split); they must be zero before
-/// the first call and are zero again after each call.
-size_t token_attention_counters(const PagedArgs& a, const SplitPlan& plan);
-/// The splits of one (token, head group) are combined by the last of its blocks to
-/// finish (a counter per pair), in the same kernel. With new_k and new_v (the step's
-/// k, v [T, kv_heads * head_dim]; only when every sequence has one query token), the
-/// kernel also writes them into the caches (no kv_cache_write before it) and reads
-/// each token's own key and value from them. With rope (and new_k), q and k are not
-/// rotated yet: the kernel rotates them as it reads them, and its combine kernel
-/// leaves them rotated in place, as rotary() would have (one launch less).
-/// How decode attention runs (for A/B runs; default 125, attention_decode.cu): bit 0, the
-/// attention kernel writes the step's K/V (else kv_cache_write before it); bit 1, the
-/// last split block combines (else a combine kernel after it). Captured graphs keep
-/// the mode they were captured with.
-/// bit 2, the rotary embedding inside decode attention when the plan has splits
-/// (attention_rotary; else the rotary kernel first); bit 3, pipelined loads (the
-/// block's cache slots resolved into shared memory first, eight rows per lane per
-/// batch, the first value rows issued before the softmax); bit 4, wide blocks (16
-/// warps reading a short context in one split where the grid has fewer blocks than
-/// SMs: no combine kernel); bit 5, the scores' lane sums by halving (with bit 3:
-/// sum_heads_halving in attention_decode.cu); bit 6, the keys' slots and the rotary
-/// cos/sin read before waiting for the previous kernel (with bit 3).
+/// token_attention: the splits of one (token, head group) are merged by a combine
+/// kernel after the attention kernel. With new_k and new_v (the step's k, v [T,
+/// kv_heads * head_dim]; only when every sequence has one query token), the kernel also
+/// writes them into the caches (no kv_cache_write before it) and reads each token's
+/// own key and value from them. With rope (and new_k), q and k are not rotated yet: the
+/// kernel rotates them as it reads them and leaves them rotated in place, as rotary()
+/// would have: the combine kernel does it when there are splits, else the attention
+/// kernel (the plan must then have one block per KV head).
+/// How decode attention runs (A/B switches; default 125, attention_decode.cu): bit 0,
+/// the attention kernel writes the step's K/V (else kv_cache_write before it); bit 1
+/// unused (was a last-block combine, measured slower and removed); bit 2, the rotary
+/// embedding inside decode attention (attention_rotary; else the rotary kernel first);
+/// bit 3, pipelined loads (the block's cache slots resolved into shared memory first,
+/// eight rows per lane per batch, the first value rows issued before the softmax); bit
+/// 4, wide blocks (16 warps reading a short context in one split where the grid has
+/// fewer blocks than SMs: no combine kernel); bit 5, the scores' lane sums by halving
+/// (with bit 3: sum_heads_halving in attention_decode.cu); bit 6, the keys' slots and
+/// the rotary cos/sin read before waiting for the previous kernel (with bit 3).
+/// Captured graphs keep the mode they were captured with.
 enum DecodeAttentionMode {
   kAttentionWritesCache = 1,
-  kLastBlockCombine = 2,
   kRopeInAttention = 4,
   kPipelinedLoads = 8,
   kWideBlocks = 16,
@@ -174,7 +170,7 @@ int decode_attention_max_group();
 void set_decode_attention_max_group(int heads);
 void set_decode_attention_mode(int mode);
 void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& plan,
-                     float* workspace, int32_t* counters, const bf16_bits* new_k,
+                     float* workspace, const bf16_bits* new_k,
                      const bf16_bits* new_v, bf16_bits* out, cudaStream_t stream,
                      const RotaryArgs* rope = nullptr);
 
