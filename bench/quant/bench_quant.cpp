@@ -10,6 +10,12 @@
 //   banyan_bench_quant [--model models/demo] [--corpus .cache/corpus]
 //     [--methods none,int8,int4,nf4,nf4_double,fp8,fp8_channel] [--group-size 64]
 //     [--threads 0] [--new-tokens 64] [--ppl-windows 0] [--gemv-reps 0] [--out FILE.json]
+//     [--device cpu] [--decode-batches 1,8] [--ppl 1] [--random-llama 8b|tiny]
+//  - --device cuda runs the models on the GPU (decode steps of one token per sequence
+//    replay CUDA graphs after the first two, as in the engine); --random-llama writes a
+//    random checkpoint of Llama-3-8B's shape (8b: 32 layers, 16 GB in a temporary
+//    directory, removed after) or a tiny one and measures it instead of --model (no
+//    tokenizer: perplexity off); --decode-batches picks the batch sizes.
 //  - with --gemv-reps R: also the linear layers of one Llama-3-8B layer (random
 //    weights, 218M parameters, far beyond the caches) at 1 and 8 rows, R times each:
 //    there decode is bound by memory, as on large models.
@@ -22,6 +28,7 @@
 #include "kernels/cpu/kernels.h"
 #include "core/runtime/greedy.h"
 #include "core/runtime/model_runner.h"
+#include "core/runtime/random_checkpoint.h"
 #include "core/runtime/weight_store.h"
 #include "core/tokenizer/tokenizer.h"
 
@@ -36,8 +43,11 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
+
+#include <unistd.h>
 
 using namespace banyan;
 using namespace banyan::core;
@@ -51,7 +61,34 @@ constexpr int kWindow = 256;
 struct Args {
   fs::path model = "models/demo", corpus = ".cache/corpus", out;
   std::string methods = "none,int8,int4,nf4,nf4_double,fp8,fp8_channel";
+  std::string device = "cpu", decode_batches = "1,8", random_llama;
   int group_size = 64, threads = 0, new_tokens = 64, ppl_windows = 0, gemv_reps = 0;
+  bool ppl = true;
+};
+
+/// A random Llama checkpoint in a temporary directory, removed when done.
+struct RandomModel {
+  explicit RandomModel(const std::string& size) {
+    RandomLlamaSpec s;
+    if (size == "8b") {  // Llama-3-8B's shape
+      s.hidden = 4096, s.intermediate = 14336, s.layers = 32, s.heads = 32, s.kv_heads = 8;
+      s.vocab = 128256, s.max_position = 8192;
+    } else if (size == "tiny") {
+      s.hidden = 256, s.intermediate = 512, s.layers = 2, s.heads = 4, s.kv_heads = 2;
+    } else {
+      throw Error("--random-llama: 8b or tiny, not " + size);
+    }
+    s.fast = true;
+    dir = fs::temp_directory_path() / ("banyan_bench_quant_" + size + "_" + std::to_string(::getpid()));
+    write_random_llama(dir, s);
+  }
+  ~RandomModel() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  RandomModel(const RandomModel&) = delete;
+  RandomModel& operator=(const RandomModel&) = delete;
+  fs::path dir;
 };
 
 // variant -> (plugin, options JSON)
@@ -287,6 +324,10 @@ int main(int argc, char** argv) {
     else if (k == "--ppl-windows") a.ppl_windows = std::stoi(v);
     else if (k == "--out") a.out = v;
     else if (k == "--gemv-reps") a.gemv_reps = std::stoi(v);
+    else if (k == "--device") a.device = v;
+    else if (k == "--decode-batches") a.decode_batches = v;
+    else if (k == "--ppl") a.ppl = v != "0";
+    else if (k == "--random-llama") a.random_llama = v;
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 2;
@@ -296,18 +337,31 @@ int main(int argc, char** argv) {
     set_log_level("warn");
     PluginHost plugins;
     plugins.scan(PluginHost::default_search_paths());
-    const Tokenizer tok = Tokenizer::load(a.model);
-    std::vector<int32_t> stream;
-    for (const auto& e : heldout_fortunes(a.corpus)) {
-      stream.push_back(1);  // <|bos|>
-      for (int32_t t : tok.encode(e, false)) stream.push_back(t);
-      stream.push_back(2);  // <|eos|>
+    std::optional<RandomModel> random;
+    if (!a.random_llama.empty()) {
+      random.emplace(a.random_llama);
+      a.model = random->dir;
+      a.ppl = false;  // random weights, no tokenizer
     }
-    std::cerr << "held-out stream: " << stream.size() << " tokens, " << (stream.size() - 1) / kWindow
-              << " windows of " << kWindow << "\n";
+    std::vector<int32_t> stream;
+    if (a.ppl) {
+      const Tokenizer tok = Tokenizer::load(a.model);
+      for (const auto& e : heldout_fortunes(a.corpus)) {
+        stream.push_back(1);  // <|bos|>
+        for (int32_t t : tok.encode(e, false)) stream.push_back(t);
+        stream.push_back(2);  // <|eos|>
+      }
+      std::cerr << "held-out stream: " << stream.size() << " tokens, " << (stream.size() - 1) / kWindow
+                << " windows of " << kWindow << "\n";
+    }
+    std::vector<int> batches;
+    for (const auto& b : split(a.decode_batches, ',')) batches.push_back(std::stoi(b));
+    if (batches.empty()) throw Error("--decode-batches: no batch size");
+    const int max_batch = *std::max_element(batches.begin(), batches.end());
 
     nlohmann::json results = nlohmann::json::array();
-    double base_ppl = 0, base_b1 = 0;
+    double base_ppl = 0;
+    std::map<int, double> base_tok_s;  // bf16's decode tokens/s per batch
     for (const auto& variant : split(a.methods, ',')) {
       const auto it = kVariants.find(variant);
       if (it == kVariants.end()) throw Error("unknown variant " + variant);
@@ -319,19 +373,21 @@ int main(int argc, char** argv) {
       Quantization q = make_quantization(plugins, qo);
       ModelRunnerOptions o;
       o.model_dir = a.model;
-      o.num_blocks = 128;
+      o.device = a.device;
+      // Blocks for every sequence of the largest batch (32-token prompts), 16 tokens each.
+      o.num_blocks = std::max(128, max_batch * ((32 + a.new_tokens + 15) / 16 + 1));
       o.cpu.threads = a.threads;
       o.linear_factories = q.factories;
       o.linear_group_factories = q.group_factories;
       auto t0 = Clock::now();
       ModelRunner runner(plugins, o);
       const double load_s = seconds_since(t0);
-      const double ppl = std::exp(mean_nll(runner, stream, a.ppl_windows));
-      const double b1 = 1.0 / decode_step_seconds(runner, 1, a.new_tokens, 32);
-      const double b8 = 8.0 / decode_step_seconds(runner, 8, a.new_tokens, 32);
+      const double ppl = a.ppl ? std::exp(mean_nll(runner, stream, a.ppl_windows)) : 0.0;
+      std::map<int, double> tok_s;
+      for (int b : batches) tok_s[b] = b / decode_step_seconds(runner, b, a.new_tokens, 32);
       if (variant == "none") {
         base_ppl = ppl;
-        base_b1 = b1;
+        base_tok_s = tok_s;
       }
       // Linear layers of the decoder blocks: quantized bytes, or bf16 bytes when "none".
       uint64_t linear_bytes = q.stats->device_bytes, bf16_bytes = q.stats->source_bytes;
@@ -353,14 +409,17 @@ int main(int argc, char** argv) {
                           {"linear_bytes", linear_bytes},
                           {"linear_bf16_bytes", bf16_bytes},
                           {"bits_per_weight", bits},
-                          {"other_weight_bytes", runner.weights().device_bytes()},
-                          {"decode_tok_s_b1", b1},
-                          {"decode_tok_s_b8", b8},
-                          {"heldout_ppl", ppl}};
+                          {"other_weight_bytes", runner.weights().device_bytes()}};
+      if (a.ppl) r["heldout_ppl"] = ppl;
       if (base_ppl > 0) r["ppl_vs_bf16"] = ppl / base_ppl;
-      if (base_b1 > 0) r["speed_b1_vs_bf16"] = b1 / base_b1;
-      std::cout << variant << ": ppl " << ppl << ", decode b1 " << b1 << " tok/s, b8 " << b8
-                << " tok/s, linear weights " << linear_bytes << " B (" << bits << " bits/weight; bf16 "
+      std::cout << variant << ":";
+      if (a.ppl) std::cout << " ppl " << ppl << ",";
+      for (const auto& [b, t] : tok_s) {
+        r["decode_tok_s_b" + std::to_string(b)] = t;
+        if (base_tok_s.count(b)) r["speed_b" + std::to_string(b) + "_vs_bf16"] = t / base_tok_s[b];
+        std::cout << " decode b" << b << " " << t << " tok/s,";
+      }
+      std::cout << " linear weights " << linear_bytes << " B (" << bits << " bits/weight; bf16 "
                 << bf16_bytes << " B), load " << load_s << " s\n";
       results.push_back(r);
     }
@@ -369,13 +428,15 @@ int main(int argc, char** argv) {
       if (a.threads > 0) omp_set_num_threads(a.threads);
       for (int M : {1, 8}) gemv["M" + std::to_string(M)] = gemv_bench(plugins, split(a.methods, ','), M, a.gemv_reps);
     }
-    nlohmann::json doc = {{"model", a.model.string()},
+    nlohmann::json doc = {{"model", random ? "random llama " + a.random_llama : a.model.string()},
+                          {"device", a.device},
                           {"gemv_llama3_8b_layer", gemv},
                           {"threads", a.threads},
                           {"new_tokens", a.new_tokens},
                           {"heldout_tokens", stream.size()},
-                          {"ppl_windows", a.ppl_windows > 0 ? a.ppl_windows
-                                                            : static_cast<int>((stream.size() - 1) / kWindow)},
+                          {"ppl_windows", !a.ppl ? 0
+                                          : a.ppl_windows > 0 ? a.ppl_windows
+                                                              : static_cast<int>((stream.size() - 1) / kWindow)},
                           {"results", results}};
     if (!a.out.empty()) std::ofstream(a.out) << doc.dump(1) << "\n";
   } catch (const std::exception& e) {
