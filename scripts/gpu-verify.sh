@@ -10,6 +10,8 @@
 #                 (BENCH_ARGS: more arguments, e.g. "--fuse-ab")
 #   serve.txt     `banyan serve --device cuda` with the demo adapters: greedy and sampled
 #                 completions per adapter over curl, /metrics
+#   quant_decode.json  (QUANT_DECODE=1) banyan_bench_quant's whole-model decode per
+#                 quantizer on a random Llama-3-8B-shaped checkpoint (QUANT_METHODS)
 # into $OUT (default build/gpu-out); SUITES (e.g. "engine adapters") runs only those;
 # EXTRA_TARGETS are built too (e.g. banyan_bench_lora_gpu).
 # Every step's time is cut to what BUDGET (seconds, default 540) leaves. The top-level configure needs PCRE2 headers, which the GPU
@@ -28,7 +30,7 @@ source scripts/gpu-env.sh  # PCRE2 for the configure
 # The server, every in-tree plugin (target banyan_<kind>_<name>) and the suites below.
 plugins=$(for d in plugins/*/*/; do [[ -f $d/CMakeLists.txt ]] && d=${d%/} && echo "banyan_$(basename "$(dirname "$d")")_$(basename "$d")"; done)
 suites="${SUITES:-kernels_cuda runtime engine adapters quant}"  # SUITES: a subset of these
-targets="${BENCH:+banyan_bench_cuda }banyan $plugins ${EXTRA_TARGETS:-}"
+targets="${BENCH:+banyan_bench_cuda }${QUANT_DECODE:+banyan_bench_quant }banyan $plugins ${EXTRA_TARGETS:-}"
 for x in $suites; do targets="$targets banyan_${x}_tests"; done
 {
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBANYAN_CUDA=ON \
@@ -83,6 +85,11 @@ if [[ -x $bin/banyan ]] && (( $(left) > 40 )); then
 fi
 if [[ -n ${BENCH:-} && -x $bin/banyan_bench_cuda ]] && (( $(left) > 90 )); then
   timeout $(( $(left) - 10 )) "$bin/banyan_bench_cuda" --out "$out/cuda_bench.json" ${BENCH_ARGS:-} 2>&1 | tail -n 20 || status=1
+fi
+if [[ -n ${QUANT_DECODE:-} && -x $bin/banyan_bench_quant ]] && (( $(left) > 120 )); then
+  timeout $(( $(left) - 10 )) "$bin/banyan_bench_quant" --random-llama 8b --device cuda \
+    --methods "${QUANT_METHODS:-none,int8,int4,nf4,fp8_channel}" --group-size 128 \
+    --decode-batches 1,64 --new-tokens 32 --out "$out/quant_decode.json" 2>&1 | tail -n 10 || status=1
 fi
 echo "done at ${SECONDS}s, status $status"
 exit $status
