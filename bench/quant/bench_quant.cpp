@@ -47,8 +47,6 @@
 #include <random>
 #include <sstream>
 
-#include <unistd.h>
-
 using namespace banyan;
 using namespace banyan::core;
 namespace fs = std::filesystem;
@@ -66,30 +64,14 @@ struct Args {
   bool ppl = true;
 };
 
-/// A random Llama checkpoint in a temporary directory, removed when done.
-struct RandomModel {
-  explicit RandomModel(const std::string& size) {
-    RandomLlamaSpec s;
-    if (size == "8b") {  // Llama-3-8B's shape
-      s.hidden = 4096, s.intermediate = 14336, s.layers = 32, s.heads = 32, s.kv_heads = 8;
-      s.vocab = 128256, s.max_position = 8192;
-    } else if (size == "tiny") {
-      s.hidden = 256, s.intermediate = 512, s.layers = 2, s.heads = 4, s.kv_heads = 2;
-    } else {
-      throw Error("--random-llama: 8b or tiny, not " + size);
-    }
-    s.fast = true;
-    dir = fs::temp_directory_path() / ("banyan_bench_quant_" + size + "_" + std::to_string(::getpid()));
-    write_random_llama(dir, s);
-  }
-  ~RandomModel() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  RandomModel(const RandomModel&) = delete;
-  RandomModel& operator=(const RandomModel&) = delete;
-  fs::path dir;
-};
+// --random-llama: the checkpoint's shape.
+RandomLlamaSpec random_llama_spec(const std::string& size) {
+  if (size == "8b") return llama3_8b_spec();
+  if (size != "tiny") throw Error("--random-llama: 8b or tiny, not " + size);
+  RandomLlamaSpec s;
+  s.hidden = 256, s.intermediate = 512, s.layers = 2, s.heads = 4, s.kv_heads = 2;
+  return s;
+}
 
 // variant -> (plugin, options JSON)
 const std::map<std::string, std::pair<std::string, std::string>> kVariants = {
@@ -338,10 +320,10 @@ int main(int argc, char** argv) {
     set_log_level("warn");
     PluginHost plugins;
     plugins.scan(PluginHost::default_search_paths());
-    std::optional<RandomModel> random;
+    std::optional<TempRandomLlama> random;
     if (!a.random_llama.empty()) {
-      random.emplace(a.random_llama);
-      a.model = random->dir;
+      random.emplace(random_llama_spec(a.random_llama));
+      a.model = random->dir();
       a.ppl = false;  // random weights, no tokenizer
     }
     std::vector<int32_t> stream;

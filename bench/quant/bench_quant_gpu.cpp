@@ -46,8 +46,6 @@
 #include <random>
 #include <sstream>
 
-#include <unistd.h>
-
 using namespace banyan;
 using namespace banyan::core;
 
@@ -78,28 +76,12 @@ double best_ms(kernels::cuda::CudaBackend& cuda, int reps, int iters, const std:
   return best;
 }
 
-/// A one-layer Llama-3-8B-shaped checkpoint in a temporary directory, removed after.
-struct LayerCheckpoint {
-  LayerCheckpoint() {
-    dir = std::filesystem::temp_directory_path() / ("banyan_bench_quant_gpu_" + std::to_string(getpid()));
-    RandomLlamaSpec s;
-    s.hidden = 4096;
-    s.intermediate = 14336;
-    s.layers = 1;
-    s.heads = 32;
-    s.kv_heads = 8;
-    s.vocab = 256;
-    s.fast = true;
-    write_random_llama(dir, s);
-  }
-  ~LayerCheckpoint() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  LayerCheckpoint(const LayerCheckpoint&) = delete;
-  LayerCheckpoint& operator=(const LayerCheckpoint&) = delete;
-  std::filesystem::path dir;
-};
+/// One Llama-3-8B-shaped layer (a small vocabulary: only the layer is timed).
+RandomLlamaSpec layer_spec() {
+  RandomLlamaSpec s = llama3_8b_spec(1);
+  s.vocab = 256;
+  return s;
+}
 
 /// The projections of layer 0 as the runtime runs them (LinearRegistry and the
 /// method's factories; fusion as the registry's default).
@@ -205,8 +187,8 @@ int main(int argc, char** argv) {
       for (auto& e : x) e = kernels::cpu::f32_to_bf16(nd(rng));
       backend->upload(xbuf.data(), x.data(), x.size() * 2);
     }
-    std::optional<LayerCheckpoint> layer_ckpt;
-    if (layer_case) layer_ckpt.emplace();
+    std::optional<TempRandomLlama> layer_ckpt;
+    if (layer_case) layer_ckpt.emplace(layer_spec());
     StepArena arena(*backend);
     StepLayout layout;
     ForwardBatch batch;
@@ -235,7 +217,7 @@ int main(int argc, char** argv) {
         }
         // The runtime's layer: the registry over the checkpoint, with this method's factories.
         std::optional<RuntimeLayer> rt;
-        if (layer_ckpt) rt.emplace(plugins, *backend, layer_ckpt->dir, plugin, opts);
+        if (layer_ckpt) rt.emplace(plugins, *backend, layer_ckpt->dir(), plugin, opts);
         nlohmann::json per = nlohmann::json::object();
         for (const auto& b : bl) {
           const int64_t M = std::stoll(b);

@@ -170,6 +170,32 @@ void copy_as(const std::filesystem::path& src, const std::filesystem::path& dst,
   std::ofstream(dst / "model.safetensors.index.json") << index.dump();
 }
 
+// TempRandomLlama: the checkpoint it writes opens with as many parameters as it
+// reports, and its directory goes with it.
+TEST(RandomCheckpoint, TempRandomLlamaWritesAndRemovesItsDirectory) {
+  std::filesystem::path dir;
+  {
+    RandomLlamaSpec s = llama3_8b_spec(1);
+    EXPECT_EQ(s.layers, 1);
+    EXPECT_EQ(s.hidden / s.heads, 128);
+    s.hidden = 64, s.intermediate = 96, s.heads = 4, s.kv_heads = 2, s.vocab = 100;
+    const TempRandomLlama model(s);
+    dir = model.dir();
+    ASSERT_TRUE(std::filesystem::exists(dir / "config.json"));
+    const Checkpoint ckpt(dir);
+    int64_t params = 0;
+    for (const std::string& name : ckpt.names()) {
+      int64_t n = 1;
+      for (int64_t d : ckpt.get(name).shape) n *= d;
+      params += n;
+    }
+    EXPECT_EQ(params, model.params());
+    EXPECT_EQ(ckpt.get("model.layers.0.mlp.gate_proj.weight").shape, (std::vector<int64_t>{96, 64}));
+    EXPECT_EQ(ckpt.find("model.layers.1.mlp.gate_proj.weight"), nullptr);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
 TEST(ModelRunner, Bf16F16AndF32ShardedCopiesGiveTheSameModel) {
   TempDir dir;
   RandomLlamaSpec s;

@@ -7,7 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -105,6 +107,38 @@ int64_t write_random_llama(const std::filesystem::path& dir, const RandomLlamaSp
   if (!s.tie_embeddings) lin("lm_head", s.vocab, H);
   write_safetensors(dir / "model.safetensors", tensors, {{"format", "pt"}});
   return params;
+}
+
+RandomLlamaSpec llama3_8b_spec(int64_t layers) {
+  RandomLlamaSpec s;
+  s.hidden = 4096;
+  s.intermediate = 14336;
+  s.layers = layers;
+  s.heads = 32;
+  s.kv_heads = 8;
+  s.vocab = 128256;
+  s.max_position = 8192;
+  s.fast = true;
+  return s;
+}
+
+TempRandomLlama::TempRandomLlama(const RandomLlamaSpec& spec) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "banyan-random-llama-XXXXXX").string();
+  if (!mkdtemp(tmpl.data()))
+    throw Error("cannot create a temporary directory from " + tmpl + ": " + std::strerror(errno));
+  dir_ = tmpl;
+  try {
+    params_ = write_random_llama(dir_, spec);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+    throw;
+  }
+}
+
+TempRandomLlama::~TempRandomLlama() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
 }
 
 }  // namespace banyan::core

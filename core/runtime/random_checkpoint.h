@@ -28,4 +28,24 @@ struct RandomLlamaSpec {
 /// q/k/v biases, Qwen3 q/k norms. Returns the number of parameters.
 int64_t write_random_llama(const std::filesystem::path& dir, const RandomLlamaSpec& spec);
 
+/// Llama-3-8B's shape (hidden 4096, FFN 14336, 32 query / 8 KV heads of 128, vocab
+/// 128256) with `layers` decoder layers, filled fast.
+RandomLlamaSpec llama3_8b_spec(int64_t layers = 32);
+
+/// A random checkpoint (write_random_llama) in a fresh temporary directory, removed
+/// with its contents when this goes: benchmark models.
+class TempRandomLlama {
+ public:
+  explicit TempRandomLlama(const RandomLlamaSpec& spec);
+  ~TempRandomLlama();
+  TempRandomLlama(const TempRandomLlama&) = delete;
+  TempRandomLlama& operator=(const TempRandomLlama&) = delete;
+  const std::filesystem::path& dir() const { return dir_; }
+  int64_t params() const { return params_; }
+
+ private:
+  std::filesystem::path dir_;
+  int64_t params_ = 0;
+};
+
 }  // namespace banyan::core
