@@ -35,11 +35,9 @@ constexpr int kWarps = 4, kUnroll = 4;
 constexpr int kWideWarps = 16, kWideMaxGroup = 4;
 constexpr size_t kMaxSmem = 96 * 1024;
 constexpr float kLog2e = 1.4426950408889634f;
-// set_decode_attention_mode. H100, Llama-3-8B decode, same run (tok/s, modes 0/1/2/3):
-// b1 170.2 / 170.9 / 166.5 / 167.1, b16 2,331 / 2,348 / 2,302 / 2,299: the kernel
-// writes the cache, a combine kernel (chained) follows; the last-block combine (a
-// fence and an atomic per block) cost more than the extra launch.
-// BANYAN_DECODE_ATTENTION_MODE overrides it (0-7).
+// set_decode_attention_mode (the bits: kernels.h). Every default bit was measured on
+// the H100 against the mode without it in one run (bench/cuda/NOTES.md);
+// BANYAN_DECODE_ATTENTION_MODE overrides the default (0-127; bit 1 is unused).
 int initial_attention_mode() {
   const char* e = std::getenv("BANYAN_DECODE_ATTENTION_MODE");
   if (e && *e) {
@@ -63,7 +61,8 @@ struct Split {
   const uint16_t* new_k;  // the step's k and v when the kernel writes the cache
   const uint16_t* new_v;
   // Rotary embedding applied here (new_k set): q and the new k rotate as they are
-  // staged; the combine kernel then rotates q and k in place (rotary()'s result).
+  // staged and are left rotated in place (rotary()'s result): by the combine kernel
+  // when there are splits, else by the attention kernel (one block per KV head).
   bool rotate;
   bool halving;  // sum_heads_halving for the scores (mode bit 5, pipelined loads)
   bool early_layout;  // layout reads before pdl_wait (mode bit 6, pipelined loads)
@@ -246,7 +245,6 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
     for (int j = 0; j < 8; ++j) qv[h][j] = active ? q_s[h * D + d0 + j] * qscale : 0.0f;
 
-
   // Scores.
   for (int base = 0; base < cached; base += step * U) {
     Bf16x8 (&rows)[U] = krows;
@@ -405,7 +403,7 @@ __global__ void combine_kernel(PagedArgs a, Split sp, uint16_t* __restrict__ out
 }
 
 // Shared memory of one block: q, scores, the cross-warp sums, statistics, key and
-// value p, and (pipelined loads) the slots of the cached keys.
+// value p, and (pipelined loads) the slots of the cached keys and the rotary cos/sin.
 size_t smem_bytes(int gc, int head_dim, int chunk, bool pipelined, int warps) {
   return sizeof(float) * (static_cast<size_t>(gc) * head_dim * (1 + warps) +
                           static_cast<size_t>(gc) * chunk + 2 * gc + 2 * head_dim) +
@@ -464,18 +462,20 @@ SplitPlan plan_token_attention(const PagedArgs& a, int num_sms) {
   chunk = std::min<int64_t>(chunk, std::min<int64_t>(room / 32 * 32, 2048));
   p.chunk = static_cast<int32_t>(chunk);
   p.splits = static_cast<int32_t>((max_keys + chunk - 1) / chunk);
-  // Wide blocks: one batch of 8 rows per lane over 16 warps covers the context.
+  // Wide blocks (the pipelined kernel): one batch of 8 rows per lane over 16 warps
+  // covers the context.
   int lk = 1;
   while (lk < a.head_dim / 8) lk <<= 1;
   const int64_t wide_keys = int64_t{kWideWarps} * (32 / lk) * 8;
-  if ((g_attention_mode & kWideBlocks) && p.splits > 1 && p.group <= kWideMaxGroup &&
+  if ((g_attention_mode & kWideBlocks) && (g_attention_mode & kPipelinedLoads) && p.splits > 1 &&
+      p.group <= kWideMaxGroup &&
       base_blocks <= num_sms && max_keys <= wide_keys) {
     p.warps = kWideWarps;
     p.splits = 1;
     p.chunk = static_cast<int32_t>((max_keys + 31) / 32 * 32);
     // Still under a quarter of the SMs (one to four sequences of Llama-3-8B): one
-    // query head per block, G times the blocks; q and k then rotate first (more than
-    // one block per KV head). H100, b1: 180.1 -> 182.0 tok/s (bench/cuda/NOTES.md).
+    // query head per block, G times the blocks (the rotary embedding then runs before,
+    // token_attention). H100, b1: 180.1 -> 182.0 tok/s (bench/cuda/NOTES.md).
     // Not with a cap set below 8 (set_decode_attention_max_group: the A/B).
     if (g_max_group == 8 && base_blocks * 4 < num_sms) p.group = 1;
   }
@@ -499,8 +499,13 @@ void token_attention(const bf16_bits* q, const PagedArgs& a, const SplitPlan& pl
     throw Error(Code::internal, "token_attention: writes the cache only for one query token per sequence");
   if (rope && (!new_k || rope->rotary_dim <= 0 || rope->rotary_dim % 2 || rope->rotary_dim > a.head_dim))
     throw Error(Code::internal, "token_attention: the rotary embedding needs new_k and an even rotary_dim <= head_dim");
-  if (rope && plan.splits == 1 && plan.group != a.num_heads / a.num_kv_heads)
-    throw Error(Code::internal, "token_attention: one split rotates in place only with one block per KV head");
+  // One split and more than one block per KV head: no block may rotate the new k in
+  // place (the others read it), so the rotary kernel runs first instead.
+  if (rope && plan.splits == 1 && plan.group != a.num_heads / a.num_kv_heads) {
+    rotary(const_cast<bf16_bits*>(q), a.num_heads, const_cast<bf16_bits*>(new_k), a.num_kv_heads,
+           a.num_tokens, *rope, stream);
+    rope = nullptr;
+  }
   Split sp{plan.chunk, plan.splits, workspace, nullptr, new_k, new_v, rope != nullptr,
            (g_attention_mode & kHalvingSums) != 0, (g_attention_mode & kEarlyLayout) != 0,
            rope ? *rope : RotaryArgs{}, const_cast<bf16_bits*>(q), const_cast<bf16_bits*>(new_k)};

@@ -332,12 +332,6 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
   const bool fused_write =
       l.max_query_len == 1 && (kernels::cuda::decode_attention_mode() & kernels::cuda::kAttentionWritesCache);
   if (!fused_write) kv_cache_write(bf(k), bf(v), a, stream());
-  // One split and more than one block per KV head: the kernel cannot leave q and k
-  // rotated in place (token_attention), so the rotary kernel runs first.
-  if (rope && plan.splits == 1 && plan.group != p.num_heads / p.num_kv_heads) {
-    kernels::cuda::rotary(bf(q), p.num_heads, bf(k), p.num_kv_heads, l.num_tokens, *rope, stream());
-    rope = nullptr;
-  }
   token_attention(bf(q), a, plan, ws, fused_write ? bf(k) : nullptr,
                   fused_write ? bf(v) : nullptr, bf(out), stream(), fused_write ? rope : nullptr);
 }

@@ -139,14 +139,14 @@ size_t token_attention_workspace(const PagedArgs& a, const SplitPlan& plan);
 /// own key and value from them. With rope (and new_k), q and k are not rotated yet: the
 /// kernel rotates them as it reads them and leaves them rotated in place, as rotary()
 /// would have: the combine kernel does it when there are splits, else the attention
-/// kernel (the plan must then have one block per KV head).
+/// kernel; with one split and several blocks per KV head, rotary() runs first.
 /// How decode attention runs (A/B switches; default 125, attention_decode.cu): bit 0,
 /// the attention kernel writes the step's K/V (else kv_cache_write before it); bit 1
 /// unused (was a last-block combine, measured slower and removed); bit 2, the rotary
 /// embedding inside decode attention (attention_rotary; else the rotary kernel first);
 /// bit 3, pipelined loads (the block's cache slots resolved into shared memory first,
 /// eight rows per lane per batch, the first value rows issued before the softmax); bit
-/// 4, wide blocks (16 warps reading a short context in one split where the grid has
+/// 4 (with bit 3), wide blocks (16 warps reading a short context in one split where the grid has
 /// fewer blocks than SMs: no combine kernel); bit 5, the scores' lane sums by halving
 /// (with bit 3: sum_heads_halving in attention_decode.cu); bit 6, the keys' slots and
 /// the rotary cos/sin read before waiting for the previous kernel (with bit 3).
