@@ -161,13 +161,14 @@ FusedLinear make_group_provider(State& st, const LinearGroupSource& s) {
     if (s.weights.info(m + ".bias", nullptr)) bias_names.push_back(m + ".bias");
     name += (name.empty() ? "" : " + ") + m;
   }
-  std::string why;
-  if (!stackable_rows(plans, &why)) {
+  auto apart = [&](const std::string& why) {  // logged once per model
     if (!st.told_unfused)
       log_info("quantizer \"" + st.quantizer->name() + "\": " + name + " keeps one product per module: " + why);
     st.told_unfused = true;
-    return {};
-  }
+    return FusedLinear{};
+  };
+  std::string why;
+  if (!stackable_rows(plans, &why)) return apart(why);
   std::optional<Tensor> bias;
   if (!bias_names.empty()) {
     if (bias_names.size() != s.modules.size()) return {};
@@ -184,12 +185,7 @@ FusedLinear make_group_provider(State& st, const LinearGroupSource& s) {
     params += static_cast<uint64_t>(parts.back().rows() * parts.back().cols());
   }
   std::optional<QuantizedMatrix> m = stack_rows(parts, name, &why);
-  if (!m) {
-    if (!st.told_unfused)
-      log_info("quantizer \"" + st.quantizer->name() + "\": " + name + " keeps one product per module: " + why);
-    st.told_unfused = true;
-    return {};
-  }
+  if (!m) return apart(why);
   parts.clear();
   auto p = std::make_unique<QuantizedLinear>(s.backend, name, *m, bias ? &*bias : nullptr, st.scratch, st.linear);
   if (!st.told_fused)
