@@ -3,7 +3,7 @@
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
 //                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab] [--attn-modes 0,1,2]
-//                     [--gemv-blocks 2,4,8] [--attn-split 2,4,8]
+//                     [--gemv-blocks 2,4,8] [--attn-split 2,4,8] [--attn-group 4,2,1]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
