@@ -19,6 +19,7 @@
 //  - with --gemv-reps R: also the linear layers of one Llama-3-8B layer (random
 //    weights, 218M parameters, far beyond the caches) at 1 and 8 rows, R times each:
 //    there decode is bound by memory, as on large models.
+#include "core/common/crash_handler.h"
 #include "core/common/logging.h"
 #include "core/plugin_host/plugin_host.h"
 #include "core/quant/quant_kernels.h"
@@ -295,6 +296,8 @@ nlohmann::json gemv_bench(const PluginHost& plugins, const std::vector<std::stri
 }  // namespace
 
 int main(int argc, char** argv) {
+  install_crash_handler();
+  std::cout << std::unitbuf;  // lines reach a pipe as they are written
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -362,12 +365,16 @@ int main(int argc, char** argv) {
       o.cpu.threads = a.threads;
       o.linear_factories = q.factories;
       o.linear_group_factories = q.group_factories;
+      std::cerr << variant << ": loading " << a.model.string() << " on " << a.device << "\n";
       auto t0 = Clock::now();
       ModelRunner runner(plugins, o);
       const double load_s = seconds_since(t0);
       const double ppl = a.ppl ? std::exp(mean_nll(runner, stream, a.ppl_windows)) : 0.0;
       std::map<int, double> tok_s;
-      for (int b : batches) tok_s[b] = b / decode_step_seconds(runner, b, a.new_tokens, 32);
+      for (int b : batches) {
+        std::cerr << variant << ": loaded in " << seconds_since(t0) << " s, decode batch " << b << "\n";
+        tok_s[b] = b / decode_step_seconds(runner, b, a.new_tokens, 32);
+      }
       if (variant == "none") {
         base_ppl = ppl;
         base_tok_s = tok_s;

@@ -1,11 +1,13 @@
 // banyan: serve many LoRA adapters over one base model.
 #include "core/cli/commands.h"
+#include "core/common/crash_handler.h"
 
 #include <banyan/error.h>
 
 #include <iostream>
 
 int main(int argc, char** argv) {
+  banyan::core::install_crash_handler();
   CLI::App app{"Banyan: serve many LoRA adapters over one base model, fast, over HTTP.", "banyan"};
   app.require_subcommand(1);
   app.fallthrough(false);

@@ -77,8 +77,7 @@ Quantization quantization(const fs::path& dir, const Variant& v) {
   return make_quantization(test::plugins(), o);
 }
 
-/// One registry over a random checkpoint, with its own quantization of the variant
-/// (destroyed before the backend: on CUDA it holds device scratch).
+/// One registry over a random checkpoint, with its own quantization of the variant.
 struct Registry {
   Registry(const fs::path& dir, const Variant& v, bool fuse, const std::string& device = "cpu")
       : be(make_backend(device)), q(quantization(dir, v)), ckpt(dir), weights(ckpt, *be) {
@@ -336,6 +335,35 @@ TEST_P(QuantFusion, CudaGroupsMatchPerModuleProducts) {
   }
   EXPECT_EQ(fused.linears->fused(qkv[1]), v.fuses);
   EXPECT_EQ(fused.linears->fused(p + "mlp.up_proj"), v.fuses);
+}
+
+// The quantization (its factories) may outlive the runner whose backend its linears
+// used: the device scratch of the dequantize + GEMM path goes with the linears, not
+// with the quantization (banyan_bench_quant keeps one quantization per variant around
+// its runner, and crashed at its end before).
+TEST_P(QuantFusion, CudaQuantizationMayOutliveItsRunner) {
+  std::string why;
+  if (!kernels::cuda::cuda_available(&why)) GTEST_SKIP() << "no CUDA device: " << why;
+  test::TempDir dir;
+  write_model(dir.path());
+  Quantization q = quantization(dir.path(), GetParam());
+  for (int round = 0; round < 2; ++round) {  // a second runner from the same quantization
+    ModelRunnerOptions o;
+    o.model_dir = dir.path();
+    o.device = "cuda";
+    o.num_blocks = 64;
+    o.block_size = 4;
+    o.linear_factories = q.factories;
+    o.linear_group_factories = q.group_factories;
+    ModelRunner runner(test::plugins(), o);
+    GreedyOptions g;
+    g.max_new_tokens = 2;
+    g.stop_at_eos = false;
+    // A 7-token prefill: more rows than the GEMV takes, so the scratch is used.
+    const auto out = greedy_generate_batch(runner, {{5, 17, 99, 3, 250, 42, 7}}, g);
+    EXPECT_EQ(out[0].tokens.size(), 2u);
+  }
+  EXPECT_EQ(q.stats->modules, 28) << "14 linears quantized per runner";
 }
 #endif
 

@@ -98,11 +98,20 @@ struct State {
   std::unique_ptr<Quantizer> quantizer;
   bool prequantized = false;
   std::string checkpoint_method;
-  std::shared_ptr<DequantScratch> scratch = std::make_shared<DequantScratch>();
+  // Shared by the providers made, owned by them only: it holds device memory of their
+  // backend, so it must go with them (the providers live in the runner, which
+  // destroys them before its backend), whatever outlives the runner of this State.
+  std::weak_ptr<DequantScratch> scratch;
   QuantizedLinearOptions linear;
   std::shared_ptr<QuantizationStats> stats = std::make_shared<QuantizationStats>();
   bool told_fused = false, told_unfused = false;  // one log line each
 };
+
+std::shared_ptr<DequantScratch> shared_scratch(State& st) {
+  auto s = st.scratch.lock();
+  if (!s) st.scratch = s = std::make_shared<DequantScratch>();
+  return s;
+}
 
 void add_stats(State& st, const QuantizedLinear& p, int64_t modules, uint64_t source_bytes, uint64_t params) {
   st.stats->modules += modules;
@@ -133,7 +142,7 @@ std::unique_ptr<LinearProvider> make_provider(State& st, const LinearSource& s) 
   }
   params = static_cast<uint64_t>(m->rows() * m->cols());
   const Tensor* bias = s.weights.find(s.module + ".bias");
-  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias, st.scratch, st.linear);
+  auto p = std::make_unique<QuantizedLinear>(s.backend, s.module, *m, bias, shared_scratch(st), st.linear);
   if (st.stats->modules == 0)
     log_info("quantizer \"" + st.quantizer->name() + "\": " + s.module + " [" + std::to_string(m->rows()) +
              ", " + std::to_string(m->cols()) + "] -> " + describe(m->get()) + (st.prequantized ? " (from the checkpoint)" : ""));
@@ -187,7 +196,7 @@ FusedLinear make_group_provider(State& st, const LinearGroupSource& s) {
   std::optional<QuantizedMatrix> m = stack_rows(parts, name, &why);
   if (!m) return apart(why);
   parts.clear();
-  auto p = std::make_unique<QuantizedLinear>(s.backend, name, *m, bias ? &*bias : nullptr, st.scratch, st.linear);
+  auto p = std::make_unique<QuantizedLinear>(s.backend, name, *m, bias ? &*bias : nullptr, shared_scratch(st), st.linear);
   if (!st.told_fused)
     log_info("quantizer \"" + st.quantizer->name() + "\": " + name + " quantized as one [" +
              std::to_string(m->rows()) + ", " + std::to_string(m->cols()) + "] " + describe(m->get()) +
