@@ -4,7 +4,6 @@
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
 //                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab] [--attn-modes 0,1,2]
 //                     [--gemv-blocks 2,4,8] [--attn-split 2,4,8] [--attn-group 4,2,1]
-//                     [--l2-prefetch-mb 0,32] [--l2-prefetch-mode 1,2] [--l2-prefetch-sites 1,15]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
@@ -21,9 +20,6 @@
 // decode attention's split-KV plan (cases decode_bN_attn_split_K).
 // --attn-group: then the decode steps with each cap on the query heads per block of
 // the decode attention (cases decode_bN_attn_group_G).
-// --l2-prefetch-mb / -mode / -sites: then the decode steps with each size, mode or
-// set of sites of the weight prefetch into L2 (CudaBackend::prefetch_weight;
-// LlamaHarness::set_prefetch_sites; cases decode_bN_l2_mb_M, _l2_mode_M, _l2_sites_S).
 // --gemv-prefetch: then batch-1 decode with each count of weight vectors per lane
 // that the GEMV prefetches into L2 before its wait (cases decode_b1_prefetch_N);
 // --gemv-bulk-prefetch: the same with bytes of one bulk prefetch per block
@@ -48,10 +44,6 @@
 namespace banyan::bench {
 namespace {
 
-LlamaHarness* g_harness = nullptr;  // the sweep of --l2-prefetch-sites sets it
-int harness_prefetch_sites() { return g_harness->prefetch_sites(); }
-void set_harness_prefetch_sites(int mask) { g_harness->set_prefetch_sites(mask); }
-
 using kernels::cuda::CudaBackend;
 using kernels::cuda::Event;
 using kernels::cuda::Graph;
@@ -63,7 +55,6 @@ struct Options {
   int steps = 128, prompt = 128, reps = 3;
   bool pdl_ab = false, fuse_ab = false;
   std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes, gemv_blocks, attn_split, attn_group;
-  std::vector<int> l2_mb, l2_mode, l2_sites;
 };
 
 std::vector<int> int_list(const std::string& s) {
@@ -94,9 +85,6 @@ Options parse(int argc, char** argv) {
     else if (a == "--gemv-blocks") o.gemv_blocks = int_list(value());
     else if (a == "--attn-split") o.attn_split = int_list(value());
     else if (a == "--attn-group") o.attn_group = int_list(value());
-    else if (a == "--l2-prefetch-mb") o.l2_mb = int_list(value());
-    else if (a == "--l2-prefetch-mode") o.l2_mode = int_list(value());
-    else if (a == "--l2-prefetch-sites") o.l2_sites = int_list(value());
     else if (a == "--gemv-prefetch") o.gemv_prefetch = int_list(value());
     else if (a == "--gemv-bulk-prefetch") o.gemv_bulk_prefetch = int_list(value());
     else throw Error("unknown argument " + a);
@@ -387,10 +375,6 @@ int run(int argc, char** argv) {
         kernels::cuda::set_decode_attention_split_blocks, "attn_split", kAnyBatch);
   sweep(o.attn_group, kernels::cuda::decode_attention_max_group,
         kernels::cuda::set_decode_attention_max_group, "attn_group", kAnyBatch);
-  g_harness = &h;
-  sweep(o.l2_mb, kernels::cuda::l2_prefetch_mb, kernels::cuda::set_l2_prefetch_mb, "l2_mb", kAnyBatch);
-  sweep(o.l2_mode, kernels::cuda::l2_prefetch_mode, kernels::cuda::set_l2_prefetch_mode, "l2_mode", kAnyBatch);
-  sweep(o.l2_sites, harness_prefetch_sites, set_harness_prefetch_sites, "l2_sites", kAnyBatch);
   sweep(o.gemv_blocks, kernels::cuda::gemv_blocks_per_sm, kernels::cuda::gemv_set_blocks_per_sm,
         "gemv_blocks", kernels::cuda::kGemvMaxRows);
   const int prefetch = kernels::cuda::gemv_prefetch();

@@ -203,14 +203,10 @@ void LlamaHarness::forward(unsigned mask) {
     for (Tensor* y : ys) outs.push_back(*y);
     if (gemm) b_.split_columns(all, outs);
   };
-  auto prefetch = [&](int site, const Tensor& w) {
-    if (gemm && (prefetch_sites_ & site)) b_.prefetch_weight(w);
-  };
   if (other) b_.embedding(embed_, layout_.token_ids, residual);
   if (other) b_.rms_norm(residual, nullptr, ones_, s_.eps, 0.0f, x);
   for (int64_t l = 0; l < s_.layers; ++l) {
     group(l, {kQ, kK, kV}, qkv_w_[l], qkv_, x, {&q, &k, &v});
-    prefetch(1, w_[kO][l]);
     ap.k_cache = k_cache_[l];
     ap.v_cache = v_cache_[l];
     // Decode: the rotary embedding inside attention where the backend can (the
@@ -221,16 +217,13 @@ void LlamaHarness::forward(unsigned mask) {
       if (attn) b_.attention(q, k, v, ap, at);
     }
     project(l, kO, at, o);
-    prefetch(2, gate_up_w_[l]);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
     // linear_gated: one pass with act-and-multiply in its epilogue where the backend
     // has it (decode rows), else the group and act_mul.
     const bool gated = fuse_ && !lora && gemm && other && b_.matmul_gated(x, gate_up_w_[l], BANYAN_ACT_SILU, act);
     if (!gated) group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
-    prefetch(4, w_[kDown][l]);
     if (other && !gated) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
     project(l, kDown, act, down);
-    prefetch(8, l + 1 < s_.layers ? qkv_w_[l + 1] : lm_head_);
     if (other) b_.rms_norm(down, &residual, l + 1 < s_.layers ? ones_ : final_norm_, s_.eps, 0.0f, x);
   }
   const int64_t R = layout_.logits_rows.numel();

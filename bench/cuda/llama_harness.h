@@ -57,12 +57,6 @@ class LlamaHarness {
   /// Whether forward() runs q/k/v and gate/up as one product each where the runtime
   /// would (on by default, as on the CUDA backend; off: the A/B of the fusion).
   void set_fused(bool on) { fuse_ = on; }
-  /// Where decode steps hint the next weight to the backend (prefetch_weight), as the
-  /// runtime's LinearRegistry does: bit 0 o_proj before the attention, bit 1 gate/up
-  /// after o_proj, bit 2 down after gate/up, bit 3 the next layer's q/k/v (or the
-  /// lm_head) after down. Default 1.
-  void set_prefetch_sites(int mask) { prefetch_sites_ = mask; }
-  int prefetch_sites() const { return prefetch_sites_; }
   /// Installs (or, with an empty function, removes) the hook that kLora runs.
   void set_linear_hook(LinearHook hook) { hook_ = std::move(hook); }
   /// Enqueues one forward pass of the current step (no host synchronization).
@@ -82,7 +76,6 @@ class LlamaHarness {
   Tensor embed_, final_norm_, lm_head_, inv_freq_, ones_;
   std::vector<Tensor> w_[kProjections], qkv_w_, gate_up_w_, k_cache_, v_cache_;
   bool fuse_ = true;
-  int prefetch_sites_ = 1;
   // Activations, sized for max_tokens rows; views are cut to the step's T.
   Tensor residual_, x_, q_, k_, v_, attn_, o_, gate_, up_, act_, down_, qkv_, gate_up_, rows_,
       logits_;

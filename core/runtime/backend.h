@@ -162,10 +162,6 @@ class Backend {
                             Tensor& /*out*/) {
     return false;
   }
-  /// A hint: the stream reads `w` (a weight) soon, after ops that leave memory
-  /// bandwidth unused (decode attention). A backend with a large cache may start
-  /// fetching it now; values never change. Default: nothing.
-  virtual void prefetch_weight(const Tensor& /*w*/) {}
   /// Whether LinearRegistry keeps the weights of linears that a model computes
   /// together (linear_n) side by side and runs them as one product by default.
   virtual bool prefers_fused_linears() const { return false; }

@@ -336,12 +336,6 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
                   fused_write ? bf(v) : nullptr, bf(out), stream(), fused_write ? rope : nullptr);
 }
 
-void CudaBackend::prefetch_weight(const Tensor& w) {
-  const size_t cap = static_cast<size_t>(l2_prefetch_mb()) << 20;
-  if (cap == 0 || !w.data) return;
-  l2_prefetch(w.data, std::min(cap, w.nbytes()), l2_prefetch_mode(), num_sms(), stream());
-}
-
 void CudaBackend::act_mul(const Tensor& gate, const Tensor& up, int32_t act, Tensor& out) {
   need(gate, DType::bf16, "act_mul", "gate");
   kernels::cuda::act_mul(bf(gate), bf(up), gate.numel(), act, bf(out), stream());

@@ -71,8 +71,6 @@ class CudaBackend final : public core::Backend {
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;
   void split_columns(const Tensor& x, std::span<Tensor> outs) override;
   bool prefers_fused_linears() const override { return true; }
-  /// The first l2_prefetch_mb() MiB of w into L2 (kernels.h: l2_prefetch).
-  void prefetch_weight(const Tensor& w) override;
   bool matmul_gated(const Tensor& x, const Tensor& w, int32_t activation, Tensor& out) override;
   bool attention_rotary(const Tensor& q, const Tensor& k, const Tensor& v,
                         const core::RotaryParams& rope, const core::AttentionParams& p,

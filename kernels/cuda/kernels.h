@@ -32,17 +32,6 @@ void layer_norm(const bf16_bits* x, bf16_bits* residual, const float* w, const f
 /// out[t] = table[ids[t]]; table bf16 (table_f32 false) or f32.
 void embedding(const void* table, bool table_f32, int64_t hidden, const int32_t* ids, int64_t n,
                bf16_bits* out, cudaStream_t stream);
-/// Asks L2 to fetch the first `bytes` of `p` (rounded down to 16-byte units) without
-/// waiting for them (l2_prefetch.cu): mode 1 bulk prefetches of 32 KB, 2 one
-/// prefetch per 128-byte line, 0 nothing. A chained kernel (PDL) on `stream`.
-void l2_prefetch(const void* p, size_t bytes, int mode, int num_sms, cudaStream_t stream);
-/// What CudaBackend::prefetch_weight() fetches: the first MiB of the weight
-/// (BANYAN_L2_PREFETCH_MB, default 0: nothing) and the mode (BANYAN_L2_PREFETCH_MODE,
-/// default 1).
-int l2_prefetch_mb();
-void set_l2_prefetch_mb(int mb);
-int l2_prefetch_mode();
-void set_l2_prefetch_mode(int mode);
 /// out = bf16(bf16(act(gate)) * up), as the reference computes in bf16.
 void act_mul(const bf16_bits* gate, const bf16_bits* up, int64_t n, int32_t activation,
              bf16_bits* out, cudaStream_t stream);

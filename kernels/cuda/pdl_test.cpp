@@ -134,13 +134,11 @@ struct Decoder : Shape {
       b.matmul(x.t, wq[i].t, false, nullptr, q.t);
       b.matmul(x.t, wk[i].t, false, nullptr, k.t);
       b.matmul(x.t, wv[i].t, false, nullptr, v.t);
-      b.prefetch_weight(wo[i].t);  // as LinearRegistry hints it (no-op unless enabled)
       b.rotary(q.t, k.t, rp);
       ap.k_cache = kc[i].t;
       ap.v_cache = vc[i].t;
       b.attention(q.t, k.t, v.t, ap, at.t);
       b.matmul(at.t, wo[i].t, false, nullptr, o.t);
-      b.prefetch_weight(wg[i].t);
       b.rms_norm(o.t, &res.t, w_norm.t, 1e-5f, 0.0f, x.t);
       b.matmul(x.t, wg[i].t, false, nullptr, gate.t);
       b.matmul(x.t, wu[i].t, false, nullptr, up.t);
@@ -163,11 +161,8 @@ struct Decoder : Shape {
 struct PdlSwitch {
   bool saved = pdl_enabled();
   int prefetch = gemv_prefetch(), bulk = gemv_bulk_prefetch();
-  int l2_mb = l2_prefetch_mb(), l2_mode = l2_prefetch_mode();
   ~PdlSwitch() {
     set_pdl(saved);
-    set_l2_prefetch_mb(l2_mb);
-    set_l2_prefetch_mode(l2_mode);
     gemv_set_prefetch(prefetch);
     gemv_set_bulk_prefetch(bulk);
   }
@@ -211,24 +206,6 @@ void check_chain(int64_t tokens, const std::vector<int32_t>& ctx) {
   gemv_set_prefetch(0);
   gemv_set_bulk_prefetch(1 << 20);  // more than any block's slice here: clipped
   EXPECT_EQ(gpu.run(), plain) << "chained, bulk L2 prefetch";
-  gemv_set_bulk_prefetch(0);
-
-  // The weight prefetch kernels (prefetch_weight: a chained kernel between a GEMM and
-  // the rotary / norm) keep the chain's order: eager and in a graph, both modes, a
-  // cap below and above the weights' size.
-  for (int mode : {1, 2})
-    for (int mb : {1, 64}) {
-      set_l2_prefetch_mode(mode);
-      set_l2_prefetch_mb(mb);
-      const std::string what = "L2 weight prefetch mode " + std::to_string(mode) + ", " + std::to_string(mb) + " MiB";
-      EXPECT_EQ(gpu.run(), plain) << what << ", eager";
-      be.gpu->begin_capture();
-      gpu.enqueue();
-      Graph pg = be.gpu->end_capture();
-      gpu.poison_intermediates();
-      be.gpu->launch(pg);
-      EXPECT_EQ(get(*be.gpu, gpu.logits.t), plain) << what << ", graph";
-    }
 }
 
 TEST(CudaBackend, GraphChainedDecodeLayersMatchPlainLaunchesOneRow) {
