@@ -138,7 +138,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   }
 
   void prepare(int32_t module, const core::LinearContext& ctx, const Tensor& x, const Tensor& out) override {
-    drop_pending(true);  // a prepare() whose apply() never came
+    drop_unapplied(module, ctx, x);  // prepare()s whose apply() never came
     int32_t slots = 0;
     {
       std::lock_guard lk(mu_);
@@ -177,7 +177,10 @@ class CudaLoraKernels final : public core::LoraKernels {
       ++stats_.ahead_claimed;
       return;
     }
-    drop_pending(false);
+    // Deltas launched ahead for other modules were launched in vain; the claimed ones
+    // left are of this module's fused group (their apply()s come after the product).
+    for (int i = 0; i < kAhead; ++i)
+      if (pending_[i].active && !pending_[i].claimed) drop(i);
     // The side stream starts where the main stream is (x is ready) and runs the
     // grouping, shrink and expand while the main stream runs the base product; then
     // those of the modules learned to follow with the same x (their products come
@@ -185,7 +188,10 @@ class CudaLoraKernels final : public core::LoraKernels {
     const int rows_hint = tile_rows(ctx, T, slots);
     if (late_ == LoraLateExpand::always || (late_ == LoraLateExpand::shared && rows_hint >= 2)) {
       // Tiles of several rows (few adapters): only the shrink beside the product;
-      // apply() runs the expand into out (no delta buffer, no merge).
+      // apply() runs the expand into out (no delta buffer, no merge). One module at a
+      // time (the shrinks share the scratch): a fused group's earlier modules are
+      // joined here, and their apply() computes them anew.
+      drop_pending(false);
       int32_t max_rank = 0;
       {
         std::lock_guard lk(mu_);
@@ -202,25 +208,40 @@ class CudaLoraKernels final : public core::LoraKernels {
       pending_[0] = Pending{true, true, module, x.data, out.data, T, n, step, true, max_rank, g.groups, g.max_tiles};
       return;
     }
+    // The buffers not held by deltas still to merge (a fused group's modules prepared
+    // before this one), lowest first: this module's, then those launched ahead. The
+    // same calls in the same order take the same buffers (a capture after an eager
+    // step finds them grown).
+    int idle[kAhead];
+    int n_idle = 0;
+    for (int i = 0; i < kAhead; ++i) {
+      if (pending_[i].active && pending_[i].late) drop(i);  // its expand reads the scratch
+      if (!pending_[i].active) idle[n_idle++] = i;
+    }
+    if (n_idle == 0) {  // a group of more than kAhead modules: the earlier ones are joined
+      drop_pending(false);
+      for (int i = 0; i < kAhead; ++i) idle[n_idle++] = i;
+    }
     const bool ahead_rows = lookahead_ != LoraLookahead::off && T <= kAheadRows;
     const bool ahead = ahead_rows && !x_written && (lookahead_ == LoraLookahead::always || rows_hint <= 1);
-    const int buffers = ahead ? kAhead : 1;
-    // Outside a capture every buffer grows to this module's size (so that a capture
-    // after one step finds them large enough for any module launched ahead).
+    const int buffers = ahead ? n_idle : 1;
+    // Outside a capture every free buffer grows to this module's size (so that a
+    // capture after one step finds them large enough for any module launched ahead).
     const bool grow_all = ahead_rows && !capturing();
-    for (int i = 0; i < (grow_all ? kAhead : 1); ++i)
-      reserve(delta_[i], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
+    for (int j = 0; j < (grow_all ? n_idle : 1); ++j)
+      reserve(delta_[idle[j]], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
     start_side();
     int32_t m = module;
     int64_t mn = n;
-    for (int i = 0; i < buffers && m >= 0; ++i) {
+    for (int j = 0; j < buffers && m >= 0; ++j) {
+      const int i = idle[j];
       int32_t max_rank = 0;
       {
         std::lock_guard lk(mu_);
         if (active_[m] > 0) max_rank = max_rank_[m];
       }
       const size_t t_bytes = static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float);
-      if (i > 0) {
+      if (j > 0) {
         // Buffers grow outside a capture only (else no lookahead for this module).
         const size_t d_bytes = static_cast<size_t>(T) * static_cast<size_t>(mn) * sizeof(float);
         if (max_rank == 0 || mn <= 0 ||
@@ -237,8 +258,8 @@ class CudaLoraKernels final : public core::LoraKernels {
       lora_expand_delta(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_[i].as<float>(), mn,
                         side_.get(), rows_hint);
       join_[i].record(side_.get());
-      pending_[i] = Pending{true, i == 0, m, x.data, i == 0 ? out.data : nullptr, T, mn, step, false, 0, {}, 0};
-      stats_.ahead_launched += i > 0;
+      pending_[i] = Pending{true, j == 0, m, x.data, j == 0 ? out.data : nullptr, T, mn, step, false, 0, {}, 0};
+      stats_.ahead_launched += j > 0;
       m = follows_[m];
       if (m == module) break;
       if (m >= 0) mn = out_n_[m];
@@ -458,6 +479,17 @@ class CudaLoraKernels final : public core::LoraKernels {
   void drop_pending(bool claimed_only) {
     for (int i = 0; i < kAhead; ++i)
       if (pending_[i].active && (pending_[i].claimed || !claimed_only)) drop(i);
+  }
+  // The claimed entries whose apply() has not come, except those of the fused group
+  // `module` belongs to (LinearRegistry::forward_n: every module's prepare() with the
+  // same x before the group's one product, then every apply()).
+  void drop_unapplied(int32_t module, const core::LinearContext& ctx, const Tensor& x) {
+    const int64_t rows = x.ndim == 2 ? x.shape[0] : -1;
+    for (int i = 0; i < kAhead; ++i) {
+      const Pending& p = pending_[i];
+      const bool group = p.module != module && p.x == x.data && p.rows == rows && p.step == ctx.layout.step_id;
+      if (p.active && p.claimed && !group) drop(i);
+    }
   }
 
   // The side stream starts where the main stream is (x is ready).
