@@ -310,7 +310,16 @@ class LoraBench {
       // input features for both variants (default: ~2k for the lean one) and ~2k for both, the
       // kernels' one-pass variants only (no distinct-adapter variant); then
       // without the side stream (shrink and expand after the base product), and
-      // also without programmatic dependent launch.
+      // also without programmatic dependent launch. First: the fused q/k/v group's
+      // modules one after another on one side stream (default: one stream each), and
+      // the harness's fusion off (q/k/v one product each, as adapter steps ran before
+      // 2026-11-25's lora-fuse; also the rotary embedding apart from attention).
+      kernels::cuda::set_lora_group_streams(*kernels_, false);
+      const double one_stream = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::set_lora_group_streams(*kernels_, true);
+      h_.set_fused(false);
+      const double unfused = run_decode(batch, adapters, kAll).first;
+      h_.set_fused(true);
       kernels::cuda::lora_set_merge_mode(0);
       const double merge_v1 = run_decode(batch, adapters, kAll).first;
       kernels::cuda::lora_set_merge_mode(2);
@@ -342,14 +351,16 @@ class LoraBench {
       const double plain_lora = run_decode(batch, adapters, kLora).first;
       kernels::cuda::lora_set_pdl(true);
       kernels::cuda::set_lora_overlap(*kernels_, true);
-      e << ", \"merge_v1_step_ms\": " << merge_v1 << ", \"merge_pdl_step_ms\": " << merge_pdl
+      e << ", \"group_one_stream_step_ms\": " << one_stream << ", \"fusion_off_step_ms\": " << unfused
+        << ", \"merge_v1_step_ms\": " << merge_v1 << ", \"merge_pdl_step_ms\": " << merge_pdl
         << ", \"shared_late_expand_step_ms\": " << shared_late << ", \"always_late_expand_step_ms\": " << always_late << ", \"no_lookahead_step_ms\": " << no_ahead << ", \"always_lookahead_step_ms\": " << always_ahead
         << ", \"shrink_1k_step_ms\": " << shrink_1k << ", \"shrink_2k_step_ms\": " << shrink_2k
         << ", \"no_distinct_variant_step_ms\": " << one_variant
         << ", \"no_distinct_variant_lora_only_ms\": " << one_variant_lora
         << ", \"no_overlap_step_ms\": " << serial << ", \"no_overlap_no_pdl_step_ms\": " << plain
         << ", \"no_overlap_no_pdl_lora_only_ms\": " << plain_lora;
-      std::cerr << "  first merge: " << merge_v1 << " ms/step; 16-byte merge with PDL: " << merge_pdl
+      std::cerr << "  group on one side stream: " << one_stream << " ms/step; fusion off: " << unfused
+                << "; first merge: " << merge_v1 << " ms/step; 16-byte merge with PDL: " << merge_pdl
                 << "; late expand for shared tiles: " << shared_late << ", always: " << always_late << "; lookahead off: " << no_ahead << ", always: " << always_ahead
                 << "; shrink warps of 1k features (all): " << shrink_1k << ", 2k (all): " << shrink_2k
                 << "; without the distinct-adapter variant: " << one_variant << " (LoRA kernels alone "

@@ -63,6 +63,13 @@ void set_lora_late_expand(core::LoraKernels& kernels, LoraLateExpand mode);
 enum class LoraLookahead { off, distinct, always };
 void set_lora_lookahead(core::LoraKernels& kernels, LoraLookahead mode);
 
+/// Group streams (default on): the modules of a fused group (LinearRegistry::forward_n
+/// on a step with adapters: every module's prepare() with the same x, then the one
+/// product, then every apply()) each compute their deltas on a side stream of their
+/// own (up to three), side by side beside the product; off: one after another on one
+/// side stream. Not measured yet; the benchmark's "group_streams_off" ablation.
+void set_lora_group_streams(core::LoraKernels& kernels, bool on);
+
 /// Counters of the lookahead (for tests and the benchmark).
 struct LoraStats {
   uint64_t ahead_launched = 0;  ///< modules' deltas launched ahead of their prepare()

@@ -432,8 +432,9 @@ TEST(CudaLora, SharedInputsRunAhead) {
 // prepare() with the same x before the group's one product, then every apply(). The
 // deltas of all of them are computed beside the product, each in its own buffer, and
 // match the CPU's: without lookahead, with it (claimed by the later prepare()s), with
-// the late expand (the earlier modules are then computed anew), and in a captured
-// graph replayed over new slots and inputs.
+// the late expand (the earlier modules are then computed anew), on a side stream per
+// module (default) or on one, and in a captured graph replayed over new slots and
+// inputs.
 TEST(CudaLora, FusedGroupsPrepareEveryModuleFirst) {
   BANYAN_REQUIRE_GPU();
   Fixture f({{512, 1024}, {512, 136}, {512, 264}, {1024, 512}}, 9, 51);
@@ -481,13 +482,16 @@ TEST(CudaLora, FusedGroupsPrepareEveryModuleFirst) {
   struct Mode {
     LoraLookahead ahead;
     LoraLateExpand late;
+    bool streams;
     const char* name;
   };
-  for (const Mode& mode : {Mode{LoraLookahead::off, LoraLateExpand::off, "no lookahead"},
-                           Mode{LoraLookahead::always, LoraLateExpand::off, "lookahead"},
-                           Mode{LoraLookahead::off, LoraLateExpand::always, "late expand"}}) {
+  for (const Mode& mode : {Mode{LoraLookahead::off, LoraLateExpand::off, true, "a stream per module"},
+                           Mode{LoraLookahead::off, LoraLateExpand::off, false, "one side stream"},
+                           Mode{LoraLookahead::always, LoraLateExpand::off, true, "lookahead"},
+                           Mode{LoraLookahead::off, LoraLateExpand::always, true, "late expand"}}) {
     set_lora_lookahead(*f.gpu, mode.ahead);
     set_lora_late_expand(*f.gpu, mode.late);
+    set_lora_group_streams(*f.gpu, mode.streams);
     for (int step = 0; step < 3; ++step) {
       layout.step_id = ++f.step;
       const Data d = fresh();
@@ -497,6 +501,7 @@ TEST(CudaLora, FusedGroupsPrepareEveryModuleFirst) {
   }
   set_lora_late_expand(*f.gpu, LoraLateExpand::off);
   set_lora_lookahead(*f.gpu, LoraLookahead::off);
+  set_lora_group_streams(*f.gpu, true);
   layout.step_id = ++f.step;
   fresh();
   enqueue();  // the eager step before the capture grows what the capture uses
