@@ -4,7 +4,9 @@
 // and each module's delta is one shrink and one expand launch (lora.h), on a side
 // stream beside the base product when prepare() announced the module (the hook
 // does, before the product), then merged into out by apply() (and, with lookahead,
-// those of the modules that follow with the same input: see below). Outside
+// those of the modules that follow with the same input: see below; the modules of
+// a fused group, all announced before their one product, each on a side stream of
+// their own: set_lora_group_streams). Outside
 // graph capture, a run of at least 128 consecutive token rows of one adapter (a
 // prefill chunk) takes cuBLASLt instead (x·A^T rounded to bf16 and scaled, then
 // accumulated ·B^T into out, or the DoRA combination), the kernels the rest.
