@@ -178,18 +178,18 @@ void LlamaHarness::forward(unsigned mask) {
   };
   // A linear_n group as LinearRegistry::forward_n runs it: one product over the
   // fused weight when that pays (its outputs are views of the one row, or split),
-  // else one product per projection; steps with adapters always one by one.
+  // else one product per projection; with adapters, every projection's hook before
+  // the one product and after it.
   auto group = [&](int64_t l, std::initializer_list<Proj> ps, const Tensor& fused_w,
                    const Tensor& scratch, const Tensor& in, std::initializer_list<Tensor*> ys) {
     std::vector<int64_t> parts;
     for (Proj p : ps) parts.push_back(w_[p][l].dim(0));
-    if (!fuse_ || lora || !core::fused_product_pays(T, parts, in.dim(1), 2)) {
+    if (!fuse_ || !core::fused_product_pays(T, parts, in.dim(1), 2)) {
       auto y = ys.begin();
       for (Proj p : ps) project(l, p, in, **y++);
       return;
     }
     Tensor all = scratch.view({T, fused_w.dim(0)});
-    if (gemm) b_.matmul(in, fused_w, false, nullptr, all);
     if (T == 1) {
       int64_t begin = 0;
       auto n = parts.begin();
@@ -197,11 +197,20 @@ void LlamaHarness::forward(unsigned mask) {
         y->data = static_cast<uint16_t*>(all.data) + begin;
         begin += *n++;
       }
-      return;
     }
-    std::vector<Tensor> outs;
-    for (Tensor* y : ys) outs.push_back(*y);
-    if (gemm) b_.split_columns(all, outs);
+    auto hooks = [&](bool before) {
+      if (!lora) return;
+      auto y = ys.begin();
+      for (Proj p : ps) hook_(l, p, in, **y++, before);
+    };
+    hooks(true);
+    if (gemm) b_.matmul(in, fused_w, false, nullptr, all);
+    if (T > 1) {
+      std::vector<Tensor> outs;
+      for (Tensor* y : ys) outs.push_back(*y);
+      if (gemm) b_.split_columns(all, outs);
+    }
+    hooks(false);
   };
   if (other) b_.embedding(embed_, layout_.token_ids, residual);
   if (other) b_.rms_norm(residual, nullptr, ones_, s_.eps, 0.0f, x);
@@ -220,7 +229,8 @@ void LlamaHarness::forward(unsigned mask) {
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
     // linear_gated: one pass with act-and-multiply in its epilogue where the backend
     // has it (decode rows), else the group and act_mul.
-    const bool gated = fuse_ && !lora && gemm && other && b_.matmul_gated(x, gate_up_w_[l], BANYAN_ACT_SILU, act);
+    const bool gated = fuse_ && !(lora && layout_.has_adapters) && gemm && other &&
+                       b_.matmul_gated(x, gate_up_w_[l], BANYAN_ACT_SILU, act);
     if (!gated) group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
     if (other && !gated) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
     project(l, kDown, act, down);

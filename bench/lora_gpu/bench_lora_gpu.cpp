@@ -3,7 +3,7 @@
 // alone in the same run and against transformers + peft (BASELINES.md), as JSON.
 //   banyan_bench_lora_gpu [--out FILE] [--batch 64] [--adapters 1,8,64,512]
 //                         [--big-batch 512] [--steps 64] [--prompt 128] [--reps 3]
-//                         [--ranks 16,64,8,32] [--prefill 2048] [--ablate 1]
+//                         [--ranks 16,64,8,32] [--prefill 2048] [--ablate 1] [--fuse-ab 0]
 // Every adapter adapts all 7 projections of all 32 layers; adapter i has rank
 // ranks[i % 4] (mixed in every batch, never padded). Decode: B sequences with
 // `prompt` tokens of context generate `steps` tokens, one CUDA-graph replay per step
@@ -15,6 +15,8 @@
 // stay those of distinct adapters, as images repeat only across steps). --ablate 1
 // (default): the decode cases of 1, 8 and 64 adapters are also timed with one change
 // undone at a time (the merge, the distinct-adapter variants, the side stream, PDL).
+// --fuse-ab 1: only the first two of those (the fused group's modules on one side
+// stream; the harness's fusion off), also with --ablate 0.
 #include "bench/cuda/llama_harness.h"
 #include "core/runtime/step_arena.h"
 #include "kernels/cuda/cuda_lora_kernels.h"
@@ -51,7 +53,7 @@ constexpr int kBlock = 16;
 struct Options {
   std::string out = "lora_bench.json";
   int batch = 64, big_batch = 512, steps = 64, prompt = 128, reps = 3, prefill = 2048;
-  bool ablate = true;
+  bool ablate = true, fuse_ab = false;
   std::vector<int> adapters = {1, 8, 64, 512};
   std::vector<int> ranks = {16, 64, 8, 32};
 };
@@ -82,6 +84,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--ranks") o.ranks = int_list(value());
     else if (a == "--prefill") o.prefill = std::stoi(value());
     else if (a == "--ablate") o.ablate = std::stoi(value()) != 0;
+    else if (a == "--fuse-ab") o.fuse_ab = std::stoi(value()) != 0;
     else throw Error("unknown argument " + a);
   }
   if (o.ranks.empty()) throw Error("--ranks is empty");
@@ -301,6 +304,22 @@ class LoraBench {
       << ", \"runs_ms\": [" << join(runs) << "]"
       << ", \"claimed_ahead_per_forward\": " << (stats1.ahead_claimed - stats0.ahead_claimed) / 2.0;
     if (batch == 64) e << ", \"peft_tok_s\": " << kPeftTokS << ", \"x_peft\": " << r.tok_s / kPeftTokS;
+    const bool fuse_ab = ablate || (o_.fuse_ab && batch == o_.batch && !dora &&
+                                    (adapters == 1 || adapters == 8 || adapters == 64));
+    if (fuse_ab) {
+      // The fused q/k/v group's modules one after another on one side stream
+      // (default: one stream each), and the harness's fusion off (q/k/v one product
+      // each, as adapter steps ran before the lora-fuse branch; also the rotary
+      // embedding apart from attention).
+      kernels::cuda::set_lora_group_streams(*kernels_, false);
+      const double one_stream = run_decode(batch, adapters, kAll).first;
+      kernels::cuda::set_lora_group_streams(*kernels_, true);
+      h_.set_fused(false);
+      const double unfused = run_decode(batch, adapters, kAll).first;
+      h_.set_fused(true);
+      e << ", \"group_one_stream_step_ms\": " << one_stream << ", \"fusion_off_step_ms\": " << unfused;
+      std::cerr << "  group on one side stream: " << one_stream << " ms/step; fusion off: " << unfused << "\n";
+    }
     if (ablate) {
       // The same binary with one change undone at a time: the first merge (one
       // thread per column), the 16-byte merge also launched with programmatic dependent launch,

@@ -46,7 +46,9 @@ class LoraKernels {
   virtual void set(int32_t module, int32_t slot, const LoraSlotWeights& w) = 0;
   /// Before the base product of the same module (out not yet written): may start the
   /// deltas, which need only x, so that they overlap the product (CUDA). apply() then
-  /// adds them. Default: nothing (apply() does all the work).
+  /// adds them. The modules of a fused group all come here before their one product,
+  /// then to apply() (LinearAdapterHook::before). Default: nothing (apply() does all
+  /// the work).
   virtual void prepare(int32_t /*module*/, const LinearContext& /*ctx*/, const Tensor& /*x*/,
                        const Tensor& /*out*/) {}
   /// Adds every row's adapter delta to out [T, out_features] for x [T, in_features]

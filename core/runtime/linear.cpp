@@ -205,7 +205,7 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
   const bool adapters = hook_ && ctx.has_adapters;
   // A group factory's provider is the only one its modules have: it runs on every call.
   const bool own = g.fused && g.provider;
-  const bool one = own || (g.fused && T > 0 && !adapters &&
+  const bool one = own || (g.fused && T > 0 &&
                            fused_product_pays(T, g.parts, g.weight.shape[1], dtype_size(x.type())));
   if (!one) {
     for (size_t i = 0; i < modules.size(); ++i) {
@@ -239,11 +239,10 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
     views = views && (static_cast<size_t>(begin) * es) % 16 == 0;
     begin += n;
   }
+  // The outputs get their memory before the hook sees them: views of the one row, or
+  // [T, N_i] tensors of their own that the product's columns are split into (the
+  // hook adds into contiguous outputs).
   Tensor all = ctx.arena.tensor(x.type(), {T, begin});
-  if (g.provider)
-    g.provider->forward(ctx, x, all);
-  else
-    ctx.backend.matmul(x, g.weight, false, g.bias.data ? &g.bias : nullptr, all);
   if (views) {
     int64_t off = 0;
     for (size_t i = 0; i < outs.size(); ++i) {
@@ -252,15 +251,19 @@ void LinearRegistry::forward_n(std::span<const std::string> modules, uint32_t fl
     }
   } else {
     for (Tensor& o : outs) o = ctx.arena.tensor(o.type(), {T, o.shape[1]});
-    ctx.backend.split_columns(all, outs);
   }
-  // Only a group factory's group gets here on a step with adapters: the hook's pair
-  // per module, on its part of the output (before() then sees it written already).
+  // Steps with adapters: every module's before() ahead of the one product (a device
+  // hook starts all the modules' deltas beside it), then apply() per module on its
+  // part of the output.
   if (adapters)
-    for (size_t i = 0; i < modules.size(); ++i) {
-      hook_->before(modules[i], ctx, x, outs[i]);
-      hook_->apply(modules[i], ctx, x, outs[i]);
-    }
+    for (size_t i = 0; i < modules.size(); ++i) hook_->before(modules[i], ctx, x, outs[i]);
+  if (g.provider)
+    g.provider->forward(ctx, x, all);
+  else
+    ctx.backend.matmul(x, g.weight, false, g.bias.data ? &g.bias : nullptr, all);
+  if (!views) ctx.backend.split_columns(all, outs);
+  if (adapters)
+    for (size_t i = 0; i < modules.size(); ++i) hook_->apply(modules[i], ctx, x, outs[i]);
 }
 
 }  // namespace banyan::core

@@ -54,8 +54,10 @@ class LinearAdapterHook {
   virtual ~LinearAdapterHook() = default;
   /// Runs just before the base product (out is allocated, not yet written): a device
   /// implementation may start the work that needs only x, to overlap the product.
-  /// apply() follows for the same module. For a module of a group a group factory
-  /// fused (LinearRegistry::add_group_factory), both run after the group's product.
+  /// apply() follows for the same module. For the modules of a fused group (one
+  /// product over x for all of them, LinearRegistry::forward_n) every module's
+  /// before() comes first, in order, then the product, then each module's apply()
+  /// on its part of the output (a [T, N_i] tensor of its own).
   virtual void before(const std::string& /*module*/, const LinearContext& /*ctx*/,
                       const Tensor& /*x*/, const Tensor& /*out*/) {}
   virtual void apply(const std::string& module, const LinearContext& ctx, const Tensor& x,
@@ -137,8 +139,8 @@ class LinearRegistry {
   /// Tried (latest added first) when a group is first seen with fusion on, before the
   /// per-module factories and the dense fusion. A group it fuses always runs its one
   /// product (its modules have no providers of their own), also on steps with
-  /// adapters: the hook's before() and apply() then run per module on that module's
-  /// part of the output. A later forward() or set() of one of its modules alone makes
+  /// adapters (the hook as for a dense fused group, forward_n). A later forward() or
+  /// set() of one of its modules alone makes
   /// that module its own provider through the per-module factories.
   void add_group_factory(LinearGroupFactory factory);
   /// Non-owning; null removes it. The hook runs on steps that have adapters.
@@ -153,15 +155,17 @@ class LinearRegistry {
   /// dense (no factory such as a quantizer claims one, no set() provider, weights not
   /// loaded yet, same dtype and in_features, no transposed flag), the first call loads
   /// the weights side by side (WeightStore::load_fused) and calls run one product when
-  /// fused_product_pays(); steps with adapters run the modules one by one (the adapter
-  /// hook overlaps its work with each product). A group a group factory fused runs
-  /// its provider's product on every call. Otherwise: forward() per module. A fused
-  /// product's outputs are views of its one row (T == 1) or split_columns of it.
+  /// fused_product_pays(). A group a group factory fused runs its provider's product
+  /// on every call. Otherwise: forward() per module. A fused product's outputs are
+  /// views of its one row (T == 1) or split_columns of it; on steps with adapters the
+  /// hook's before() runs for every module ahead of the product (a device hook
+  /// overlaps all the modules' deltas with it), then apply() per module.
   void forward_n(std::span<const std::string> modules, uint32_t flags, const LinearContext& ctx,
                  const Tensor& x, std::span<Tensor> outs);
   /// out = act(gate(x)) * up(x) (the linear_gated op): one pass of the backend's
   /// matmul_gated over the dense fused pair when it has one for this shape (and the
-  /// step has no adapters), else forward_n and act_mul.
+  /// step has no adapters: the hook needs gate and up apart), else forward_n (the
+  /// fused product when it pays, the hook on each part) and act_mul.
   void forward_gated(const std::string& gate, const std::string& up, uint32_t flags,
                      const LinearContext& ctx, const Tensor& x, int32_t act, Tensor& out);
   /// Fusion for groups seen from now on; the backend's preference by default.

@@ -311,6 +311,96 @@ TEST(ModelRunner, LinearHooksNeedNoModelCode) {
   EXPECT_GT(diff, 1e-3);
 }
 
+// A hook whose delta depends on x, the module and the row's slot (as LoRA's does),
+// recording the order of its calls.
+class XDeltaHook : public LinearAdapterHook {
+ public:
+  void before(const std::string& module, const LinearContext&, const Tensor&, const Tensor&) override {
+    calls.push_back("before " + module);
+  }
+  void apply(const std::string& module, const LinearContext& ctx, const Tensor& x, Tensor& out) override {
+    calls.push_back("apply " + module);
+    const float c = 0.01f * static_cast<float>(module.size() % 7 + 1);
+    const int32_t* slots = ctx.row_adapter_slots.as<int32_t>();
+    const int64_t K = x.shape[1], N = out.shape[1];
+    for (int64_t t = 0; t < out.shape[0]; ++t)
+      if (slots[t] >= 0)
+        for (int64_t j = 0; j < N; ++j)
+          out.as<float>()[t * N + j] += c * static_cast<float>(slots[t] + 1) * x.as<float>()[t * K + (j * 5) % K];
+  }
+  size_t at(const std::string& call) const {
+    return static_cast<size_t>(std::find(calls.begin(), calls.end(), call) - calls.begin());
+  }
+  std::vector<std::string> calls;
+};
+
+// On steps with adapters a fused group keeps its one product: every module's
+// before(), the product, then apply() per module on its part of the output (views of
+// one row, or the split columns): the same outputs as the modules run apart.
+TEST(ModelRunner, FusedGroupsOnAdapterStepsEqualModulesApart) {
+  TempDir dir;
+  write_random_llama(dir.path(), {});
+  ModelRunnerOptions o;
+  o.model_dir = dir.path();
+  o.num_blocks = 16;
+  o.block_size = 4;
+  o.fuse_linears = true;
+  ModelRunner fused(test::plugins(), o);
+  o.fuse_linears = false;
+  ModelRunner plain(test::plugins(), o);
+  auto prefill = [](ModelRunner& r) {  // 4 rows: the products are split
+    ForwardBatch fb;
+    fb.token_ids = {4, 5, 6, 7};
+    fb.positions = {0, 1, 0, 1};
+    fb.slot_mapping = {0, 1, 4, 5};
+    fb.block_tables = {0, 1};
+    fb.seqs = {SeqSlice{0, 2, 2, 0, 1, 1, 2}, SeqSlice{2, 2, 2, 1, 1, 1, -1}};
+    return r.to_host(r.execute(fb));
+  };
+  auto decode = [](ModelRunner& r) {  // 1 row: the outputs are views of the product's row
+    ForwardBatch fb;
+    fb.token_ids = {9};
+    fb.positions = {2};
+    fb.slot_mapping = {2};
+    fb.block_tables = {0};
+    fb.seqs = {SeqSlice{0, 1, 3, 0, 1, 1, 1}};
+    return r.to_host(r.execute(fb));
+  };
+  const auto base = prefill(plain);
+  XDeltaHook fused_hook, plain_hook;
+  fused.linears().set_adapter_hook(&fused_hook);
+  plain.linears().set_adapter_hook(&plain_hook);
+  for (auto step : {+prefill, +decode}) {
+    fused_hook.calls.clear();
+    plain_hook.calls.clear();
+    const auto a = step(fused), b = step(plain);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::fabs(b[i]))) << i;
+    const std::string l = "model.layers.1.";
+    const std::string q = l + "self_attn.q_proj", k = l + "self_attn.k_proj", v = l + "self_attn.v_proj",
+                      g = l + "mlp.gate_proj", u = l + "mlp.up_proj";
+    const XDeltaHook& f = fused_hook;
+    ASSERT_LT(f.at("apply " + v), f.calls.size());
+    EXPECT_LT(f.at("before " + v), f.at("apply " + q));  // every before() ahead of the product
+    EXPECT_LT(f.at("before " + q), f.at("before " + k));
+    EXPECT_LT(f.at("apply " + q), f.at("apply " + k));
+    EXPECT_LT(f.at("apply " + k), f.at("apply " + v));
+    EXPECT_LT(f.at("before " + u), f.at("apply " + g));
+    EXPECT_EQ(f.calls.size(), plain_hook.calls.size());
+    const XDeltaHook& p = plain_hook;
+    EXPECT_LT(p.at("apply " + q), p.at("before " + k));  // apart: one module after the other
+  }
+  // The adapters changed the first sequence's logits only.
+  const auto with = prefill(plain);
+  const size_t V = with.size() / 2;
+  double diff = 0;
+  for (size_t i = 0; i < V; ++i) diff += std::fabs(with[i] - base[i]);
+  EXPECT_GT(diff, 1e-3);
+  for (size_t i = V; i < 2 * V; ++i) EXPECT_EQ(with[i], base[i]);
+  fused.linears().set_adapter_hook(nullptr);
+  plain.linears().set_adapter_hook(nullptr);
+}
+
 TEST(ModelRunner, FactoriesBuildProvidersOnFirstUse) {
   TempDir dir;
   write_random_llama(dir.path(), {});

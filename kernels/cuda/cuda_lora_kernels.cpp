@@ -98,7 +98,7 @@ class CudaLoraKernels final : public core::LoraKernels {
       if (p.late) {
         // prepare() ran the shrink beside the base product: the expand adds into out
         // (its prologue prefetches B^T into L2 while the product finishes).
-        lora_expand(scratch_.as<float>(), T, p.max_rank, device_table_.as<LoraEntry>() + index(module, 0), p.groups,
+        lora_expand(scratch_[0].as<float>(), T, p.max_rank, device_table_.as<LoraEntry>() + index(module, 0), p.groups,
                     p.max_tiles, out.data, out.type() == DType::f32, out.shape[1], b_.stream(),
                     tile_rows(ctx, T, slots));
         last_out_ = static_cast<const char*>(out.data);
@@ -126,19 +126,19 @@ class CudaLoraKernels final : public core::LoraKernels {
     }
     bool just_made = false;
     const Groups& g = groups(row_slots, ctx.layout.step_id, T, slots, just_made, b_.stream());
-    reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
+    reserve(scratch_[0], static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
     const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
     const int rows_hint = row_slots.data == ctx.row_adapter_slots.data ? tile_rows(ctx, T, slots) : kLoraTileRows;
     lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups,
-                g.max_tiles, scratch_.as<float>(), just_made || overlaps_last_out(x), b_.stream(), rows_hint);
-    lora_expand(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, out.data,
+                g.max_tiles, scratch_[0].as<float>(), just_made || overlaps_last_out(x), b_.stream(), rows_hint);
+    lora_expand(scratch_[0].as<float>(), T, max_rank, table, g.groups, g.max_tiles, out.data,
                 out.type() == DType::f32, out.shape[1], b_.stream(), rows_hint);
     last_out_ = static_cast<const char*>(out.data);
     last_out_bytes_ = out.nbytes();
   }
 
   void prepare(int32_t module, const core::LinearContext& ctx, const Tensor& x, const Tensor& out) override {
-    drop_pending(true);  // a prepare() whose apply() never came
+    drop_unapplied(module, ctx, x);  // prepare()s whose apply() never came
     int32_t slots = 0;
     {
       std::lock_guard lk(mu_);
@@ -177,7 +177,10 @@ class CudaLoraKernels final : public core::LoraKernels {
       ++stats_.ahead_claimed;
       return;
     }
-    drop_pending(false);
+    // Deltas launched ahead for other modules were launched in vain; the claimed ones
+    // left are of this module's fused group (their apply()s come after the product).
+    for (int i = 0; i < kAhead; ++i)
+      if (pending_[i].active && !pending_[i].claimed) drop(i);
     // The side stream starts where the main stream is (x is ready) and runs the
     // grouping, shrink and expand while the main stream runs the base product; then
     // those of the modules learned to follow with the same x (their products come
@@ -185,60 +188,85 @@ class CudaLoraKernels final : public core::LoraKernels {
     const int rows_hint = tile_rows(ctx, T, slots);
     if (late_ == LoraLateExpand::always || (late_ == LoraLateExpand::shared && rows_hint >= 2)) {
       // Tiles of several rows (few adapters): only the shrink beside the product;
-      // apply() runs the expand into out (no delta buffer, no merge).
+      // apply() runs the expand into out (no delta buffer, no merge). One module at a
+      // time (the shrinks share the scratch): a fused group's earlier modules are
+      // joined here, and their apply() computes them anew.
+      drop_pending(false);
       int32_t max_rank = 0;
       {
         std::lock_guard lk(mu_);
         max_rank = max_rank_[module];
       }
-      reserve(scratch_, static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
-      start_side();
+      reserve(scratch_[0], static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float));
+      const cudaStream_t side = start_side(0);
       bool just_made = false;
-      const Groups& g = groups(ctx.row_adapter_slots, step, T, slots, just_made, side_.get());
+      const Groups& g = groups(ctx.row_adapter_slots, step, T, slots, just_made, side);
       const LoraEntry* table = device_table_.as<LoraEntry>() + index(module, 0);
       lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups, g.max_tiles,
-                  scratch_.as<float>(), just_made, side_.get(), rows_hint);
-      join_[0].record(side_.get());
+                  scratch_[0].as<float>(), just_made, side, rows_hint);
+      join_[0].record(side);
       pending_[0] = Pending{true, true, module, x.data, out.data, T, n, step, true, max_rank, g.groups, g.max_tiles};
       return;
     }
+    // The buffers not held by deltas still to merge (a fused group's modules prepared
+    // before this one), lowest first: this module's, then those launched ahead. The
+    // same calls in the same order take the same buffers (a capture after an eager
+    // step finds them grown).
+    int idle[kAhead];
+    int n_idle = 0;
+    for (int i = 0; i < kAhead; ++i) {
+      if (pending_[i].active && pending_[i].late) drop(i);  // its expand reads the scratch
+      if (!pending_[i].active) idle[n_idle++] = i;
+    }
+    if (n_idle == 0) {  // a group of more than kAhead modules: the earlier ones are joined
+      drop_pending(false);
+      for (int i = 0; i < kAhead; ++i) idle[n_idle++] = i;
+    }
     const bool ahead_rows = lookahead_ != LoraLookahead::off && T <= kAheadRows;
     const bool ahead = ahead_rows && !x_written && (lookahead_ == LoraLookahead::always || rows_hint <= 1);
-    const int buffers = ahead ? kAhead : 1;
-    // Outside a capture every buffer grows to this module's size (so that a capture
-    // after one step finds them large enough for any module launched ahead).
+    const int buffers = ahead ? n_idle : 1;
+    // Outside a capture every free buffer grows to this module's size (so that a
+    // capture after one step finds them large enough for any module launched ahead).
     const bool grow_all = ahead_rows && !capturing();
-    for (int i = 0; i < (grow_all ? kAhead : 1); ++i)
-      reserve(delta_[i], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
-    start_side();
+    for (int j = 0; j < (grow_all ? n_idle : 1); ++j)
+      reserve(delta_[idle[j]], static_cast<size_t>(T) * static_cast<size_t>(n) * sizeof(float));
+    // This module's work (and what it launches ahead) goes on the side stream of its
+    // buffer, with that stream's scratch: the modules of a fused group run side by
+    // side (their kernels are short and latency-bound), each beside the one product.
+    const int si = group_streams_ ? idle[0] : 0;
+    const cudaStream_t side = start_side(si);
+    DeviceMemory& t_buf = scratch_[si];
     int32_t m = module;
     int64_t mn = n;
-    for (int i = 0; i < buffers && m >= 0; ++i) {
+    for (int j = 0; j < buffers && m >= 0; ++j) {
+      const int i = idle[j];
       int32_t max_rank = 0;
       {
         std::lock_guard lk(mu_);
         if (active_[m] > 0) max_rank = max_rank_[m];
       }
       const size_t t_bytes = static_cast<size_t>(T) * static_cast<size_t>(max_rank) * sizeof(float);
-      if (i > 0) {
+      if (j > 0) {
         // Buffers grow outside a capture only (else no lookahead for this module).
         const size_t d_bytes = static_cast<size_t>(T) * static_cast<size_t>(mn) * sizeof(float);
         if (max_rank == 0 || mn <= 0 ||
-            ((d_bytes > delta_[i].size() || t_bytes > scratch_.size()) && capturing()))
+            ((d_bytes > delta_[i].size() || t_bytes > t_buf.size()) && capturing()))
           break;
         reserve(delta_[i], d_bytes);
       }
-      reserve(scratch_, t_bytes);
+      reserve(t_buf, t_bytes);
       bool just_made = false;
-      const Groups& g = groups(ctx.row_adapter_slots, step, T, slots, just_made, side_.get());
+      const Groups& g = groups(ctx.row_adapter_slots, step, T, slots, just_made, side);
+      if (!just_made && g.made_on != side)  // grouped on another stream in this step
+        BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side, g.ready.get(), 0));
       const LoraEntry* table = device_table_.as<LoraEntry>() + index(m, 0);
       lora_shrink(static_cast<const uint16_t*>(x.data), T, x.shape[1], table, max_rank, g.groups, g.max_tiles,
-                  scratch_.as<float>(), just_made, side_.get(), rows_hint);
-      lora_expand_delta(scratch_.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_[i].as<float>(), mn,
-                        side_.get(), rows_hint);
-      join_[i].record(side_.get());
-      pending_[i] = Pending{true, i == 0, m, x.data, i == 0 ? out.data : nullptr, T, mn, step, false, 0, {}, 0};
-      stats_.ahead_launched += i > 0;
+                  t_buf.as<float>(), just_made, side, rows_hint);
+      lora_expand_delta(t_buf.as<float>(), T, max_rank, table, g.groups, g.max_tiles, delta_[i].as<float>(), mn,
+                        side, rows_hint);
+      join_[i].record(side);
+      pending_[i] = Pending{true, j == 0, m, x.data, j == 0 ? out.data : nullptr, T, mn, step, false, 0, {}, 0};
+      stats_.ahead_launched += j > 0;
       m = follows_[m];
       if (m == module) break;
       if (m >= 0) mn = out_n_[m];
@@ -248,6 +276,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   void set_overlap(bool on) { overlap_ = on; }
   void set_late_expand(LoraLateExpand mode) { late_ = mode; }
   void set_lookahead(LoraLookahead mode) { lookahead_ = mode; }
+  void set_group_streams(bool on) { group_streams_ = on; }
   LoraStats stats() const { return stats_; }
 
   // Graphs: staged table changes go up now (outside the capture); the generation
@@ -278,6 +307,8 @@ class CudaLoraKernels final : public core::LoraKernels {
     int64_t max_tiles = 0;
     DeviceMemory memory;
     LoraGroups groups;
+    cudaStream_t made_on = nullptr;  // the stream the grouping ran on
+    Event ready;                     // recorded there after it
   };
 
   size_t index(int32_t module, int32_t slot) const {
@@ -336,6 +367,9 @@ class CudaLoraKernels final : public core::LoraKernels {
     g.max_tiles = lora_max_tiles(T, slots);
     g.groups = lora_groups_at(g.memory.get(), T, slots);
     lora_group(row_slots.as<const int32_t>(), T, slots, g.groups, stream);
+    if (!g.ready.get()) g.ready = Event::create();
+    g.ready.record(stream);
+    g.made_on = stream;
     just_made = true;
     return g;
   }
@@ -459,16 +493,28 @@ class CudaLoraKernels final : public core::LoraKernels {
     for (int i = 0; i < kAhead; ++i)
       if (pending_[i].active && (pending_[i].claimed || !claimed_only)) drop(i);
   }
+  // The claimed entries whose apply() has not come, except those of the fused group
+  // `module` belongs to (LinearRegistry::forward_n: every module's prepare() with the
+  // same x before the group's one product, then every apply()).
+  void drop_unapplied(int32_t module, const core::LinearContext& ctx, const Tensor& x) {
+    const int64_t rows = x.ndim == 2 ? x.shape[0] : -1;
+    for (int i = 0; i < kAhead; ++i) {
+      const Pending& p = pending_[i];
+      const bool group = p.module != module && p.x == x.data && p.rows == rows && p.step == ctx.layout.step_id;
+      if (p.active && p.claimed && !group) drop(i);
+    }
+  }
 
   // The side stream starts where the main stream is (x is ready).
-  void start_side() {
-    if (!side_.get()) {
-      side_ = Stream::create();
+  cudaStream_t start_side(int s) {
+    if (!side_[s].get()) side_[s] = Stream::create();
+    if (!fork_.get()) {
       fork_ = Event::create();
       for (auto& e : join_) e = Event::create();
     }
     fork_.record(b_.stream());
-    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_.get(), fork_.get(), 0));
+    BANYAN_CUDA_CHECK(cudaStreamWaitEvent(side_[s].get(), fork_.get(), 0));
+    return side_[s].get();
   }
 
   static bool overlaps(const Tensor& a, const Tensor& b) {
@@ -479,7 +525,8 @@ class CudaLoraKernels final : public core::LoraKernels {
 
   void sync_all() {
     b_.synchronize();
-    if (side_.get()) BANYAN_CUDA_CHECK(cudaStreamSynchronize(side_.get()));
+    for (const Stream& s : side_)
+      if (s.get()) BANYAN_CUDA_CHECK(cudaStreamSynchronize(s.get()));
   }
 
   // Grows a scratch buffer (outside graph capture only).
@@ -511,7 +558,7 @@ class CudaLoraKernels final : public core::LoraKernels {
   int32_t modules_ = 0, slots_ = 0;
   bool dirty_ = false;
   uint64_t generation_ = 1;
-  DeviceMemory device_table_, scratch_;
+  DeviceMemory device_table_;
   // The overlapped path: deltas computed on the side stream, each in its own buffer
   // with its own join event: the module prepared last and the modules launched
   // ahead of their prepare() (kAhead - 1 at most, for steps of <= kAheadRows rows).
@@ -541,7 +588,9 @@ class CudaLoraKernels final : public core::LoraKernels {
   LoraLookahead lookahead_ = LoraLookahead::distinct;
   Pending pending_[kAhead];
   DeviceMemory delta_[kAhead];
-  Stream side_;
+  bool group_streams_ = true;
+  DeviceMemory scratch_[kAhead];  // t of the work on side_[i]; [0] also the main stream's
+  Stream side_[kAhead];
   Event fork_, join_[kAhead];
   Seen last_;                     // the last prepare() that computed or claimed deltas
   std::vector<int32_t> follows_;  // per module: the module prepared next with the same x, or -1
@@ -580,6 +629,12 @@ void set_lora_late_expand(core::LoraKernels& kernels, LoraLateExpand mode) {
   auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
   if (!k) throw Error(Code::invalid_argument, "set_lora_late_expand: not the CUDA LoRA kernels");
   k->set_late_expand(mode);
+}
+
+void set_lora_group_streams(core::LoraKernels& kernels, bool on) {
+  auto* k = dynamic_cast<CudaLoraKernels*>(&kernels);
+  if (!k) throw Error(Code::invalid_argument, "set_lora_group_streams: not the CUDA LoRA kernels");
+  k->set_group_streams(on);
 }
 
 void set_lora_lookahead(core::LoraKernels& kernels, LoraLookahead mode) {

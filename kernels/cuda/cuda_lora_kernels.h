@@ -4,7 +4,9 @@
 // and each module's delta is one shrink and one expand launch (lora.h), on a side
 // stream beside the base product when prepare() announced the module (the hook
 // does, before the product), then merged into out by apply() (and, with lookahead,
-// those of the modules that follow with the same input: see below). Outside
+// those of the modules that follow with the same input: see below; the modules of
+// a fused group, all announced before their one product, each on a side stream of
+// their own: set_lora_group_streams). Outside
 // graph capture, a run of at least 128 consecutive token rows of one adapter (a
 // prefill chunk) takes cuBLASLt instead (x·A^T rounded to bf16 and scaled, then
 // accumulated ·B^T into out, or the DoRA combination), the kernels the rest.
@@ -62,6 +64,13 @@ void set_lora_late_expand(core::LoraKernels& kernels, LoraLateExpand mode);
 /// it helps there, and costs ~0.3 ms a step with 1 or 8 adapters at batch 64).
 enum class LoraLookahead { off, distinct, always };
 void set_lora_lookahead(core::LoraKernels& kernels, LoraLookahead mode);
+
+/// Group streams (default on): the modules of a fused group (LinearRegistry::forward_n
+/// on a step with adapters: every module's prepare() with the same x, then the one
+/// product, then every apply()) each compute their deltas on a side stream of their
+/// own (up to three), side by side beside the product; off: one after another on one
+/// side stream. Not measured yet; the benchmark's "group_streams_off" ablation.
+void set_lora_group_streams(core::LoraKernels& kernels, bool on);
 
 /// Counters of the lookahead (for tests and the benchmark).
 struct LoraStats {

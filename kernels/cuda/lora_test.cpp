@@ -428,6 +428,95 @@ TEST(CudaLora, SharedInputsRunAhead) {
   }
 }
 
+// A fused group on a step with adapters (LinearRegistry::forward_n): every module's
+// prepare() with the same x before the group's one product, then every apply(). The
+// deltas of all of them are computed beside the product, each in its own buffer, and
+// match the CPU's: without lookahead, with it (claimed by the later prepare()s), with
+// the late expand (the earlier modules are then computed anew), on a side stream per
+// module (default) or on one, and in a captured graph replayed over new slots and
+// inputs.
+TEST(CudaLora, FusedGroupsPrepareEveryModuleFirst) {
+  BANYAN_REQUIRE_GPU();
+  Fixture f({{512, 1024}, {512, 136}, {512, 264}, {1024, 512}}, 9, 51);
+  const int64_t T = 64;
+  std::mt19937 rng(52);
+  Dev xa = make(*f.be.gpu, DType::bf16, {T, 512}), x3 = make(*f.be.gpu, DType::bf16, {T, 1024});
+  Dev sd = make(*f.be.gpu, DType::i32, {T});
+  std::vector<Dev> od;
+  for (int32_t m = 0; m < 4; ++m) od.push_back(make(*f.be.gpu, DType::bf16, {T, f.shapes[m].out}));
+  core::StepArena arena(*f.be.gpu, size_t{1} << 20);
+  core::StepLayout layout;
+  core::ForwardBatch batch;
+  core::LinearContext ctx{*f.be.gpu, arena, layout, batch, sd.t, true};
+  auto enqueue = [&] {
+    for (int32_t m = 0; m < 3; ++m) f.gpu->prepare(m, ctx, xa.t, od[static_cast<size_t>(m)].t);
+    for (int32_t m = 0; m < 3; ++m) f.gpu->apply(m, ctx, xa.t, od[static_cast<size_t>(m)].t);
+    f.gpu->prepare(3, ctx, x3.t, od[3].t);
+    f.gpu->apply(3, ctx, x3.t, od[3].t);
+  };
+  struct Data {
+    std::vector<int32_t> slots;
+    std::vector<float> x, x3;
+    std::vector<std::vector<float>> base;
+  };
+  auto fresh = [&] {
+    Data d;
+    d.slots.resize(static_cast<size_t>(T));
+    for (auto& s : d.slots) s = static_cast<int32_t>(rng() % 11) - 1;
+    d.x = random_bf16(static_cast<size_t>(T * 512), rng());
+    d.x3 = random_bf16(static_cast<size_t>(T * 1024), rng());
+    for (int32_t m = 0; m < 4; ++m) d.base.push_back(random_bf16(static_cast<size_t>(T * f.shapes[m].out), rng()));
+    put_i32(*f.be.gpu, sd.t, d.slots);
+    put(*f.be.gpu, xa.t, d.x);
+    put(*f.be.gpu, x3.t, d.x3);
+    for (int32_t m = 0; m < 4; ++m) put(*f.be.gpu, od[static_cast<size_t>(m)].t, d.base[static_cast<size_t>(m)]);
+    return d;
+  };
+  auto check = [&](const Data& d, const std::string& what) {
+    for (int32_t m = 0; m < 4; ++m) {
+      const auto& base = d.base[static_cast<size_t>(m)];
+      const auto ref = f.reference(m, d.slots, m == 3 ? d.x3 : d.x, base);
+      f.expect_matches(m, d.slots, ref, base, get(*f.be.gpu, od[static_cast<size_t>(m)].t), what);
+    }
+  };
+  struct Mode {
+    LoraLookahead ahead;
+    LoraLateExpand late;
+    bool streams;
+    const char* name;
+  };
+  for (const Mode& mode : {Mode{LoraLookahead::off, LoraLateExpand::off, true, "a stream per module"},
+                           Mode{LoraLookahead::off, LoraLateExpand::off, false, "one side stream"},
+                           Mode{LoraLookahead::always, LoraLateExpand::off, true, "lookahead"},
+                           Mode{LoraLookahead::off, LoraLateExpand::always, true, "late expand"}}) {
+    set_lora_lookahead(*f.gpu, mode.ahead);
+    set_lora_late_expand(*f.gpu, mode.late);
+    set_lora_group_streams(*f.gpu, mode.streams);
+    for (int step = 0; step < 3; ++step) {
+      layout.step_id = ++f.step;
+      const Data d = fresh();
+      enqueue();
+      check(d, std::string(mode.name) + " step " + std::to_string(step));
+    }
+  }
+  set_lora_late_expand(*f.gpu, LoraLateExpand::off);
+  set_lora_lookahead(*f.gpu, LoraLookahead::off);
+  set_lora_group_streams(*f.gpu, true);
+  layout.step_id = ++f.step;
+  fresh();
+  enqueue();  // the eager step before the capture grows what the capture uses
+  layout.step_id = ++f.step;
+  f.be.gpu->begin_capture();
+  enqueue();
+  Graph g = f.be.gpu->end_capture();
+  for (int rep = 0; rep < 2; ++rep) {
+    const Data d = fresh();
+    f.be.gpu->launch(g);
+    check(d, "replay " + std::to_string(rep));
+  }
+  set_lora_lookahead(*f.gpu, LoraLookahead::distinct);  // the default
+}
+
 }  // namespace
 }  // namespace banyan::kernels::cuda::test
 
