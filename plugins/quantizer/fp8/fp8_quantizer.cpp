@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -68,19 +69,45 @@ class Fp8Quantizer {
   }
 
   void quantize(const std::string&, const Tensor& w, BanyanQuantizedWeight& out) {
+    banyan::require_float(w);
     const int64_t N = out.rows, K = out.cols;
     auto* q = static_cast<uint8_t*>(out.qweight.data);
     auto* s = static_cast<float*>(out.scales.data);
+    // Runs of at most kRun elements within one scale's span, each converted once per
+    // pass; the max is exact, so any thread count gives the same bits.
+    constexpr int64_t kRun = 4096;
     const int64_t span = per_channel_ ? K : N * K;  // elements per scale
-    for (int64_t r = 0; r * span < N * K; ++r) {
-      float amax = 0.0f;
-      for (int64_t i = r * span; i < (r + 1) * span; ++i)
-        amax = std::max(amax, std::fabs(banyan::float_element(w, i)));
-      const float scale = amax / 448.0f;
-      s[r] = scale;
-      for (int64_t i = r * span; i < (r + 1) * span; ++i)
-        q[i] = scale > 0.0f ? to_e4m3fn(banyan::float_element(w, i) / scale) : 0;
+    if (span == 0) {
+      std::fill(s, s + (per_channel_ ? N : 1), 0.0f);
+      return;
     }
+    const int64_t runs_per_span = banyan::ceil_div(span, kRun), spans = per_channel_ ? N : 1;
+    std::vector<float> amax(static_cast<size_t>(spans * runs_per_span), 0.0f);
+    auto each_run = [&](auto&& body) {
+#pragma omp parallel
+      {
+        std::vector<float> v(static_cast<size_t>(kRun));
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < spans * runs_per_span; ++r) {
+          const int64_t sp = r / runs_per_span, i0 = sp * span + (r % runs_per_span) * kRun;
+          const int64_t len = std::min(kRun, (sp + 1) * span - i0);
+          banyan::float_elements(w, i0, len, v.data());
+          body(r, sp, i0, len, v.data());
+        }
+      }
+    };
+    each_run([&](int64_t r, int64_t, int64_t, int64_t len, const float* v) {
+      float m = 0.0f;
+      for (int64_t i = 0; i < len; ++i) m = std::max(m, std::fabs(v[i]));
+      amax[r] = m;
+    });
+    for (int64_t sp = 0; sp < spans; ++sp)
+      s[sp] = *std::max_element(amax.begin() + sp * runs_per_span, amax.begin() + (sp + 1) * runs_per_span) /
+              448.0f;
+    each_run([&](int64_t, int64_t sp, int64_t i0, int64_t len, const float* v) {
+      const float scale = s[sp];
+      for (int64_t i = 0; i < len; ++i) q[i0 + i] = scale > 0.0f ? to_e4m3fn(v[i] / scale) : 0;
+    });
   }
 
   void dequantize(const BanyanQuantizedWeight& w, Tensor& out) {

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <vector>
 
 namespace {
 
@@ -34,27 +35,33 @@ class Int4Quantizer {
   }
 
   void quantize(const std::string&, const Tensor& w, BanyanQuantizedWeight& out) {
+    banyan::require_float(w);
     const int64_t N = out.rows, K = out.cols, G = out.group_size, ng = K / G;
     auto* q = static_cast<uint8_t*>(out.qweight.data);
     auto* s = static_cast<float*>(out.scales.data);
     auto* z = static_cast<uint8_t*>(out.zeros.data);
-    std::vector<float> v(static_cast<size_t>(G));
-    for (int64_t n = 0; n < N; ++n) {
-      uint8_t* qrow = q + n * (K / 2);
-      for (int64_t g = 0; g < ng; ++g) {
-        float mx = -INFINITY, mn = INFINITY;
-        for (int64_t j = 0; j < G; ++j) {
-          v[j] = banyan::float_element(w, n * K + g * G + j);
-          mx = std::max(mx, v[j]);
-          mn = std::min(mn, v[j]);
-        }
-        const float scale = std::max(mx - mn, 1e-5f) / 15.0f;
-        const float zero = std::clamp(-std::nearbyint(mn / scale), 0.0f, 15.0f);
-        s[n * ng + g] = scale;
-        z[n * ng + g] = static_cast<uint8_t>(zero);
-        for (int64_t j = 0; j < G; ++j) {
-          float qv = std::clamp(std::nearbyint(v[j] / scale) + zero, 0.0f, 15.0f);
-          put_nibble(qrow, g * G + j, static_cast<uint32_t>(qv));
+#pragma omp parallel
+    {
+      std::vector<float> row(static_cast<size_t>(K));
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) {  // rows are independent: any thread count, same bits
+        banyan::float_elements(w, n * K, K, row.data());
+        uint8_t* qrow = q + n * (K / 2);
+        for (int64_t g = 0; g < ng; ++g) {
+          const float* v = row.data() + g * G;
+          float mx = -INFINITY, mn = INFINITY;
+          for (int64_t j = 0; j < G; ++j) {
+            mx = std::max(mx, v[j]);
+            mn = std::min(mn, v[j]);
+          }
+          const float scale = std::max(mx - mn, 1e-5f) / 15.0f;
+          const float zero = std::clamp(-std::nearbyint(mn / scale), 0.0f, 15.0f);
+          s[n * ng + g] = scale;
+          z[n * ng + g] = static_cast<uint8_t>(zero);
+          for (int64_t j = 0; j < G; ++j) {
+            float qv = std::clamp(std::nearbyint(v[j] / scale) + zero, 0.0f, 15.0f);
+            put_nibble(qrow, g * G + j, static_cast<uint32_t>(qv));
+          }
         }
       }
     }

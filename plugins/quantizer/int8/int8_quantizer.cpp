@@ -32,21 +32,24 @@ class Int8Quantizer {
   }
 
   void quantize(const std::string&, const Tensor& w, BanyanQuantizedWeight& out) {
+    banyan::require_float(w);
     const int64_t N = out.rows, K = out.cols;
     auto* q = static_cast<int8_t*>(out.qweight.data);
     auto* s = static_cast<float*>(out.scales.data);
-    std::vector<float> row(static_cast<size_t>(K));
-    for (int64_t n = 0; n < N; ++n) {
-      float amax = 0.0f;
-      for (int64_t k = 0; k < K; ++k) {
-        row[k] = banyan::float_element(w, n * K + k);
-        amax = std::max(amax, std::fabs(row[k]));
-      }
-      const float scale = amax / 127.0f;
-      s[n] = scale;
-      for (int64_t k = 0; k < K; ++k) {
-        float v = scale > 0.0f ? std::nearbyint(row[k] / scale) : 0.0f;
-        q[n * K + k] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+#pragma omp parallel
+    {
+      std::vector<float> row(static_cast<size_t>(K));
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) {  // rows are independent: any thread count, same bits
+        banyan::float_elements(w, n * K, K, row.data());
+        float amax = 0.0f;
+        for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(row[k]));
+        const float scale = amax / 127.0f;
+        s[n] = scale;
+        for (int64_t k = 0; k < K; ++k) {
+          float v = scale > 0.0f ? std::nearbyint(row[k] / scale) : 0.0f;
+          q[n * K + k] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+        }
       }
     }
   }

@@ -24,7 +24,8 @@ using namespace banyan::nf4;
 
 /// The index of the value of the sorted `code` nearest to x (the lower one on a tie).
 uint32_t nearest(const float* code, int n, float x) {
-  int hi = static_cast<int>(std::upper_bound(code, code + n, x) - code);
+  int hi = 0;  // std::upper_bound's answer, without branches: the values not above x
+  for (int k = 0; k < n; ++k) hi += !(x < code[k]);
   if (hi == 0) return 0;
   if (hi == n) return static_cast<uint32_t>(n - 1);
   const int lo = hi - 1;
@@ -72,20 +73,30 @@ class Nf4Quantizer {
   }
 
   void quantize(const std::string&, const Tensor& w, BanyanQuantizedWeight& out) {
+    banyan::require_float(w);
     const int64_t n = out.rows * out.cols, B = out.group_size, nblocks = banyan::ceil_div(n, B);
     auto* q = static_cast<uint8_t*>(out.qweight.data);
     std::copy(kNf4Code, kNf4Code + 16, static_cast<float*>(out.code.data));
     std::vector<float> absmax(static_cast<size_t>(nblocks));
     if (n % 2) q[n / 2] = 0;
-    for (int64_t b = 0; b < nblocks; ++b) {
-      const int64_t i0 = b * B, i1 = std::min(n, i0 + B);
-      float amax = 0.0f;
-      for (int64_t i = i0; i < i1; ++i) amax = std::max(amax, std::fabs(banyan::float_element(w, i)));
-      absmax[b] = amax;
-      for (int64_t i = i0; i < i1; ++i) {
-        const float x = amax > 0.0f ? banyan::float_element(w, i) / amax : 0.0f;
-        put_index(q, i, nearest(kNf4Code, 16, x));
-      }
+    // Blocks in pairs: a pair starts at an even element, so no two threads write
+    // the same byte of q whatever the block size; blocks are independent: any
+    // thread count gives the same bits.
+    const int64_t pairs = banyan::ceil_div(nblocks, int64_t{2});
+#pragma omp parallel
+    {
+      std::vector<float> v(static_cast<size_t>(B));
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < pairs; ++p)
+        for (int64_t b = 2 * p; b < std::min(nblocks, 2 * p + 2); ++b) {
+          const int64_t i0 = b * B, len = std::min(n, i0 + B) - i0;
+          banyan::float_elements(w, i0, len, v.data());
+          float amax = 0.0f;
+          for (int64_t i = 0; i < len; ++i) amax = std::max(amax, std::fabs(v[i]));
+          absmax[b] = amax;
+          for (int64_t i = 0; i < len; ++i)
+            put_index(q, i0 + i, nearest(kNf4Code, 16, amax > 0.0f ? v[i] / amax : 0.0f));
+        }
     }
     if (!nested_) {
       std::copy(absmax.begin(), absmax.end(), static_cast<float*>(out.scales.data));

@@ -91,6 +91,37 @@ inline float float_element(const Tensor& t, int64_t i) {
   }
 }
 
+/// Throws Error(unsupported) unless t holds BF16, F16 or F32 (check once before a
+/// parallel loop over float_elements(), which must not throw inside it).
+inline void require_float(const Tensor& t) {
+  if (t.type() != DType::f32 && t.type() != DType::bf16 && t.type() != DType::f16)
+    throw Error(Code::unsupported, "expected a BF16, F16 or F32 tensor, got " +
+                                       std::string(dtype_name(t.type())));
+}
+
+/// Elements [begin, begin + count) of a host tensor of BF16, F16 or F32 as float into
+/// dst: float_element() over a run, with one dtype dispatch (the fast path of a
+/// quantizer's inner loop). The dtype must have passed require_float().
+inline void float_elements(const Tensor& t, int64_t begin, int64_t count, float* dst) noexcept {
+  switch (t.type()) {
+    case DType::f32: {
+      const float* p = static_cast<const float*>(t.data) + begin;
+      for (int64_t i = 0; i < count; ++i) dst[i] = p[i];
+      return;
+    }
+    case DType::bf16: {
+      const uint16_t* p = static_cast<const uint16_t*>(t.data) + begin;
+      for (int64_t i = 0; i < count; ++i) dst[i] = bf16_bits_to_float(p[i]);
+      return;
+    }
+    default: {
+      const uint16_t* p = static_cast<const uint16_t*>(t.data) + begin;
+      for (int64_t i = 0; i < count; ++i) dst[i] = f16_bits_to_float(p[i]);
+      return;
+    }
+  }
+}
+
 /// Checkpoint tensors for plugins reading pre-quantized weights.
 class TensorSource {
  public:
