@@ -11,11 +11,13 @@
 #include <banyan/error.h>
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <cstring>
 
 namespace banyan::core {
 namespace {
@@ -325,6 +327,43 @@ TEST(QuantizerFormula, OptionsAreCheckedAgainstTheManifest) {
   EXPECT_THROW(Quantizer(test::plugins(), "nf4", "{\"double_quant\": 3}"), Error);
   EXPECT_THROW(Quantizer(test::plugins(), "fp8", "{\"per_chanel\": true}"), Error);
   EXPECT_THROW(Quantizer(test::plugins(), "int3", "{}"), Error);
+}
+
+// The quantizers split rows or blocks over OpenMP threads at load: every tensor of the
+// packed weight is the same bytes with one thread and with several (odd shapes: NF4
+// blocks across rows, a half-used last byte, runs of FP8 across a row's end).
+TEST(QuantizerFormula, PackedBitsDoNotDependOnTheThreadCount) {
+  const int saved = omp_get_max_threads();
+  const std::pair<const char*, const char*> cases[] = {
+      {"int8", "{}"},
+      {"int4", R"({"group_size": 32})"},
+      {"nf4", "{}"},
+      {"nf4", R"({"block_size": 75, "double_quant": true})"},
+      {"fp8", "{}"},
+      {"fp8", R"({"per_channel": true})"},
+  };
+  for (const auto& [method, options] : cases) {
+    SCOPED_TRACE(std::string(method) + " " + options);
+    Weight w = make_weight(67, 4160, 7);  // 278,720 values: many FP8 runs, 3,717 NF4 blocks of 75
+    Quantizer q(test::plugins(), method, options);
+    omp_set_num_threads(1);
+    QuantizedMatrix one = q.quantize("model.layers.0.mlp.down_proj", w.tensor());
+    for (int threads : {2, 3, 7}) {
+      omp_set_num_threads(threads);
+      QuantizedMatrix many = q.quantize("model.layers.0.mlp.down_proj", w.tensor());
+      const auto a = tensor_slots(one.get()), b = tensor_slots(many.get());
+      for (size_t i = 0; i < a.size(); ++i) {
+        ASSERT_EQ(a[i]->data == nullptr, b[i]->data == nullptr) << kTensorSlotNames[i];
+        if (!a[i]->data) continue;  // a slot the layout does not use
+        const Tensor ta(*a[i]), tb(*b[i]);
+        ASSERT_EQ(ta.nbytes(), tb.nbytes()) << kTensorSlotNames[i];
+        EXPECT_EQ(std::memcmp(ta.data, tb.data, ta.nbytes()), 0)
+            << kTensorSlotNames[i] << " differs with " << threads << " threads";
+      }
+      EXPECT_EQ(one.get().offset, many.get().offset);
+    }
+  }
+  omp_set_num_threads(saved);
 }
 
 }  // namespace
