@@ -412,6 +412,17 @@ int main(int argc, char** argv) {
       std::cout << " linear weights " << linear_bytes << " B (" << bits << " bits/weight; bf16 "
                 << bf16_bytes << " B), load " << load_s << " s\n";
       results.push_back(r);
+      // The results so far, after each method: a run cut short by its time limit
+      // still leaves the methods it finished.
+      if (!a.out.empty())
+        std::ofstream(a.out) << nlohmann::json({{"model", random ? "random llama " + a.random_llama
+                                                                 : a.model.string()},
+                                                {"device", a.device},
+                                                {"new_tokens", a.new_tokens},
+                                                {"partial", true},
+                                                {"results", results}})
+                                    .dump(1)
+                             << "\n";
     }
     nlohmann::json gemv = nlohmann::json::object();
     if (a.gemv_reps > 0) {
