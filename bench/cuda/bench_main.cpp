@@ -3,7 +3,7 @@
 //   banyan_bench_cuda [--out FILE] [--batches 1,16,64,256] [--steps 128] [--prompt 128]
 //                     [--prefill 2048,512] [--reps 3] [--pdl-ab] [--gemv-prefetch 0,16]
 //                     [--gemv-bulk-prefetch 16384,65536] [--fuse-ab] [--attn-modes 0,1,2]
-//                     [--gemv-blocks 2,4,8] [--attn-split 2,4,8] [--attn-group 4,2,1]
+//                     [--gemv-blocks 2,4,8] [--attn-split 2,4,8] [--attn-group 4,2,1] [--gated-ab]
 // Decode: B sequences with `prompt` tokens of (random) context each generate `steps`
 // tokens, one CUDA-graph replay per step (the step's layout uploaded before each).
 // Prefill: one sequence of N tokens in one step, run directly. Ablations time the
@@ -12,6 +12,9 @@
 // (cases decode_bN_pdl_off; BANYAN_PDL=0 turns it off for the whole run).
 // --fuse-ab: then the decode steps and prefills again with q/k/v and gate/up as
 // separate products (cases ..._unfused; the default runs them as the runtime does).
+// --gated-ab: then the decode steps and prefills again with gate/up as one product of
+// any row count, act_mul_halves reading its halves (core::set_gated_product_max_rows;
+// cases ..._gated_halves; default: two products of more than 16 MiB apart).
 // --attn-modes: then the decode steps with each decode attention mode (the bits of
 // kernels::cuda::DecodeAttentionMode; cases decode_bN_attn_M).
 // --gemv-blocks: then the decode steps with each count of blocks per SM below which
@@ -26,6 +29,7 @@
 // (cases decode_b1_bulk_N).
 #include "llama_harness.h"
 
+#include "core/runtime/linear.h"
 #include "kernels/cuda/kernels.h"
 
 #include <banyan/error.h>
@@ -53,7 +57,7 @@ struct Options {
   std::vector<int> batches = {1, 16, 64, 256};
   std::vector<int> prefill = {2048, 512};
   int steps = 128, prompt = 128, reps = 3;
-  bool pdl_ab = false, fuse_ab = false;
+  bool pdl_ab = false, fuse_ab = false, gated_ab = false;
   std::vector<int> gemv_prefetch, gemv_bulk_prefetch, attn_modes, gemv_blocks, attn_split, attn_group;
 };
 
@@ -81,6 +85,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--reps") o.reps = std::stoi(value());
     else if (a == "--pdl-ab") o.pdl_ab = true;
     else if (a == "--fuse-ab") o.fuse_ab = true;
+    else if (a == "--gated-ab") o.gated_ab = true;
     else if (a == "--attn-modes") o.attn_modes = int_list(value());
     else if (a == "--gemv-blocks") o.gemv_blocks = int_list(value());
     else if (a == "--attn-split") o.attn_split = int_list(value());
@@ -229,7 +234,7 @@ class Bench {
     return {name, batch, batch * o_.steps / (ms * 1e-3), batch / t_floor, e.str()};
   }
 
-  Record prefill(int tokens) {
+  Record prefill(int tokens, const std::string& name = "") {
     std::vector<int32_t> ids(tokens), pos(tokens), slots(tokens), tables;
     for (int i = 0; i < tokens; ++i) {
       ids[i] = static_cast<int32_t>(rng_() % s_.vocab);
@@ -264,7 +269,7 @@ class Bench {
       << ", \"fraction_of_cublas\": " << gemm_ms / ms << ", \"tflop_s\": " << flops / (ms * 1e-3) / 1e12
       << ", \"attention_tflop_s\": " << attn_flops / (attn_ms * 1e-3) / 1e12
       << ", \"runs_ms\": [" << join(runs) << "]";
-    return {"prefill_" + std::to_string(tokens), 1, T / (ms * 1e-3), T / (flops / kPeakFlops),
+    return {name.empty() ? "prefill_" + std::to_string(tokens) : name, 1, T / (ms * 1e-3), T / (flops / kPeakFlops),
             e.str()};
   }
 
@@ -351,6 +356,19 @@ int run(int argc, char** argv) {
       std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
     }
     h.set_fused(true);
+  }
+  if (o.gated_ab) {
+    const int64_t was = core::gated_product_max_rows();
+    core::set_gated_product_max_rows(int64_t{1} << 30);
+    for (int batch : o.batches) {
+      records.push_back(bench.decode_step(batch, "decode_b" + std::to_string(batch) + "_gated_halves"));
+      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+    }
+    for (int n : o.prefill) {
+      records.push_back(bench.prefill(n, "prefill_" + std::to_string(n) + "_gated_halves"));
+      std::cerr << records.back().case_name << ": " << records.back().tok_s << " tok/s\n";
+    }
+    core::set_gated_product_max_rows(was);
   }
   // The decode steps of every batch (up to max_batch) with each value of a setting,
   // restored afterwards: cases decode_bN_<tag>_<value>.

@@ -228,11 +228,20 @@ void LlamaHarness::forward(unsigned mask) {
     project(l, kO, at, o);
     if (other) b_.rms_norm(o, &residual, ones_, s_.eps, 0.0f, x);
     // linear_gated: one pass with act-and-multiply in its epilogue where the backend
-    // has it (decode rows), else the group and act_mul.
+    // has it (decode rows), else (below) the group and act_mul.
     const bool gated = fuse_ && !(lora && layout_.has_adapters) && gemm && other &&
                        b_.matmul_gated(x, gate_up_w_[l], BANYAN_ACT_SILU, act);
-    if (!gated) group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
-    if (other && !gated) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
+    // Wide pairs of more rows, up to core::gated_product_max_rows(): one product and
+    // act_mul_halves over its halves (LinearRegistry::forward_gated).
+    const bool halves = !gated && fuse_ && !(lora && layout_.has_adapters) && T > 1 &&
+                        T <= core::gated_product_max_rows();
+    if (halves) {
+      Tensor all = gate_up_.view({T, 2 * I});
+      if (gemm) b_.matmul(x, gate_up_w_[l], false, nullptr, all);
+      if (other) b_.act_mul_halves(all, BANYAN_ACT_SILU, act);
+    }
+    if (!gated && !halves) group(l, {kGate, kUp}, gate_up_w_[l], gate_up_, x, {&gate, &up});
+    if (other && !gated && !halves) b_.act_mul(gate, up, BANYAN_ACT_SILU, act);
     project(l, kDown, act, down);
     if (other) b_.rms_norm(down, &residual, l + 1 < s_.layers ? ones_ : final_norm_, s_.eps, 0.0f, x);
   }

@@ -79,6 +79,20 @@ void Backend::split_columns(const Tensor& x, std::span<Tensor> outs) {
   }
 }
 
+void Backend::act_mul_halves(const Tensor& gate_up, int32_t activation, Tensor& out) {
+  const int64_t T = gate_up.shape[0], N = gate_up.shape[1] / 2;
+  if (gate_up.ndim != 2 || out.ndim != 2 || gate_up.shape[1] != 2 * N || out.shape[0] != T || out.shape[1] != N)
+    throw Error(Code::invalid_argument, "act_mul_halves: gate_up " + gate_up.shape_string() + ", out " +
+                                            out.shape_string() + ", expected [T, 2N] and [T, N]");
+  const size_t es = dtype_size(gate_up.type());
+  for (int64_t t = 0; t < T; ++t) {
+    Tensor g = gate_up.rows(t, 1), u = g, o = out.rows(t, 1);
+    g.shape[1] = u.shape[1] = N;
+    u.data = static_cast<char*>(g.data) + static_cast<size_t>(N) * es;
+    act_mul(g, u, activation, o);
+  }
+}
+
 void Backend::sample(const Tensor&, std::span<const BanyanSampleRow>, std::span<const BanyanLogitEdit>,
                      std::span<BanyanSampleResult>) {
   throw Error(Code::unsupported, "backend " + name() + ": no sampling op");

@@ -162,6 +162,10 @@ class Backend {
                             Tensor& /*out*/) {
     return false;
   }
+  /// out [T, N] = act(g) * u where each row of gate_up [T, 2N] is [g | u] (the one
+  /// product of a fused gate/up pair), as act_mul of the two halves. The default runs
+  /// act_mul row by row; backends override it with one pass.
+  virtual void act_mul_halves(const Tensor& gate_up, int32_t activation, Tensor& out);
   /// Whether LinearRegistry keeps the weights of linears that a model computes
   /// together (linear_n) side by side and runs them as one product by default.
   virtual bool prefers_fused_linears() const { return false; }

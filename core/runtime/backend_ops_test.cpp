@@ -202,6 +202,24 @@ TEST_F(BackendOps, ActivationsActMulAddGather) {
   expect_close(host(rows), wg, 0);
 }
 
+// Each row of gate_up is [gate | up] (a fused product): the halves are read in place.
+TEST_F(BackendOps, ActMulHalvesActsOnEachRowsTwoHalves) {
+  for (const auto& [T, N] : {std::pair<int64_t, int64_t>{5, 48}, {3, 13}, {1, 8}}) {
+    SCOPED_TRACE(std::to_string(T) + " x " + std::to_string(N));
+    auto gu = random_floats(static_cast<size_t>(T * 2 * N), 44, -6, 6);
+    for (int32_t a : {BANYAN_ACT_SILU, BANYAN_ACT_GELU_TANH}) {
+      Tensor out = zeros({T, N});
+      be->act_mul_halves(dev(gu, {T, 2 * N}), a, out);
+      std::vector<double> want;
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t j = 0; j < N; ++j) want.push_back(ref_act(gu[t * 2 * N + j], a) * gu[t * 2 * N + N + j]);
+      expect_close(host(out), want, 1e-5);
+    }
+  }
+  Tensor bad = zeros({2, 3});
+  EXPECT_THROW(be->act_mul_halves(dev(random_floats(10, 45), {2, 5}), BANYAN_ACT_SILU, bad), Error);
+}
+
 TEST_F(BackendOps, LoadWeightConvertsBf16F16F32) {
   const uint16_t bf[] = {0x3f80, 0xc040, 0x0000, 0x7f80};  // 1, -3, 0, inf
   const uint16_t hf[] = {0x3c00, 0xc200, 0x0001, 0x7bff};  // 1, -3, 2^-24, 65504

@@ -41,6 +41,17 @@ bool fused_product_pays(int64_t rows, std::span<const int64_t> out_features, int
 }
 
 namespace {
+int64_t initial_gated_rows() {
+  const char* e = std::getenv("BANYAN_FUSE_GATED_ROWS");
+  return e && *e ? std::max<int64_t>(0, std::atoll(e)) : 0;
+}
+int64_t g_gated_rows = initial_gated_rows();
+}  // namespace
+
+int64_t gated_product_max_rows() { return g_gated_rows; }
+void set_gated_product_max_rows(int64_t rows) { g_gated_rows = std::max<int64_t>(0, rows); }
+
+namespace {
 // BANYAN_FUSE_LINEARS=0/1 overrides the backend's preference (A/B runs, debugging).
 bool default_fusion(const Backend& backend) {
   const char* e = std::getenv("BANYAN_FUSE_LINEARS");
@@ -187,9 +198,15 @@ void LinearRegistry::forward_gated(const std::string& gate, const std::string& u
   const Group& g = group(modules, flags);
   const int64_t T = x.ndim == 2 ? x.shape[0] : 0;
   if (g.fused && !g.provider && T > 0 && !(hook_ && ctx.has_adapters) && !g.bias.data && g.parts[0] == g.parts[1] &&
-      x.shape[1] == g.weight.shape[1] && out.ndim == 2 && out.shape[0] == T &&
-      out.shape[1] == g.parts[0] && ctx.backend.matmul_gated(x, g.weight, act, out))
-    return;
+      x.shape[1] == g.weight.shape[1] && out.ndim == 2 && out.shape[0] == T && out.shape[1] == g.parts[0]) {
+    if (ctx.backend.matmul_gated(x, g.weight, act, out)) return;
+    if (T <= gated_product_max_rows()) {
+      Tensor all = ctx.arena.tensor(x.type(), {T, 2 * g.parts[0]});
+      ctx.backend.matmul(x, g.weight, false, nullptr, all);
+      ctx.backend.act_mul_halves(all, act, out);
+      return;
+    }
+  }
   Tensor outs[2] = {out, out};  // shapes [T, N]; forward_n checks them against the modules
   forward_n(modules, flags, ctx, x, outs);
   ctx.backend.act_mul(outs[0], outs[1], act, out);

@@ -125,6 +125,13 @@ class DenseLinear final : public LinearProvider {
 bool fused_product_pays(int64_t rows, std::span<const int64_t> out_features, int64_t in_features,
                         size_t elem_bytes);
 
+/// The most rows for which LinearRegistry::forward_gated runs a dense fused gate/up
+/// pair that fused_product_pays() leaves apart (both parts wide) as one product
+/// followed by Backend::act_mul_halves, which reads the halves in place (no split of
+/// the product). BANYAN_FUSE_GATED_ROWS; default 0: off (an A/B for the GPU bench).
+int64_t gated_product_max_rows();
+void set_gated_product_max_rows(int64_t rows);
+
 class LinearRegistry {
  public:
   LinearRegistry(WeightStore& weights, Backend& backend);
@@ -164,7 +171,8 @@ class LinearRegistry {
                  const Tensor& x, std::span<Tensor> outs);
   /// out = act(gate(x)) * up(x) (the linear_gated op): one pass of the backend's
   /// matmul_gated over the dense fused pair when it has one for this shape (and the
-  /// step has no adapters: the hook needs gate and up apart), else forward_n (the
+  /// step has no adapters: the hook needs gate and up apart), else for up to
+  /// gated_product_max_rows() rows one product and act_mul_halves, else forward_n (the
   /// fused product when it pays, the hook on each part) and act_mul.
   void forward_gated(const std::string& gate, const std::string& up, uint32_t flags,
                      const LinearContext& ctx, const Tensor& x, int32_t act, Tensor& out);

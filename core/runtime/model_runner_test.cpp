@@ -121,10 +121,17 @@ TEST_P(Families, FusedProjectionsChangeNothing) {
   EXPECT_FALSE(plain.linears().fusion());
   auto a = generate(fused, kPrompts), b = generate(plain, kPrompts);
   auto a_chunked = generate(fused, kPrompts, 3);
+  // gate/up of any row count as one product, act_mul_halves reading its halves.
+  const int64_t gated_rows = gated_product_max_rows();
+  set_gated_product_max_rows(1 << 20);
+  auto a_gated = generate(fused, kPrompts), a_gated_chunked = generate(fused, kPrompts, 3);
+  set_gated_product_max_rows(gated_rows);
   for (size_t i = 0; i < kPrompts.size(); ++i) {
     SCOPED_TRACE(i);
     expect_same(a[i], b[i], 1e-4);
     expect_same(a_chunked[i], b[i], 1e-4);
+    expect_same(a_gated[i], b[i], 1e-4);
+    expect_same(a_gated_chunked[i], b[i], 1e-4);
     auto alone = generate(fused, {kPrompts[i]});  // decode steps of one row
     expect_same(alone[0], b[i], 1e-4);
   }

@@ -66,6 +66,7 @@ class CudaBackend final : public core::Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v,
                  const core::AttentionParams& p, Tensor& out) override;
   void act_mul(const Tensor& gate, const Tensor& up, int32_t activation, Tensor& out) override;
+  void act_mul_halves(const Tensor& gate_up, int32_t activation, Tensor& out) override;
   void activation(const Tensor& x, int32_t activation, Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& rows, Tensor& out) override;

@@ -103,6 +103,27 @@ void binary(const uint16_t* a, const uint16_t* b, int64_t n, int act, uint16_t* 
                    0, s, a, b, n, act, out);
 }
 
+// out[t, :] = act(gu[t, :N]) * gu[t, N:] for gu [T, 2N] (a fused gate/up product):
+// `width` values per step (8: 16-byte vectors, 1: any alignment).
+template <int W>
+__global__ void act_mul_halves_kernel(const uint16_t* gu, int64_t rows, int64_t n, int act, uint16_t* out) {
+  chained_prologue();
+  const int64_t steps = n / W;
+  GRID_STRIDE(i, rows * steps) {
+    const int64_t t = i / steps, c = (i - t * steps) * W;
+    const uint16_t* g = gu + t * 2 * n + c;
+    if constexpr (W == 8) {
+      const Bf16x8 x = load8(g), y = load8(g + n);
+      Bf16x8 o;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) o.set(j, combine<0>(x.get(j), y.get(j), act));
+      store8(out + t * n + c, o);
+    } else {
+      out[t * n + c] = f2bf(combine<0>(bf2f(g[0]), bf2f(g[n]), act));
+    }
+  }
+}
+
 template <class T>
 __global__ void add_bias_kernel(T* out, int64_t M, int64_t N, const float* bias) {
   chained_prologue();
@@ -195,6 +216,17 @@ void embedding(const void* table, bool table_f32, int64_t hidden, const int32_t*
 void act_mul(const bf16_bits* gate, const bf16_bits* up, int64_t n, int32_t act, bf16_bits* out,
              cudaStream_t stream) {
   binary<0>(gate, up, n, act, out, stream);
+}
+
+void act_mul_halves(const bf16_bits* gate_up, int64_t rows, int64_t n, int32_t act, bf16_bits* out,
+                    cudaStream_t stream) {
+  if (rows <= 0 || n <= 0) return;
+  if (n % 8 == 0 && aligned16(gate_up) && aligned16(out))
+    launch_chained("act_mul_halves", act_mul_halves_kernel<8>, blocks_for(rows * n / 8, kThreads), kThreads, 0,
+                   stream, gate_up, rows, n, act, out);
+  else
+    launch_chained("act_mul_halves", act_mul_halves_kernel<1>, blocks_for(rows * n, kThreads), kThreads, 0,
+                   stream, gate_up, rows, n, act, out);
 }
 
 void activation(const bf16_bits* x, int64_t n, int32_t act, bf16_bits* out, cudaStream_t stream) {

@@ -35,6 +35,9 @@ void embedding(const void* table, bool table_f32, int64_t hidden, const int32_t*
 /// out = bf16(bf16(act(gate)) * up), as the reference computes in bf16.
 void act_mul(const bf16_bits* gate, const bf16_bits* up, int64_t n, int32_t activation,
              bf16_bits* out, cudaStream_t stream);
+/// out [rows, n] = act_mul of the two halves of each row of gate_up [rows, 2n].
+void act_mul_halves(const bf16_bits* gate_up, int64_t rows, int64_t n, int32_t activation, bf16_bits* out,
+                    cudaStream_t stream);
 void activation(const bf16_bits* x, int64_t n, int32_t activation, bf16_bits* out,
                 cudaStream_t stream);
 void add(const bf16_bits* a, const bf16_bits* b, int64_t n, bf16_bits* out, cudaStream_t stream);

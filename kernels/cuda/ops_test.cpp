@@ -125,6 +125,24 @@ TEST_F(CudaOps, SplitColumnsIsExact) {
   }
 }
 
+// act_mul_halves (a fused gate/up product's halves read in place) against the CPU
+// backend; the 16-byte path (N % 8 == 0) and the scalar one.
+TEST_F(CudaOps, ActMulHalves) {
+  for (const auto& [T, N] : {std::pair<int64_t, int64_t>{64, 1024}, {3, 1001}, {1, 8}}) {
+    auto gu = random_bf16(T * 2 * N, ++seed, -4, 4);
+    Dev c = make(*be->cpu, DType::f32, {T, 2 * N}), co = make(*be->cpu, DType::f32, {T, N});
+    Dev g = make(*be->gpu, DType::bf16, {T, 2 * N}), go = make(*be->gpu, DType::bf16, {T, N});
+    put(*be->cpu, c.t, gu), put(*be->gpu, g.t, gu);
+    for (int act : {BANYAN_ACT_SILU, BANYAN_ACT_GELU_TANH}) {
+      const std::string tag = " act=" + std::to_string(act) + " " + std::to_string(T) + "x" + std::to_string(N);
+      poison(*be->gpu, go.t);
+      be->cpu->act_mul_halves(c.t, act, co.t);
+      be->gpu->act_mul_halves(g.t, act, go.t);
+      EXPECT_TRUE(close(get(*be->cpu, co.t), get(*be->gpu, go.t), kBf16Rel, "act_mul_halves" + tag));
+    }
+  }
+}
+
 TEST_F(CudaOps, ActivationsAddAndActMul) {
   for (int64_t n : {4096 * 3, 1001}) {
     auto a = random_bf16(n, ++seed, -4, 4), b = random_bf16(n, ++seed, -4, 4);
