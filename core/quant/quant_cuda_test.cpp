@@ -101,9 +101,13 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
   lo.gemv_variant = variant;
   lo.gemv_num_sms = sms;
   QuantizedLinear lin(*backend, "model.layers.0.mlp.up_proj", m, &bias_t, nullptr, lo);
-  for (int64_t M : variant < 0 ? std::vector<int64_t>{1, 2, 3, 4, 5, 17} : std::vector<int64_t>{1}) {
+  const int64_t chunk_rows = quant_gemv_chunk_rows();
+  // Default kernels: 5 and 17 rows also as chunks of the GEMV (set_quant_gemv_chunk_rows).
+  for (int64_t Mc : variant < 0 ? std::vector<int64_t>{1, 2, 3, 4, 5, 17, 1005, 1017} : std::vector<int64_t>{1}) {
+    const int64_t M = Mc % 1000;
+    set_quant_gemv_chunk_rows(Mc >= 1000 ? 32 : 0);
     for (bool f32_out : {false, true}) {
-      SCOPED_TRACE("M " + std::to_string(M) + (f32_out ? " f32" : " bf16"));
+      SCOPED_TRACE("M " + std::to_string(M) + (f32_out ? " f32" : " bf16") + (Mc >= 1000 ? ", GEMV chunks" : ""));
       std::vector<uint16_t> xb(static_cast<size_t>(M * K));
       for (auto& e : xb) e = kernels::cpu::f32_to_bf16(nd(rng) * 20.0f);
       DeviceBuffer xd(*backend, xb.size() * 2), od(*backend, static_cast<size_t>(M * N) * 4);
@@ -133,6 +137,7 @@ TEST_P(QuantCuda, GemvAndGemmMatchTheDequantizedWeight) {
         }
     }
   }
+  set_quant_gemv_chunk_rows(chunk_rows);
   }
   }
 }

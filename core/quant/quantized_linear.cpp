@@ -2,6 +2,9 @@
 
 #include <banyan/error.h>
 
+#include <algorithm>
+#include <cstdlib>
+
 #ifdef BANYAN_WITH_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/quant_gemm.h"
@@ -11,6 +14,12 @@
 namespace banyan::core {
 
 namespace {
+
+int64_t initial_chunk_rows() {
+  const char* e = std::getenv("BANYAN_QUANT_GEMV_CHUNK_ROWS");
+  return e && *e ? std::max<int64_t>(0, std::atoll(e)) : 0;
+}
+int64_t g_chunk_rows = initial_chunk_rows();
 
 #ifdef BANYAN_WITH_CUDA
 kernels::cuda::QuantWeightDev device_view(const QuantView& v) {
@@ -150,9 +159,21 @@ void QuantizedLinear::forward(const LinearContext& ctx, const Tensor& x, Tensor&
           ->run(d, x.as<uint16_t>(), x.shape[0], out.data, out_f32, bias, cuda.stream());
       return;
     }
-    if (kernels::cuda::quant_gemv_supported(d, x.shape[0], x.data)) {
-      kernels::cuda::quant_gemv(d, x.as<uint16_t>(), x.shape[0], out.data, out_f32, bias, false,
-                                options_.gemv_num_sms > 0 ? options_.gemv_num_sms : cuda.num_sms(), cuda.stream());
+    const int sms = options_.gemv_num_sms > 0 ? options_.gemv_num_sms : cuda.num_sms();
+    const int64_t M = x.shape[0], K = view_.cols, N = view_.rows;
+    if (kernels::cuda::quant_gemv_supported(d, M, x.data)) {
+      kernels::cuda::quant_gemv(d, x.as<uint16_t>(), M, out.data, out_f32, bias, false, sms, cuda.stream());
+      return;
+    }
+    // Chunks of kQuantGemvMaxRows rows (each chunk's x stays 16-byte aligned: K even).
+    constexpr int64_t kChunk = kernels::cuda::kQuantGemvMaxRows;
+    if (M > kChunk && M <= quant_gemv_chunk_rows() && K % 2 == 0 &&
+        kernels::cuda::quant_gemv_supported(d, kChunk, x.data)) {
+      const size_t out_row = static_cast<size_t>(N) * (out_f32 ? 4 : 2);
+      for (int64_t r = 0; r < M; r += kChunk)
+        kernels::cuda::quant_gemv(d, x.as<uint16_t>() + r * K, std::min(kChunk, M - r),
+                                  static_cast<char*>(out.data) + static_cast<size_t>(r) * out_row, out_f32, bias,
+                                  false, sms, cuda.stream());
       return;
     }
     const size_t need = static_cast<size_t>(view_.rows * view_.cols) * 2;

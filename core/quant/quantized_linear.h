@@ -25,6 +25,13 @@ struct DequantScratch {
   std::shared_ptr<void> fp8_gemm;
 };
 
+/// CUDA: the most rows of x for which a quantized product runs the GEMV (1-4 rows) on
+/// chunks of up to 4 rows, streaming the packed weight once per chunk, instead of
+/// dequantizing the weight to bf16 for cuBLASLt (BANYAN_QUANT_GEMV_CHUNK_ROWS; default
+/// 0: off, an A/B for the GPU bench not yet measured).
+int64_t quant_gemv_chunk_rows();
+void set_quant_gemv_chunk_rows(int64_t rows);
+
 struct QuantizedLinearOptions {
   /// FP8 W8A8 (the fp8 plugin's `w8a8` option): the activations are quantized to
   /// e4m3 per tensor on the device and multiplied with the fp8 weight by cuBLASLt.
