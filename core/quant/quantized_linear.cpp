@@ -43,6 +43,9 @@ kernels::cuda::QuantWeightDev device_view(const QuantView& v) {
 
 }  // namespace
 
+int64_t quant_gemv_chunk_rows() { return g_chunk_rows; }
+void set_quant_gemv_chunk_rows(int64_t rows) { g_chunk_rows = std::max<int64_t>(0, rows); }
+
 QuantizedLinear::QuantizedLinear(Backend& backend, const std::string& module,
                                  const QuantizedMatrix& weight, const Tensor* bias,
                                  std::shared_ptr<DequantScratch> scratch, QuantizedLinearOptions options)
