@@ -346,6 +346,10 @@ int main(int argc, char** argv) {
     const int max_batch = *std::max_element(batches.begin(), batches.end());
 
     nlohmann::json results = nlohmann::json::array();
+    const std::string model_name = random ? "random llama " + a.random_llama : a.model.string();
+    auto write_json = [&](const nlohmann::json& doc) {
+      if (!a.out.empty()) std::ofstream(a.out) << doc.dump(1) << "\n";
+    };
     double base_ppl = 0;
     std::map<int, double> base_tok_s;  // bf16's decode tokens/s per batch
     for (const auto& variant : split(a.methods, ',')) {
@@ -414,22 +418,15 @@ int main(int argc, char** argv) {
       results.push_back(r);
       // The results so far, after each method: a run cut short by its time limit
       // still leaves the methods it finished.
-      if (!a.out.empty())
-        std::ofstream(a.out) << nlohmann::json({{"model", random ? "random llama " + a.random_llama
-                                                                 : a.model.string()},
-                                                {"device", a.device},
-                                                {"new_tokens", a.new_tokens},
-                                                {"partial", true},
-                                                {"results", results}})
-                                    .dump(1)
-                             << "\n";
+      write_json({{"model", model_name}, {"device", a.device}, {"new_tokens", a.new_tokens}, {"partial", true},
+                  {"results", results}});
     }
     nlohmann::json gemv = nlohmann::json::object();
     if (a.gemv_reps > 0) {
       if (a.threads > 0) omp_set_num_threads(a.threads);
       for (int M : {1, 8}) gemv["M" + std::to_string(M)] = gemv_bench(plugins, split(a.methods, ','), M, a.gemv_reps);
     }
-    nlohmann::json doc = {{"model", random ? "random llama " + a.random_llama : a.model.string()},
+    nlohmann::json doc = {{"model", model_name},
                           {"device", a.device},
                           {"gemv_llama3_8b_layer", gemv},
                           {"threads", a.threads},
@@ -439,7 +436,7 @@ int main(int argc, char** argv) {
                                           : a.ppl_windows > 0 ? a.ppl_windows
                                                               : static_cast<int>((stream.size() - 1) / kWindow)},
                           {"results", results}};
-    if (!a.out.empty()) std::ofstream(a.out) << doc.dump(1) << "\n";
+    write_json(doc);
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

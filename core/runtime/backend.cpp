@@ -79,11 +79,16 @@ void Backend::split_columns(const Tensor& x, std::span<Tensor> outs) {
   }
 }
 
-void Backend::act_mul_halves(const Tensor& gate_up, int32_t activation, Tensor& out) {
+int64_t Backend::act_mul_halves_width(const Tensor& gate_up, const Tensor& out) {
   const int64_t T = gate_up.shape[0], N = gate_up.shape[1] / 2;
   if (gate_up.ndim != 2 || out.ndim != 2 || gate_up.shape[1] != 2 * N || out.shape[0] != T || out.shape[1] != N)
     throw Error(Code::invalid_argument, "act_mul_halves: gate_up " + gate_up.shape_string() + ", out " +
                                             out.shape_string() + ", expected [T, 2N] and [T, N]");
+  return N;
+}
+
+void Backend::act_mul_halves(const Tensor& gate_up, int32_t activation, Tensor& out) {
+  const int64_t T = gate_up.shape[0], N = act_mul_halves_width(gate_up, out);
   const size_t es = dtype_size(gate_up.type());
   for (int64_t t = 0; t < T; ++t) {
     Tensor g = gate_up.rows(t, 1), u = g, o = out.rows(t, 1);

@@ -185,6 +185,8 @@ class Backend {
 
  protected:
   void count_to_host(size_t bytes) { bytes_to_host_ += bytes; }
+  /// act_mul_halves' shapes: N for gate_up [T, 2N] and out [T, N]; throws otherwise.
+  static int64_t act_mul_halves_width(const Tensor& gate_up, const Tensor& out);
 
  private:
   uint64_t bytes_to_host_ = 0;

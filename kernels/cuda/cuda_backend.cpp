@@ -339,11 +339,8 @@ void CudaBackend::attend(const Tensor& q, const Tensor& k, const Tensor& v,
 void CudaBackend::act_mul_halves(const Tensor& gate_up, int32_t act, Tensor& out) {
   need(gate_up, DType::bf16, "act_mul_halves", "gate_up");
   need(out, DType::bf16, "act_mul_halves", "out");
-  const int64_t T = gate_up.shape[0], N = gate_up.shape[1] / 2;
-  if (gate_up.ndim != 2 || out.ndim != 2 || gate_up.shape[1] != 2 * N || out.shape[0] != T || out.shape[1] != N)
-    throw Error(Code::invalid_argument, "act_mul_halves: gate_up " + gate_up.shape_string() + ", out " +
-                                            out.shape_string() + ", expected [T, 2N] and [T, N]");
-  kernels::cuda::act_mul_halves(bf(gate_up), T, N, act, bf(out), stream());
+  const int64_t N = act_mul_halves_width(gate_up, out);
+  kernels::cuda::act_mul_halves(bf(gate_up), gate_up.shape[0], N, act, bf(out), stream());
 }
 
 void CudaBackend::act_mul(const Tensor& gate, const Tensor& up, int32_t act, Tensor& out) {
